@@ -1,0 +1,44 @@
+# Parley — the two commands the README promises, and a few more.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint install install-test worker beat bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed-base: requirements/base.txt requirements/production.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements/production.txt
+	touch $@
+
+$(VENV)/.installed-test: requirements/test.txt $(VENV)/.installed-base
+	$(BIN)/pip install -q -r requirements/test.txt
+	touch $@
+
+install: $(VENV)/.installed-base
+install-test: $(VENV)/.installed-test
+
+## Set up and run Parley on the embedded defaults (SQLite, in-memory layers): http://127.0.0.1:8000/
+run: install
+	$(BIN)/python manage.py run --host $(HOST) --port $(PORT)
+
+## Set up and run the whole test suite (uses DATABASE_URL / REDIS_URL when set).
+test: install-test
+	$(BIN)/python -m pytest
+
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+worker: install
+	$(BIN)/celery -A config worker -P threads -c 32 -Q default,llm,webhooks -l INFO
+
+beat: install
+	$(BIN)/celery -A config beat -l INFO
+
+clean:
+	rm -rf $(VENV) var/staticfiles .pytest_cache .ruff_cache

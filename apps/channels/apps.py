@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ImChannelsConfig(AppConfig):
+    # The label is not "channels" so it never clashes with Django Channels' own app label.
+    name = "apps.channels"
+    label = "im_channels"
+    verbose_name = "IM channels"

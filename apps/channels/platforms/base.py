@@ -1,0 +1,127 @@
+"""The contract every IM platform adapter fulfils.
+
+One folder per platform under ``apps/channels/platforms/<name>/`` with an ``adapter.py`` that
+defines a ``PlatformAdapter`` subclass, real payload samples beside its tests, and one line in
+``registry.py``. Adapters never import ``apps.conversations``: they turn HTTP into ``Inbound``
+values and replies into platform API calls, nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+
+@dataclass
+class Inbound:
+    """A normalized message from a platform."""
+
+    message_id: str  # the id to de-duplicate on (event id or message id, per the platform)
+    chat_id: str  # where replies go: the chat / conversation / group id
+    user_id: str  # the sender's id on the platform
+    text: str  # plain text, with the bot's own @-mention removed
+    user_name: str = ""
+    is_group: bool = False
+    raw: dict[str, Any] = field(default_factory=dict)  # the payload (decrypted), for review and debugging
+    reply_context: dict[str, Any] = field(default_factory=dict)  # what send() needs beyond chat/user ids
+
+
+@dataclass
+class Target:
+    """Where a reply goes; built by the pipeline from the stored InboundMessage."""
+
+    chat_id: str
+    user_id: str = ""
+    is_group: bool = False
+    reply_context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OutboundReply:
+    """What the pipeline asks an adapter to deliver."""
+
+    markdown: str
+    feedback_url: str = ""
+    idempotency_key: str = ""  # stable per answer; platforms that support it de-duplicate sends
+
+
+@dataclass
+class SentRef:
+    platform_message_id: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class WebhookRejected(Exception):
+    """The request is refused. ``status`` is the HTTP status to answer with (never 5xx);
+    ``outcome`` is the metrics label (rejected_signature, rejected)."""
+
+    def __init__(self, status: int, reason: str, *, outcome: str = "rejected") -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.outcome = outcome
+
+
+class SignatureInvalid(WebhookRejected):
+    def __init__(self, reason: str = "invalid signature", status: int = 401) -> None:
+        super().__init__(status, reason, outcome="rejected_signature")
+
+
+class MalformedRequest(WebhookRejected):
+    def __init__(self, reason: str = "malformed request") -> None:
+        super().__init__(400, reason)
+
+
+class PlatformError(Exception):
+    """Sending failed. ``permanent`` says whether retrying can help (bad credentials, a chat the bot
+    cannot post to: permanent; timeouts, 5xx, 429: not)."""
+
+    def __init__(self, message: str, *, permanent: bool = False, status: int | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.status = status
+
+
+class PlatformAdapter:
+    platform: ClassVar[str] = ""
+    #: Default API base (scheme + host); a channel's ``api_base`` replaces it.
+    default_api_base: ClassVar[str] = ""
+    #: Credential keys this platform's channels use (shown and validated in the admin and in ``apply``).
+    credential_keys: ClassVar[tuple[str, ...]] = ()
+    #: Keys that must be present for the channel to work.
+    required_credentials: ClassVar[tuple[str, ...]] = ()
+
+    def api_base(self, channel: Any) -> str:
+        return (channel.api_base or self.default_api_base).rstrip("/")
+
+    def handshake(self, request: HttpRequest, channel: Any) -> HttpResponse | None:
+        """Answer the platform's URL verification (challenge / echostr), or None when the request
+        is not a handshake. May raise ``WebhookRejected``."""
+        return None
+
+    def verify(self, request: HttpRequest, channel: Any) -> None:
+        """Raise ``WebhookRejected`` unless the request is authentic and fresh. Works on the raw body."""
+        raise NotImplementedError
+
+    def parse(self, request: HttpRequest, channel: Any) -> list[Inbound]:
+        """Return the messages in a verified request; [] for events deliberately ignored.
+        Raises ``MalformedRequest`` for bodies that cannot be understood."""
+        raise NotImplementedError
+
+    def ack(self, request: HttpRequest, channel: Any, inbounds: list[Inbound]) -> HttpResponse:
+        """The response that tells the platform the request was received."""
+        return JsonResponse({"ok": True})
+
+    def send(self, channel: Any, target: Target, reply: OutboundReply) -> SentRef:
+        """Deliver a reply through the platform's API. Raises ``PlatformError``."""
+        raise NotImplementedError
+
+    def render(self, markdown: str) -> Any:
+        """The platform's own dialect of ``markdown`` (within its length limits)."""
+        return markdown
+
+    def send_test_message(self, channel: Any, target: Target) -> SentRef:
+        """Used by the admin's "send a test message" action."""
+        return self.send(channel, target, OutboundReply(markdown="**Parley** test message ✅"))

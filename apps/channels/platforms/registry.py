@@ -1,0 +1,25 @@
+"""Platform name → adapter class, imported lazily. Adding a platform is one line here."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import import_module
+
+from .base import PlatformAdapter
+
+ADAPTERS: dict[str, str] = {
+    # "feishu": "apps.channels.platforms.feishu.adapter.FeishuAdapter",
+}
+
+
+def platforms() -> list[str]:
+    return sorted(ADAPTERS)
+
+
+@cache
+def get_adapter(platform: str) -> PlatformAdapter | None:
+    path = ADAPTERS.get(platform)
+    if path is None:
+        return None
+    module_name, _, class_name = path.rpartition(".")
+    return getattr(import_module(module_name), class_name)()

@@ -1,0 +1,72 @@
+"""The single webhook URL every IM platform calls: ``/webhooks/<platform>/<channel key>/``.
+
+It verifies and parses through the platform's adapter, stores each message (``accept``), and
+acknowledges. No model or platform I/O happens here, so it answers in milliseconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from apps.core import metrics
+from apps.core.logging import log_context
+
+from .platforms.base import WebhookRejected
+from .platforms.registry import get_adapter
+from .services import channel_for_webhook
+
+logger = logging.getLogger(__name__)
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+@csrf_exempt
+def webhook(request: HttpRequest, platform: str, key: str) -> HttpResponse:
+    started = time.perf_counter()
+    adapter = get_adapter(platform)
+    if adapter is None or platform == "web":
+        return _error(404, f"unknown platform '{platform}'")
+    if request.method not in ("GET", "POST"):
+        return _error(405, "method not allowed")
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return _error(400, "invalid Content-Length")
+    if declared > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        metrics.INBOUND_MESSAGES.labels(platform, "rejected").inc()
+        return _error(413, "request body too large")
+    try:
+        request.body  # noqa: B018 - read the raw body once, within the size limit
+    except RequestDataTooBig:
+        metrics.INBOUND_MESSAGES.labels(platform, "rejected").inc()
+        return _error(413, "request body too large")
+
+    channel = channel_for_webhook(platform=platform, key=key)
+    if channel is None:
+        return _error(404, "unknown or disabled channel")
+
+    from apps.conversations.services import accept_inbound
+
+    with log_context(tenant=channel.bot.tenant.slug, bot=channel.bot.slug, platform=platform):
+        try:
+            response = adapter.handshake(request, channel)
+            if response is not None:
+                return response
+            adapter.verify(request, channel)
+            inbounds = adapter.parse(request, channel)
+        except WebhookRejected as exc:
+            metrics.INBOUND_MESSAGES.labels(platform, exc.outcome).inc()
+            logger.warning("webhook rejected: %s", exc.reason, extra={"status": exc.status})
+            return _error(exc.status, exc.reason)
+        accept_inbound(channel=channel, inbounds=inbounds, trace_id=getattr(request, "trace_id", ""))
+        response = adapter.ack(request, channel, inbounds)
+    metrics.WEBHOOK_ACK.labels(platform).observe(time.perf_counter() - started)
+    return response

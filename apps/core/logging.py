@@ -1,0 +1,81 @@
+"""JSON log lines with request/message context, PII masked.
+
+Every line is one JSON object: timestamp, level, logger, message and — where known — tenant, bot,
+platform, conversation and trace_id. Context is carried in contextvars, set with ``log_context``
+in views, tasks and consumers; a trace id travels with a message from webhook to reply (it is
+stored on the InboundMessage and restored by the task that handles it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import datetime as dt
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from .pii import mask_text
+
+CONTEXT_FIELDS = ("tenant", "bot", "platform", "conversation", "trace_id")
+_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("parley_log_context", default={})
+
+
+def new_trace_id() -> str:
+    return uuid.uuid4().hex
+
+
+def current_context() -> dict[str, Any]:
+    return dict(_context.get())
+
+
+@contextlib.contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Add fields (None values are ignored) to every log line written inside the block."""
+    merged = {**_context.get(), **{k: v for k, v in fields.items() if v is not None}}
+    token = _context.set(merged)
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def bind(**fields: Any) -> None:
+    """Add fields to the current context until it is reset (for code without a ``with`` block)."""
+    _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _context.get().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; the message and extra string fields are PII-masked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "timestamp": dt.datetime.fromtimestamp(record.created, tz=dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": mask_text(record.getMessage()),
+        }
+        for key, value in vars(record).items():
+            if key in _RESERVED or key.startswith("_"):
+                continue
+            if isinstance(value, str):
+                value = mask_text(value)
+            elif not isinstance(value, int | float | bool | type(None)):
+                value = mask_text(str(value))
+            payload[key] = value
+        if record.exc_info:
+            payload["exception"] = mask_text(self.formatException(record.exc_info))
+        return json.dumps(payload, ensure_ascii=False, default=str)

@@ -1,0 +1,5 @@
+from django.urls import path
+
+from . import setup_views
+
+urlpatterns = [path("", setup_views.setup_view, name="setup")]

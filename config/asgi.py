@@ -1,0 +1,21 @@
+"""ASGI entry point: HTTP goes to Django, WebSocket to the web-chat consumers."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402,F401
+
+from config.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        # Origin checks are per channel (its allowed origins), done by the consumer itself.
+        "websocket": URLRouter(websocket_urlpatterns),
+    }
+)

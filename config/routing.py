@@ -1,0 +1,3 @@
+"""WebSocket routes. The web-chat consumer registers here."""
+
+websocket_urlpatterns: list = []

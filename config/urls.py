@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from apps.core import views as core_views
+
+urlpatterns = [
+    path("", core_views.home, name="home"),
+    path("healthz", core_views.healthz, name="healthz"),
+    path("readyz", core_views.readyz, name="readyz"),
+    path("setup/", include("apps.core.setup_urls")),
+    path("webhooks/", include("apps.channels.urls")),
+    path("", include("django_prometheus.urls")),
+    path("admin/", admin.site.urls),
+]

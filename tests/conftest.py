@@ -1,0 +1,49 @@
+"""Shared fixtures. Tests use real PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set
+(CI sets them), the embedded defaults otherwise."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+
+from tests.factories import make_bot, make_channel, make_tenant, make_user
+from tests.fakes.server import FakeServer
+
+
+@pytest.fixture(autouse=True)
+def _eager_tasks(settings):
+    """Background tasks run on the committing thread unless a test asks for Celery."""
+    settings.TASKS_MODE = "eager"
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def fake_server():
+    with FakeServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def tenant(db):
+    return make_tenant("acme")
+
+
+@pytest.fixture
+def bot(tenant):
+    return make_bot(tenant)
+
+
+@pytest.fixture
+def web_channel(bot):
+    return make_channel(bot, platform="web", key="acme-web")
+
+
+@pytest.fixture
+def superuser(db):
+    return make_user("root", superuser=True)
