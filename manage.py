@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Parley's command-line entry point."""
+
 import os
 import sys
 

@@ -3,7 +3,9 @@ from django.db import models
 
 from apps.tenants.models import slug_validator
 
-DEFAULT_FAILURE_TEXT = "Sorry, I can't answer right now. Please try again in a moment. / 抱歉，我暂时无法回答，请稍后再试。"
+DEFAULT_FAILURE_TEXT = (
+    "Sorry, I can't answer right now. Please try again in a moment. / 抱歉，我暂时无法回答，请稍后再试。"
+)
 
 
 class Bot(models.Model):
@@ -19,26 +21,44 @@ class Bot(models.Model):
     enabled = models.BooleanField(default=True)
     system_prompt = models.TextField(blank=True)
     greeting = models.TextField(blank=True)
-    help_text = models.TextField(blank=True, help_text="Shown by /help. Empty: a friendly default in the user's language.")
-    failure_text = models.TextField(blank=True, default="", help_text="Sent when every model fails. Empty: a polite default.")
+    help_text = models.TextField(
+        blank=True, help_text="Shown by /help. Empty: a friendly default in the user's language."
+    )
+    failure_text = models.TextField(
+        blank=True, default="", help_text="Sent when every model fails. Empty: a polite default."
+    )
     model = models.ForeignKey(
-        "llm.ModelConfig", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        "llm.ModelConfig",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="Primary model. Empty: the deployment's default model (AI_PROVIDER …).",
     )
     language_routes = models.JSONField(
         default=dict, blank=True, help_text='Per-language primary model names, e.g. {"zh": "glm", "en": "gpt"}.'
     )
     context_max_tokens = models.PositiveIntegerField(default=3000, validators=[MinValueValidator(100)])
-    context_max_turns = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1), MaxValueValidator(200)])
-    idle_timeout_minutes = models.PositiveIntegerField(default=30, help_text="A conversation starts fresh after this idle time.")
-    merge_window_ms = models.PositiveIntegerField(default=1500, help_text="Short messages within this window are answered together. 0 turns merging off.")
+    context_max_turns = models.PositiveIntegerField(
+        default=20, validators=[MinValueValidator(1), MaxValueValidator(200)]
+    )
+    idle_timeout_minutes = models.PositiveIntegerField(
+        default=30, help_text="A conversation starts fresh after this idle time."
+    )
+    merge_window_ms = models.PositiveIntegerField(
+        default=1500, help_text="Short messages within this window are answered together. 0 turns merging off."
+    )
     rate_limit_per_second = models.PositiveIntegerField(default=100, help_text="Messages per second for the whole bot.")
     user_rate_limit_per_minute = models.PositiveIntegerField(default=20, help_text="Messages per minute per end user.")
-    cache_answers = models.BooleanField(default=False, help_text="Cache model answers to repeated context-free questions.")
+    cache_answers = models.BooleanField(
+        default=False, help_text="Cache model answers to repeated context-free questions."
+    )
     cache_ttl_seconds = models.PositiveIntegerField(default=3600)
     pii_policy = models.CharField(max_length=8, choices=PiiPolicy.choices, default=PiiPolicy.MASK)
     feedback_links = models.BooleanField(default=True, help_text="Add a rating link to answers.")
-    retention_days = models.PositiveIntegerField(default=180, help_text="Conversations older than this are deleted. 0 keeps them.")
+    retention_days = models.PositiveIntegerField(
+        default=180, help_text="Conversations older than this are deleted. 0 keeps them."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -26,7 +26,9 @@ class Channel(models.Model):
     bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="channels")
     platform = models.CharField(max_length=16, choices=Platform.choices)
     key = models.CharField(
-        max_length=64, unique=True, validators=[key_validator],
+        max_length=64,
+        unique=True,
+        validators=[key_validator],
         help_text="Public key used in /webhooks/<platform>/<key>/ and /ws/chat/<key>/.",
     )
     name = models.CharField(max_length=200, blank=True)

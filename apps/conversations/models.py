@@ -40,7 +40,11 @@ class Message(models.Model):
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     inbound = models.ForeignKey(
-        "InboundMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages",
+        "InboundMessage",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="messages",
         help_text="The inbound message this turn came from or answers.",
     )
     role = models.CharField(max_length=16, choices=Role.choices)
@@ -50,7 +54,9 @@ class Message(models.Model):
     language = models.CharField(max_length=8, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # Answer figures (assistant messages).
-    model_config = models.ForeignKey("llm.ModelConfig", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    model_config = models.ForeignKey(
+        "llm.ModelConfig", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     model_name = models.CharField(max_length=200, blank=True)
     provider = models.CharField(max_length=16, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -71,6 +77,7 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        permissions = [("reveal_pii", "Can reveal unmasked personal data in conversation review")]
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:60]}"
@@ -106,7 +113,9 @@ class InboundMessage(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
     trace_id = models.CharField(max_length=64, blank=True)
-    conversation = models.ForeignKey(Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound")
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound"
+    )
     reply = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     claimed_at = models.DateTimeField(null=True, blank=True)

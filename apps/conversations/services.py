@@ -10,7 +10,6 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from apps.core import metrics
-
 from apps.core.tasks import enqueue
 
 from .models import InboundMessage
@@ -27,9 +26,16 @@ def accept_inbound(*, channel: Any, inbounds: list[Any], trace_id: str = "") -> 
         try:
             with transaction.atomic():
                 row = InboundMessage.objects.create(
-                    channel=channel, platform_message_id=item.message_id[:200], chat_id=item.chat_id[:200],
-                    user_id=item.user_id[:200], user_name=item.user_name[:200], is_group=item.is_group,
-                    text=item.text, raw=item.raw, reply_context=item.reply_context, trace_id=trace_id,
+                    channel=channel,
+                    platform_message_id=item.message_id[:200],
+                    chat_id=item.chat_id[:200],
+                    user_id=item.user_id[:200],
+                    user_name=item.user_name[:200],
+                    is_group=item.is_group,
+                    text=item.text,
+                    raw=item.raw,
+                    reply_context=item.reply_context,
+                    trace_id=trace_id,
                 )
         except IntegrityError:
             metrics.INBOUND_MESSAGES.labels(channel.platform, "duplicate").inc()

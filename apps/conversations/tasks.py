@@ -15,4 +15,4 @@ def handle_inbound(self, inbound_id: int) -> None:
         process_inbound(inbound_id)
     except PlatformError as exc:
         if not exc.permanent:
-            raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries)) from exc
+            raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries)) from exc

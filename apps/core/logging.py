@@ -20,7 +20,10 @@ from typing import Any
 from .pii import mask_text
 
 CONTEXT_FIELDS = ("tenant", "bot", "platform", "conversation", "trace_id")
-_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("parley_log_context", default={})
+_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
+    "parley_log_context",
+    default={},  # noqa: B039 - never mutated; replaced with .set()
+)
 
 
 def new_trace_id() -> str:

@@ -46,7 +46,9 @@ INBOUND_MESSAGES = Counter(
 WEBHOOK_ACK = Histogram(
     "parley_webhook_ack_seconds", "Time to acknowledge a platform webhook.", ["platform"], buckets=FAST_BUCKETS
 )
-REPLIES = Counter("parley_replies_total", "Replies sent to platforms by outcome (sent, failed).", ["platform", "outcome"])
+REPLIES = Counter(
+    "parley_replies_total", "Replies sent to platforms by outcome (sent, failed).", ["platform", "outcome"]
+)
 WEBCHAT_SOCKETS = Gauge(
     "parley_webchat_sockets_open", "Open web-chat WebSocket connections.", multiprocess_mode="livesum"
 )

@@ -11,7 +11,9 @@ import re
 
 _EMAIL = re.compile(r"(?<![\w.+-])([\w.+-]{1,64})@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
 # 18-digit resident id: 6 region + 8 birth date + 3 sequence + check (digit or X).
-_CN_ID = re.compile(r"(?<![0-9A-Za-z])([1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx])(?![0-9A-Za-z])")
+_CN_ID = re.compile(
+    r"(?<![0-9A-Za-z])([1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx])(?![0-9A-Za-z])"
+)
 # 13-19 digit card numbers, optionally grouped by spaces or dashes.
 _CARD = re.compile(r"(?<![\d])(\d(?:[ -]?\d){12,18})(?![\d])")
 # Mainland mobile: 1[3-9]x, 11 digits, optional +86 / 0086.

@@ -52,5 +52,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
         part, _, reason = failure.partition(": ")
         checks[part] = f"failing ({reason})"
     if failures:
-        return JsonResponse({"status": "unavailable", "failing": [f.split(":")[0] for f in failures], "checks": checks}, status=503)
+        return JsonResponse(
+            {"status": "unavailable", "failing": [f.split(":")[0] for f in failures], "checks": checks}, status=503
+        )
     return JsonResponse({"status": "ok", "checks": checks})

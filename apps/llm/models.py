@@ -25,16 +25,22 @@ class ModelConfig(models.Model):
     endpoint = models.URLField(max_length=500, blank=True, help_text="API base URL, e.g. https://api.openai.com/v1")
     api_key = EncryptedTextField(blank=True, help_text="Stored encrypted; never shown again in full.")
     model = models.CharField(max_length=200, blank=True, help_text="Provider's model name, e.g. glm-4-turbo.")
-    max_tokens = models.PositiveIntegerField(default=2048, validators=[MinValueValidator(1), MaxValueValidator(200_000)])
+    max_tokens = models.PositiveIntegerField(
+        default=2048, validators=[MinValueValidator(1), MaxValueValidator(200_000)]
+    )
     temperature = models.DecimalField(
-        max_digits=3, decimal_places=2, default=Decimal("0.70"),
+        max_digits=3,
+        decimal_places=2,
+        default=Decimal("0.70"),
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("2"))],
     )
     tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.GENERAL)
     cost_input_per_1k = models.DecimalField(max_digits=10, decimal_places=6, default=Decimal("0"))
     cost_output_per_1k = models.DecimalField(max_digits=10, decimal_places=6, default=Decimal("0"))
     timeout_s = models.DecimalField(
-        max_digits=5, decimal_places=2, default=Decimal("3"),
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("3"),
         validators=[MinValueValidator(Decimal("0.1")), MaxValueValidator(Decimal("300"))],
         help_text="Seconds to wait for the first token before falling back.",
     )

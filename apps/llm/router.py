@@ -42,9 +42,17 @@ class ModelSpec:
     @classmethod
     def from_config(cls, cfg: Any) -> ModelSpec:
         return cls(
-            name=cfg.name, provider=cfg.provider, endpoint=cfg.endpoint, api_key=cfg.api_key, model=cfg.model,
-            max_tokens=cfg.max_tokens, timeout_s=float(cfg.timeout_s), temperature=float(cfg.temperature),
-            cost_input_per_1k=cfg.cost_input_per_1k, cost_output_per_1k=cfg.cost_output_per_1k, config=cfg,
+            name=cfg.name,
+            provider=cfg.provider,
+            endpoint=cfg.endpoint,
+            api_key=cfg.api_key,
+            model=cfg.model,
+            max_tokens=cfg.max_tokens,
+            timeout_s=float(cfg.timeout_s),
+            temperature=float(cfg.temperature),
+            cost_input_per_1k=cfg.cost_input_per_1k,
+            cost_output_per_1k=cfg.cost_output_per_1k,
+            config=cfg,
             tenant_slug=cfg.tenant.slug if cfg.tenant_id else "",
         )
 
@@ -54,8 +62,13 @@ class ModelSpec:
         if provider == "generic":
             provider = "openai"
         return cls(
-            name="env-default", provider=provider, endpoint=settings.AI_ENDPOINT, api_key=settings.API_KEY,
-            model=settings.MODEL_NAME, max_tokens=settings.MAX_TOKENS, timeout_s=settings.AI_FALLBACK_TIMEOUT,
+            name="env-default",
+            provider=provider,
+            endpoint=settings.AI_ENDPOINT,
+            api_key=settings.API_KEY,
+            model=settings.MODEL_NAME,
+            max_tokens=settings.MAX_TOKENS,
+            timeout_s=settings.AI_FALLBACK_TIMEOUT,
         )
 
 
@@ -104,9 +117,15 @@ def generate(
         started = time.perf_counter()
         try:
             provider = get_provider(spec, language)
-            completion = provider.complete(messages, model=spec.model, max_tokens=spec.max_tokens, timeout=spec.timeout_s)
+            completion = provider.complete(
+                messages, model=spec.model, max_tokens=spec.max_tokens, timeout=spec.timeout_s
+            )
         except ProviderError as exc:
-            attempts.append(Attempt(spec.name, spec.provider, exc.outcome, int((time.perf_counter() - started) * 1000), str(exc)[:300]))
+            attempts.append(
+                Attempt(
+                    spec.name, spec.provider, exc.outcome, int((time.perf_counter() - started) * 1000), str(exc)[:300]
+                )
+            )
             continue
         latency_ms = int((time.perf_counter() - started) * 1000)
         attempts.append(Attempt(spec.name, spec.provider, "ok", latency_ms))
@@ -114,10 +133,19 @@ def generate(
         if on_token:
             on_token(completion.text)
         return Answer(
-            text=completion.text, source="builtin" if spec.provider == "builtin" else "model",
-            model_config=spec.config, model_name=completion.model or spec.model, provider=spec.provider,
-            tokens_in=completion.tokens_in, tokens_out=completion.tokens_out, cost=cost, latency_ms=latency_ms,
-            attempts=attempts, fallback_used=index > 0,
+            text=completion.text,
+            source="builtin" if spec.provider == "builtin" else "model",
+            model_config=spec.config,
+            model_name=completion.model or spec.model,
+            provider=spec.provider,
+            tokens_in=completion.tokens_in,
+            tokens_out=completion.tokens_out,
+            cost=cost,
+            latency_ms=latency_ms,
+            attempts=attempts,
+            fallback_used=index > 0,
         )
     logger.error("every model failed", extra={"attempts": [a.as_dict() for a in attempts]})
-    return Answer(text=failure_text(bot), source="failure", attempts=attempts, failed=True, fallback_used=len(attempts) > 1)
+    return Answer(
+        text=failure_text(bot), source="failure", attempts=attempts, failed=True, fallback_used=len(attempts) > 1
+    )

@@ -29,8 +29,13 @@ class Attempt:
     error: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "provider": self.provider, "outcome": self.outcome,
-                "latency_ms": self.latency_ms, "error": self.error}
+        return {
+            "model": self.model,
+            "provider": self.provider,
+            "outcome": self.outcome,
+            "latency_ms": self.latency_ms,
+            "error": self.error,
+        }
 
 
 @dataclass

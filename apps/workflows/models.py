@@ -17,7 +17,9 @@ class Workflow(models.Model):
     trigger_value = models.CharField(max_length=200, help_text="The command or keyword that starts it.")
     url = models.URLField(max_length=500)
     payload_template = models.TextField(blank=True, default="", help_text="JSON with {{placeholders}}.")
-    reply_template = models.TextField(blank=True, default="", help_text="Told to the user, e.g. 'Ticket {{id}} created.'")
+    reply_template = models.TextField(
+        blank=True, default="", help_text="Told to the user, e.g. 'Ticket {{id}} created.'"
+    )
     signing_secret = EncryptedTextField(blank=True, help_text="HMAC-SHA256 signs each call; stored encrypted.")
     confirmation_required = models.BooleanField(default=True, help_text="Ask the user to confirm before calling.")
     max_retries = models.PositiveSmallIntegerField(default=3)
@@ -53,3 +55,6 @@ class WorkflowRun(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.workflow} run {self.pk} ({self.status})"

@@ -10,6 +10,7 @@ Subclass-free: register handlers per (method, path prefix); every request is rec
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable, Iterable
@@ -92,10 +93,8 @@ class FakeServer:
                         self.send_header(k, v)
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
-                    try:
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                         self.wfile.write(data)
-                    except (BrokenPipeError, ConnectionResetError):
-                        pass
                     return
                 self.send_response(resp.status)
                 for k, v in headers.items():

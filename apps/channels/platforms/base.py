@@ -8,6 +8,7 @@ values and replies into platform API calls, nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -117,6 +118,11 @@ class PlatformAdapter:
     def send(self, channel: Any, target: Target, reply: OutboundReply) -> SentRef:
         """Deliver a reply through the platform's API. Raises ``PlatformError``."""
         raise NotImplementedError
+
+    def token_sink(self, channel: Any, target: Target, *, reply_ref: str) -> Callable[[str], None] | None:
+        """A callable that receives answer text as it streams from the model, for platforms that show
+        answers as they are written (the web chat). None: the platform gets the finished answer only."""
+        return None
 
     def render(self, markdown: str) -> Any:
         """The platform's own dialect of ``markdown`` (within its length limits)."""

@@ -42,7 +42,9 @@ def get_conversation(inbound: InboundMessage) -> Conversation:
     bot = channel.bot
     user_key = "" if inbound.is_group else inbound.user_id
     conv = (
-        Conversation.objects.filter(channel=channel, chat_id=inbound.chat_id, user_id=user_key, status=Conversation.Status.ACTIVE)
+        Conversation.objects.filter(
+            channel=channel, chat_id=inbound.chat_id, user_id=user_key, status=Conversation.Status.ACTIVE
+        )
         .order_by("-last_activity_at")
         .first()
     )
@@ -52,8 +54,13 @@ def get_conversation(inbound: InboundMessage) -> Conversation:
         conv = None
     if conv is None:
         conv = Conversation.objects.create(
-            tenant=bot.tenant, bot=bot, channel=channel, chat_id=inbound.chat_id, user_id=user_key,
-            user_name="" if inbound.is_group else inbound.user_name, is_group=inbound.is_group,
+            tenant=bot.tenant,
+            bot=bot,
+            channel=channel,
+            chat_id=inbound.chat_id,
+            user_id=user_key,
+            user_name="" if inbound.is_group else inbound.user_name,
+            is_group=inbound.is_group,
         )
     return conv
 
@@ -72,21 +79,42 @@ def generate_reply(inbound: InboundMessage, conv: Conversation) -> Message:
     bot = conv.bot
     language = detect_language(inbound.text, default=conv.language or "en")
     Message.objects.get_or_create(
-        conversation=conv, inbound=inbound, role=Message.Role.USER,
-        defaults={"text": inbound.text, "author_id": inbound.user_id, "author_name": inbound.user_name, "language": language},
+        conversation=conv,
+        inbound=inbound,
+        role=Message.Role.USER,
+        defaults={
+            "text": inbound.text,
+            "author_id": inbound.user_id,
+            "author_name": inbound.user_name,
+            "language": language,
+        },
     )
     entry = match_knowledge(bot, inbound.text)
     if entry is not None:
         answer = router.Answer(text=entry.answer, source="knowledge", cached=True)
     else:
-        answer = router.generate(bot=bot, messages=build_context(conv, max_turns=bot.context_max_turns), language=language)
+        answer = router.generate(
+            bot=bot, messages=build_context(conv, max_turns=bot.context_max_turns), language=language
+        )
     with transaction.atomic():
         reply = Message.objects.create(
-            conversation=conv, inbound=inbound, role=Message.Role.ASSISTANT, text=answer.text, language=language,
-            model_config=answer.model_config, model_name=answer.model_name, provider=answer.provider,
-            latency_ms=answer.latency_ms, tokens_in=answer.tokens_in, tokens_out=answer.tokens_out, cost=answer.cost,
-            attempts=[a.as_dict() for a in answer.attempts], fallback_used=answer.fallback_used, cached=answer.cached,
-            source=answer.source, failed=answer.failed,
+            conversation=conv,
+            inbound=inbound,
+            role=Message.Role.ASSISTANT,
+            text=answer.text,
+            language=language,
+            model_config=answer.model_config,
+            model_name=answer.model_name,
+            provider=answer.provider,
+            latency_ms=answer.latency_ms,
+            tokens_in=answer.tokens_in,
+            tokens_out=answer.tokens_out,
+            cost=answer.cost,
+            attempts=[a.as_dict() for a in answer.attempts],
+            fallback_used=answer.fallback_used,
+            cached=answer.cached,
+            source=answer.source,
+            failed=answer.failed,
         )
         InboundMessage.objects.filter(pk=inbound.pk).update(reply=reply, conversation=conv)
         Conversation.objects.filter(pk=conv.pk).update(last_activity_at=timezone.now(), language=language)
@@ -96,14 +124,18 @@ def generate_reply(inbound: InboundMessage, conv: Conversation) -> Message:
 def deliver(inbound: InboundMessage, reply: Message) -> None:
     channel = inbound.channel
     adapter = get_adapter(channel.platform)
-    target = Target(chat_id=inbound.chat_id, user_id=inbound.user_id, is_group=inbound.is_group, reply_context=inbound.reply_context)
+    target = Target(
+        chat_id=inbound.chat_id, user_id=inbound.user_id, is_group=inbound.is_group, reply_context=inbound.reply_context
+    )
     try:
         sent = adapter.send(channel, target, OutboundReply(markdown=reply.text, idempotency_key=f"parley-{reply.pk}"))
     except PlatformError:
         metrics.REPLIES.labels(channel.platform, "failed").inc()
         raise
     metrics.REPLIES.labels(channel.platform, "sent").inc()
-    Message.objects.filter(pk=reply.pk).update(delivered_at=timezone.now(), platform_message_id=sent.platform_message_id[:200])
+    Message.objects.filter(pk=reply.pk).update(
+        delivered_at=timezone.now(), platform_message_id=sent.platform_message_id[:200]
+    )
 
 
 def process_inbound(inbound_id: int) -> None:
@@ -112,7 +144,9 @@ def process_inbound(inbound_id: int) -> None:
         return
     channel = inbound.channel
     bot = channel.bot
-    with log_context(tenant=bot.tenant.slug, bot=bot.slug, platform=channel.platform, trace_id=inbound.trace_id or None):
+    with log_context(
+        tenant=bot.tenant.slug, bot=bot.slug, platform=channel.platform, trace_id=inbound.trace_id or None
+    ):
         conv = inbound.conversation or get_conversation(inbound)
         reply = inbound.reply or generate_reply(inbound, conv)
         if reply.delivered_at is None:

@@ -28,5 +28,7 @@ class BuiltinProvider:
     def complete(self, messages: list[dict], *, model: str = "", max_tokens: int = 0, timeout: float = 0) -> Completion:
         return Completion(text=not_configured_text(self.language), model="builtin")
 
-    def stream(self, messages: list[dict], *, model: str = "", max_tokens: int = 0, timeout: float = 0) -> Iterator[str]:
+    def stream(
+        self, messages: list[dict], *, model: str = "", max_tokens: int = 0, timeout: float = 0
+    ) -> Iterator[str]:
         yield not_configured_text(self.language)
