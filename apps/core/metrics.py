@@ -1,11 +1,28 @@
 """Parley's own Prometheus metrics. Label values stay bounded: no user ids or message text.
 
 Names are part of the operator contract (alert rules and dashboards in ``deploy/`` use them).
+
+Several processes (gunicorn workers, Celery workers) each count on their own. With
+``PROMETHEUS_MULTIPROC_DIR`` set (before any process imports ``prometheus_client``), every process
+writes its samples to files in that directory and ``exposition()`` — served at ``/metrics`` —
+adds them up, so one scrape shows the whole host. See docs/observability.md.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import logging
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
 
 RESPONSE_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0)
 FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -54,3 +71,185 @@ WEBCHAT_SOCKETS = Gauge(
 )
 WORKFLOW_CALLS = Counter("parley_workflow_calls_total", "Workflow webhook calls by outcome.", ["outcome"])
 RATE_LIMITED = Counter("parley_rate_limited_total", "Messages refused by a rate limit.", ["scope"])
+
+
+# --- Recording helpers: keep label values bounded whoever calls ------------------------------------
+MODEL_OUTCOMES = ("ok", "timeout", "error", "rate_limited", "breaker_open")
+INBOUND_OUTCOMES = ("accepted", "duplicate", "rejected_signature", "rejected", "rate_limited")
+_LABEL_MAX = 64
+
+
+def label(value: Any) -> str:
+    """A label value: a short identifier (slug, model config name, platform); ``-`` when unknown.
+
+    Labels only ever carry names an operator configured, never user ids or message text; the length
+    cap keeps a misconfigured name from growing the series without bound."""
+    text = str(value or "").strip()
+    return text[:_LABEL_MAX] if text else "-"
+
+
+def record_model_call(
+    *,
+    tenant: Any,
+    model: Any,
+    provider: Any,
+    outcome: str,
+    seconds: float | None = None,
+    tokens_in: int = 0,
+    tokens_out: int = 0,
+) -> None:
+    """Count one model call attempt (outcome outside ``MODEL_OUTCOMES`` counts as ``error``), its
+    latency (when the call reached the provider) and its tokens."""
+    t, m, p = label(tenant), label(model), label(provider)
+    MODEL_CALLS.labels(t, m, p, outcome if outcome in MODEL_OUTCOMES else "error").inc()
+    if seconds is not None and outcome != "breaker_open":
+        MODEL_CALL_DURATION.labels(t, m, p).observe(max(0.0, seconds))
+    if tokens_in:
+        MODEL_TOKENS.labels(t, m, p, "in").inc(tokens_in)
+    if tokens_out:
+        MODEL_TOKENS.labels(t, m, p, "out").inc(tokens_out)
+
+
+def record_fallback(*, tenant: Any, bot: Any) -> None:
+    """Count an answer that needed a model after the first one in the bot's chain."""
+    FALLBACKS.labels(label(tenant), label(bot)).inc()
+
+
+def record_cache_lookup(*, tenant: Any, bot: Any, kind: str, hit: bool) -> None:
+    """Count an answer-cache (``kind="answer"``) or knowledge-entry (``kind="knowledge"``) lookup."""
+    CACHE_LOOKUPS.labels(label(tenant), label(bot), label(kind), "hit" if hit else "miss").inc()
+
+
+# --- Scrape-time collectors ------------------------------------------------------------------------
+class InboundQueueCollector(Collector):
+    """Messages accepted but not yet picked up (status ``received``), per platform: how many and how
+    long the oldest has waited. Read from the database at scrape time, so it is the cluster-wide
+    truth whichever process is scraped: one grouped query on the indexed ``status`` column, which
+    only touches the (normally few) waiting rows."""
+
+    def collect(self) -> Iterable[Metric]:
+        from django.db import DatabaseError
+        from django.db.models import Count, Min
+        from django.utils import timezone
+
+        from apps.channels.platforms.registry import platforms
+        from apps.conversations.models import InboundMessage
+
+        depth = GaugeMetricFamily(
+            "parley_inbound_queue_depth", "Accepted inbound messages waiting to be handled.", labels=["platform"]
+        )
+        oldest = GaugeMetricFamily(
+            "parley_inbound_oldest_waiting_seconds",
+            "Age of the oldest accepted inbound message still waiting to be handled (0 when none waits).",
+            labels=["platform"],
+        )
+        try:
+            rows = list(
+                InboundMessage.objects.filter(status=InboundMessage.Status.RECEIVED)
+                .order_by()
+                .values("channel__platform")
+                .annotate(waiting=Count("id"), oldest=Min("received_at"))
+            )
+        except DatabaseError:
+            logger.warning("queue metrics unavailable: database query failed", exc_info=True)
+            return []
+        now = timezone.now()
+        seen = set()
+        for row in rows:
+            platform = label(row["channel__platform"])
+            seen.add(platform)
+            depth.add_metric([platform], row["waiting"])
+            oldest.add_metric([platform], max(0.0, (now - row["oldest"]).total_seconds()))
+        # Known platforms report an explicit 0, so dashboards show "nothing waiting" rather than "no data".
+        for platform in sorted({*platforms(), "web"} - seen):
+            depth.add_metric([platform], 0)
+            oldest.add_metric([platform], 0)
+        return [depth, oldest]
+
+
+_PID_FILE = re.compile(r"_(\d+)\.db$")
+
+
+class MultiProcessCpuCollector(Collector):
+    """``process_cpu_seconds_total`` and ``process_resident_memory_bytes`` per live process (label
+    ``pid``) of every process writing to the multiprocess directory on this host.
+
+    prometheus_client's own process collector only describes the process that answers the scrape,
+    which in multiprocess mode is a random gunicorn worker; this one reads ``/proc/<pid>/stat`` of
+    each process that has metric files, so a CPU alert sees every worker. Series count is bounded by
+    the number of live workers."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            self.ticks = float(os.sysconf("SC_CLK_TCK"))
+            self.pagesize = os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+            self.ticks, self.pagesize = 100.0, 4096
+
+    def pids(self) -> list[int]:
+        found = set()
+        for entry in Path(self.path).glob("*.db"):
+            match = _PID_FILE.search(entry.name)
+            if match:
+                found.add(int(match.group(1)))
+        return sorted(found)
+
+    def collect(self) -> Iterable[Metric]:
+        cpu = CounterMetricFamily(
+            "process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", labels=["pid"]
+        )
+        rss = GaugeMetricFamily("process_resident_memory_bytes", "Resident memory size in bytes.", labels=["pid"])
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as fh:
+                    parts = fh.read().split(b")")[-1].split()
+            except OSError:
+                continue  # the process has exited; its counters live on in the files
+            cpu.add_metric([str(pid)], (float(parts[11]) + float(parts[12])) / self.ticks)
+            rss.add_metric([str(pid)], float(parts[21]) * self.pagesize)
+        return [cpu, rss]
+
+
+def multiprocess_dir() -> str:
+    """The multiprocess directory ('' when each process serves its own metrics)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+
+
+def exposition(*, include_queue: bool = True) -> bytes:
+    """The Prometheus text exposition for ``/metrics``.
+
+    Multiprocess mode: the sum over every process's files (django-prometheus' request metrics and
+    Parley's), plus CPU/memory of each live process. Single process: the default registry (which
+    holds the process collector). Either way, the queue gauges come from the database once per scrape.
+    """
+    path = multiprocess_dir()
+    if path:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=path)
+        registry.register(MultiProcessCpuCollector(path))
+        body = generate_latest(registry)
+    else:
+        body = generate_latest(REGISTRY)
+    if include_queue:
+        scrape = CollectorRegistry()
+        scrape.register(InboundQueueCollector())
+        body += generate_latest(scrape)
+    return body
+
+
+# --- Process lifecycle hooks for multiprocess mode -------------------------------------------------
+def reset_multiprocess_dir() -> None:
+    """Empty the multiprocess directory; call once when the process tree starts (gunicorn
+    ``on_starting``), before any worker writes, so counters of a previous run are not summed in."""
+    path = multiprocess_dir()
+    if not path:
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    Path(path).mkdir(parents=True, exist_ok=True)
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop a finished worker's live gauges (gunicorn ``child_exit``, Celery ``worker_process_shutdown``)."""
+    if multiprocess_dir():
+        multiprocess.mark_process_dead(pid)

@@ -1,0 +1,80 @@
+from django.contrib import admin, messages
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from apps.core.admin_mixins import TenantScopedAdmin
+from apps.core.audit import audit_record
+
+from .forms import ChannelForm, SendTestForm
+from .models import Channel
+from .services import channel_send_test
+
+
+@admin.register(Channel)
+class ChannelAdmin(TenantScopedAdmin):
+    form = ChannelForm
+    tenant_path = "bot__tenant"
+    list_display = ("key", "platform", "bot", "mode", "enabled", "webhook_link")
+    list_filter = ("platform", "mode", "enabled", "bot__tenant")
+    search_fields = ("key", "name", "bot__name")
+    readonly_fields = ("webhook_url_display", "send_test_link")
+    fieldsets = (
+        (None, {"fields": ("bot", "platform", "key", "name", "mode", "enabled")}),
+        ("Platform", {"fields": ("credentials", "api_base", "allowed_origins")}),
+        ("Connect", {"fields": ("webhook_url_display", "send_test_link")}),
+    )
+
+    @admin.display(description="Webhook / chat URL")
+    def webhook_link(self, obj: Channel) -> str:
+        return obj.webhook_url
+
+    @admin.display(description="URL to paste into the platform console")
+    def webhook_url_display(self, obj: Channel) -> str:
+        if not obj.pk:
+            return "Shown after the channel is saved."
+        return format_html("<code>{}</code>", obj.webhook_url)
+
+    @admin.display(description="Test")
+    def send_test_link(self, obj: Channel) -> str:
+        if not obj.pk or obj.platform == Channel.Platform.WEB:
+            return "—"
+        url = reverse("admin:im_channels_channel_send_test", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Send a test message</a>', url)
+
+    def get_urls(self):
+        custom = [
+            path(
+                "<int:pk>/send-test/",
+                self.admin_site.admin_view(self.send_test_view),
+                name="im_channels_channel_send_test",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def send_test_view(self, request, pk: int):
+        channel = get_object_or_404(self.get_queryset(request), pk=pk)
+        if not self.has_change_permission(request, channel):
+            return redirect("admin:index")
+        form = SendTestForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            ok, said = channel_send_test(channel=channel, **form.cleaned_data)
+            audit_record(
+                action="channel.send_test",
+                actor=request.user,
+                tenant=channel.bot.tenant,
+                target=channel.key,
+                request=request,
+                ok=ok,
+            )
+            self.message_user(request, said, messages.SUCCESS if ok else messages.ERROR)
+            return redirect("admin:im_channels_channel_change", pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Send a test message — {channel}",
+            "form": form,
+            "channel": channel,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/im_channels/send_test.html", context)

@@ -1,0 +1,193 @@
+"""Tenant scoping for Django Admin.
+
+Every tenant-owned ModelAdmin inherits ``TenantScopedAdmin`` and names the path from its model to
+the tenant (``tenant_path``). Querysets, object access, foreign-key choices and saves are all
+limited to the tenants the user belongs to: owners and admins manage, reviewers read only what
+``reviewer_can_view`` allows, superusers see every tenant. Model permissions are not used for
+tenant users; memberships are the source of truth.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+
+from apps.core.crypto import mask_secret
+from apps.tenants.selectors import MANAGE_ROLES, READ_ROLES, tenant_ids_for
+
+
+def tenant_id_of(obj: Any, path: str) -> int | None:
+    """Follow ``path`` ("bot__tenant") from ``obj`` to the tenant's id."""
+    parts = path.split("__")
+    for part in parts[:-1]:
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return getattr(obj, f"{parts[-1]}_id", None)
+
+
+class TenantScopedAdmin(admin.ModelAdmin):
+    tenant_path: str = "tenant"
+    reviewer_can_view: bool = False
+    #: Read-only for everyone but superusers (e.g. conversation logs).
+    read_only: bool = False
+    list_per_page = 50
+    show_full_result_count = False  # never COUNT(*) huge tables for the paginator's "N total"
+
+    # --- who may do what -------------------------------------------------------------------
+    def _read_ids(self, request: HttpRequest) -> set[int] | None:
+        roles = READ_ROLES if self.reviewer_can_view else MANAGE_ROLES
+        return tenant_ids_for(request.user, roles=roles)
+
+    def _manage_ids(self, request: HttpRequest) -> set[int] | None:
+        return tenant_ids_for(request.user, roles=MANAGE_ROLES)
+
+    @staticmethod
+    def _allows(ids: set[int] | None, tenant_id: int | None) -> bool:
+        return ids is None or (tenant_id is not None and tenant_id in ids)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        ids = self._read_ids(request)
+        return ids is None or bool(ids)
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        ids = self._read_ids(request)
+        if obj is None:
+            return ids is None or bool(ids)
+        return self._allows(ids, tenant_id_of(obj, self.tenant_path))
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        if self.read_only and not request.user.is_superuser:
+            return False
+        ids = self._manage_ids(request)
+        if obj is None:
+            return ids is None or bool(ids)
+        return self._allows(ids, tenant_id_of(obj, self.tenant_path))
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        if self.read_only:
+            return False
+        ids = self._manage_ids(request)
+        return ids is None or bool(ids)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return self.has_change_permission(request, obj)
+
+    # --- what they see ---------------------------------------------------------------------
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        qs = super().get_queryset(request)
+        ids = self._read_ids(request)
+        if ids is None:
+            return qs
+        return qs.filter(**{f"{self.tenant_path}__in": ids})
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        limit_choices_to_tenants(field, request)
+        return field
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        limit_choices_to_tenants(field, request)
+        return field
+
+    def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
+        if not self._allows(self._manage_ids(request), tenant_id_of(obj, self.tenant_path)):
+            raise PermissionDenied("You cannot save objects of another tenant.")
+        super().save_model(request, obj, form, change)
+
+
+# Related models a choice list may offer, and their path to the tenant.
+_TENANT_PATHS = {
+    "tenants.tenant": "id",
+    "llm.modelconfig": "tenant",
+    "bots.bot": "tenant",
+    "im_channels.channel": "bot__tenant",
+    "conversations.conversation": "tenant",
+    "workflows.workflow": "tenant",
+}
+
+
+def limit_choices_to_tenants(field: Any, request: HttpRequest) -> None:
+    """Limit a ModelChoiceField's queryset to rows of the user's manageable tenants."""
+    if field is None or not hasattr(field, "queryset") or field.queryset is None:
+        return
+    label = field.queryset.model._meta.label_lower
+    path = _TENANT_PATHS.get(label)
+    if path is None:
+        return
+    ids = tenant_ids_for(request.user, roles=MANAGE_ROLES)
+    if ids is None:
+        return
+    field.queryset = field.queryset.filter(**{f"{path}__in": ids})
+
+
+class TenantScopedInline(admin.TabularInline):
+    """Inline whose foreign-key choices are limited like the parent admin's."""
+
+    extra = 0
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        limit_choices_to_tenants(field, request)
+        return field
+
+    def _parent_allows(self, request: HttpRequest, obj: Model | None) -> bool:
+        ids = tenant_ids_for(request.user, roles=MANAGE_ROLES)
+        return ids is None or bool(ids)
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return self._parent_allows(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return self._parent_allows(request, obj)
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return self._parent_allows(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return self._parent_allows(request, obj)
+
+
+class SecretInput(forms.PasswordInput):
+    """Never renders the stored value; an empty submission keeps the saved secret."""
+
+    def __init__(self, attrs: dict | None = None) -> None:
+        super().__init__(attrs={"autocomplete": "new-password", **(attrs or {})}, render_value=False)
+
+
+def secret_form_field(label: str, help_text: str = "") -> forms.CharField:
+    return forms.CharField(label=label, required=False, widget=SecretInput(), strip=True, help_text=help_text)
+
+
+class SecretFieldsFormMixin:
+    """For ModelForms with encrypted text fields listed in ``secret_fields``: the field renders
+    empty with the masked saved value as help text, and a blank submission keeps the saved value."""
+
+    secret_fields: tuple[str, ...] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        instance = getattr(self, "instance", None)
+        for name in self.secret_fields:
+            if name not in self.fields:
+                continue
+            saved = getattr(instance, name, "") if instance is not None and instance.pk else ""
+            field = self.fields[name]
+            field.widget = SecretInput()
+            field.required = False
+            hint = f"Saved: {mask_secret(saved)}. Leave empty to keep it." if saved else "Not set."
+            field.help_text = f"{hint} {field.help_text}".strip()
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        instance = getattr(self, "instance", None)
+        for name in self.secret_fields:
+            if not cleaned.get(name) and instance is not None and instance.pk:
+                cleaned[name] = getattr(instance, name)
+        return cleaned

@@ -1,0 +1,31 @@
+"""``/metrics``: the Prometheus scrape endpoint, correct with several web and worker processes.
+
+Replaces django-prometheus' view so the page also holds Parley's scrape-time collectors (queue
+depth, oldest waiting message) and, in multiprocess mode, CPU of every worker on the host.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from .metrics import exposition
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """The exposition text. When ``PARLEY_METRICS_TOKEN`` is set, the scraper must send it as
+    ``Authorization: Bearer <token>`` (401 otherwise) — for deployments where /metrics is reachable
+    from outside the private network."""
+    token = os.environ.get("PARLEY_METRICS_TOKEN", "")
+    if token:
+        sent = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            response = HttpResponse("metrics token required\n", status=401, content_type="text/plain")
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
