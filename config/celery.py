@@ -15,3 +15,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("parley")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+from apps.core.celery_signals import connect as _connect_signals  # noqa: E402 - after app setup
+
+_connect_signals()

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from apps.core import metrics_views
 from apps.core import views as core_views
 
 urlpatterns = [
@@ -9,6 +10,6 @@ urlpatterns = [
     path("readyz", core_views.readyz, name="readyz"),
     path("setup/", include("apps.core.setup_urls")),
     path("webhooks/", include("apps.channels.urls")),
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics_views.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
 ]
