@@ -1,13 +1,15 @@
-"""First-run setup: the one-time token and whether setup is still needed."""
+"""First-run setup: the one-time token, whether setup is still needed, and doing it."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.db import transaction
 
 _CACHE_KEY = "parley:setup_done"
 
@@ -31,3 +33,44 @@ def setup_needed() -> bool:
     if done:
         cache.set(_CACHE_KEY, True, 300)
     return not done
+
+
+@transaction.atomic
+def setup_complete(*, data: dict[str, Any]) -> Any:
+    """Create the admin account, the first tenant, a model config, a bot and a web-chat channel
+    from validated setup form data. Returns the new superuser."""
+    from apps.bots.models import Bot
+    from apps.channels.models import Channel
+    from apps.llm.models import ModelConfig
+    from apps.tenants.models import Membership, Tenant
+
+    from .audit import audit_record
+
+    User = get_user_model()
+    # Lock against a second submission racing this one: only the first creates a superuser.
+    if User.objects.select_for_update().filter(is_superuser=True).exists():
+        raise PermissionError("Parley is already set up.")
+    user = User.objects.create_superuser(data["username"], data.get("email") or "", data["password1"])
+    tenant = Tenant.objects.create(slug=data["tenant_slug"], name=data["tenant_name"])
+    Membership.objects.create(user=user, tenant=tenant, role=Membership.Role.OWNER)
+    provider = data["provider"]
+    model = ModelConfig.objects.create(
+        tenant=tenant,
+        name="primary" if provider != "builtin" else "builtin",
+        provider=provider,
+        endpoint=data.get("endpoint") or "",
+        api_key=data.get("api_key") or "",
+        model=data.get("model_name") or "",
+    )
+    bot = Bot.objects.create(
+        tenant=tenant,
+        slug="assistant",
+        name=data["bot_name"],
+        model=model,
+        system_prompt=f"You are {data['bot_name']}, the assistant of {data['tenant_name']}. "
+        "Answer briefly and in the language the user writes in.",
+    )
+    Channel.objects.create(bot=bot, platform=Channel.Platform.WEB, key=data["channel_key"], name="Web chat")
+    audit_record(action="setup.completed", actor=user, tenant=tenant, target=tenant.slug, provider=provider)
+    cache.delete(_CACHE_KEY)
+    return user

@@ -1,10 +1,24 @@
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.contrib.auth import login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 
-from .setup import setup_needed
+from .setup import setup_complete, setup_needed
+from .setup_forms import SetupForm
 
 
+@never_cache
 def setup_view(request: HttpRequest) -> HttpResponse:
+    """First-run setup, shown only while no superuser exists; a 404 afterwards."""
     if not setup_needed():
-        raise Http404("Parley is already set up.")
-    return render(request, "setup/setup.html", {})
+        return render(request, "setup/done.html", status=404)
+    form = SetupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = setup_complete(data=form.cleaned_data)
+        except PermissionError:
+            return render(request, "setup/done.html", status=404)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("admin:index")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "setup/setup.html", {"form": form}, status=status)

@@ -1,0 +1,55 @@
+"""``python manage.py run``: prepare the database and serve Parley (HTTP + WebSocket) with uvicorn.
+
+On the embedded default this is the whole of Parley in one process: background tasks run on an
+in-process thread pool. In production run gunicorn with uvicorn workers plus Celery instead
+(see the README); this command still works there for a quick single-node start.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from apps.core.setup import setup_needed, setup_token
+
+
+class Command(BaseCommand):
+    help = "Migrate, then serve Parley on HOST:PORT with uvicorn (ASGI: HTTP and WebSocket)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-migrate", action="store_true", help="Skip applying database migrations.")
+
+    def handle(self, *args, host: str, port: int, no_migrate: bool, **options):
+        import uvicorn
+
+        if not no_migrate:
+            call_command("migrate", interactive=False, verbosity=0)
+        shape = "embedded (SQLite, in-process tasks)" if settings.EMBEDDED else "production (PostgreSQL + Redis)"
+        url = f"http://{host}:{port}/"
+        lines = ["", f"  Parley is starting — {shape}", f"  Open {url}"]
+        if setup_needed():
+            lines += [
+                f"  First run: finish setup at {url}setup/ with this one-time setup token:",
+                "",
+                f"      {setup_token()}",
+                "",
+                "  (print it again with: python manage.py setup_token)",
+            ]
+        else:
+            lines.append(f"  Admin console: {url}admin/")
+        sys.stdout.write("\n".join(lines) + "\n\n")
+        sys.stdout.flush()
+        uvicorn.run(
+            "config.asgi:application",
+            host=host,
+            port=port,
+            log_config=None,
+            lifespan="off",
+            ws_max_size=64 * 1024,
+            proxy_headers=True,
+        )
