@@ -71,6 +71,27 @@ def split_text(text: str, limit: int, *, measure=len) -> list[str]:
     return pieces
 
 
+def pack_pieces(pieces: list[str], limit: int, *, separator: str = "\n\n", measure=len) -> list[str]:
+    """Join consecutive ``pieces`` with ``separator`` into as few chunks as possible, each at most
+    ``limit`` by ``measure``. Pieces are never cut: one longer than ``limit`` stays a chunk of its
+    own, so callers split oversize pieces first (renderers do it per block, keeping markup balanced).
+    Returns at least one chunk."""
+    chunks: list[str] = []
+    current = ""
+    for piece in pieces:
+        if not piece:
+            continue
+        candidate = f"{current}{separator}{piece}" if current else piece
+        if current and measure(candidate) > limit:
+            chunks.append(current)
+            current = piece
+        else:
+            current = candidate
+    if current or not chunks:
+        chunks.append(current)
+    return chunks
+
+
 def _best_cut(text: str, limit: int, measure) -> int:
     # Largest prefix length (in characters) whose measure fits.
     lo, hi = 1, len(text)
@@ -86,3 +107,168 @@ def _best_cut(text: str, limit: int, measure) -> int:
         if idx > lo // 2:
             return idx + len(sep)
     return lo
+
+
+# --- Non-Markdown dialects (Slack mrkdwn, Telegram HTML, plain text) ---------------------------------
+
+
+class TreeRenderer:
+    """Walks the tree into a dialect whose marks are not Markdown's. The base class writes plain
+    text; a subclass overrides ``escape`` and the marks (``strong``, ``link``, ``code_block`` …).
+
+    ``render(markdown)`` returns one string; ``render_chunks(markdown, limit)`` returns messages
+    each within ``limit`` (by ``measure``), cut between top-level blocks so markup stays balanced.
+    """
+
+    bullet = "• "
+
+    def escape(self, text: str) -> str:
+        return text
+
+    def strong(self, inner: str) -> str:
+        return inner
+
+    def em(self, inner: str) -> str:
+        return inner
+
+    def strike(self, inner: str) -> str:
+        return inner
+
+    def code(self, content: str) -> str:
+        return self.escape(content)
+
+    def link(self, href: str, inner: str) -> str:
+        return inner if not href or href == inner else f"{inner} ({self.escape(href)})"
+
+    def image(self, src: str, alt: str) -> str:
+        return self.link(src, self.escape(alt or src))
+
+    def heading(self, inner: str, level: int) -> str:
+        return inner
+
+    def code_block(self, content: str, language: str) -> str:
+        return self.escape(content)
+
+    def quote(self, inner: str) -> str:
+        return "\n".join("> " + line for line in inner.split("\n"))
+
+    def rule(self) -> str:
+        return "——————"
+
+    def table(self, rows: list[list[str]]) -> str:
+        """``rows`` hold each cell's plain text; the default shows them aligned in a code block."""
+        widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(max(len(r) for r in rows))]
+        lines = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() for r in rows]
+        return self.code_block("\n".join(lines), "")
+
+    # -- walking ---------------------------------------------------------------------------------
+
+    def render(self, markdown: str) -> str:
+        return "\n\n".join(self.blocks(markdown))
+
+    def blocks(self, markdown: str) -> list[str]:
+        """The rendered top-level blocks of ``markdown`` (empty ones dropped)."""
+        return [text for text in (self.block(node) for node in parse(markdown).children) if text.strip()]
+
+    def render_chunks(self, markdown: str, limit: int, *, measure=len, separator: str = "\n\n") -> list[str]:
+        """``markdown`` rendered into as few messages as possible, each at most ``limit``.
+        A block too long for one message is split by itself: a code block into code blocks of
+        whole lines, anything else into its plain text (formatting dropped, escaping kept)."""
+        pieces: list[str] = []
+        for node in parse(markdown).children:
+            text = self.block(node)
+            if not text.strip():
+                continue
+            if measure(text) <= limit:
+                pieces.append(text)
+            elif node.type in ("fence", "code_block"):
+                pieces += self._split_code(node.content.rstrip("\n"), _fence_language(node), limit, measure)
+            else:
+                plain = TreeRenderer().block(node)
+                parts = split_text(plain, limit, measure=lambda s: measure(self.escape(s)))
+                pieces += [self.escape(p) for p in parts]
+        return pack_pieces(pieces, limit, separator=separator, measure=measure)
+
+    def _split_code(self, content: str, language: str, limit: int, measure) -> list[str]:
+        def size(s: str) -> int:
+            return measure(self.code_block(s, language))
+
+        lines: list[str] = []
+        for line in content.split("\n"):
+            lines += split_text(line, limit, measure=size) if size(line) > limit else [line]
+        return [self.code_block(c, language) for c in pack_pieces(lines, limit, separator="\n", measure=size)]
+
+    def block(self, node: SyntaxTreeNode) -> str:
+        t = node.type
+        if t == "heading":
+            level = int(node.tag[1:]) if node.tag[1:].isdigit() else 1
+            return self.heading(self.inline(node), level)
+        if t in ("bullet_list", "ordered_list"):
+            return self._list(node, 0)
+        if t == "blockquote":
+            return self.quote("\n\n".join(b for b in (self.block(c) for c in node.children) if b))
+        if t in ("fence", "code_block"):
+            return self.code_block(node.content.rstrip("\n"), _fence_language(node))
+        if t == "hr":
+            return self.rule()
+        if t == "table":
+            rows = [[_plain(cell) for cell in tr.children] for section in node.children for tr in section.children]
+            return self.table(rows) if rows else ""
+        if t in ("paragraph", "inline"):
+            return self.inline(node)
+        return "\n\n".join(b for b in (self.block(c) for c in node.children) if b)
+
+    def _list(self, node: SyntaxTreeNode, depth: int) -> str:
+        ordered = node.type == "ordered_list"
+        start = int(node.attrs.get("start", 1) or 1) if ordered else 1
+        pad = "  " * depth
+        lines: list[str] = []
+        for i, item in enumerate(node.children):
+            marker = f"{start + i}. " if ordered else self.bullet
+            first = True
+            for child in item.children:
+                if child.type in ("bullet_list", "ordered_list"):
+                    lines.append(self._list(child, depth + 1))
+                    continue
+                for line in self.block(child).split("\n"):
+                    lines.append(pad + (marker if first else " " * len(marker)) + line)
+                    first = False
+            if first:
+                lines.append(pad + marker.rstrip())
+        return "\n".join(lines)
+
+    def inline(self, node: SyntaxTreeNode) -> str:
+        out: list[str] = []
+        for child in node.children:
+            t = child.type
+            if t == "text":
+                out.append(self.escape(child.content))
+            elif t in ("softbreak", "hardbreak"):
+                out.append("\n")  # a line break in model output is meant as one in chat
+            elif t == "strong":
+                out.append(self.strong(self.inline(child)))
+            elif t == "em":
+                out.append(self.em(self.inline(child)))
+            elif t == "s":
+                out.append(self.strike(self.inline(child)))
+            elif t == "code_inline":
+                out.append(self.code(child.content))
+            elif t == "link":
+                out.append(self.link(str(child.attrs.get("href", "")), self.inline(child)))
+            elif t == "image":
+                out.append(self.image(str(child.attrs.get("src", "")), _plain(child)))
+            else:
+                out.append(self.inline(child))
+        return "".join(out)
+
+
+def _fence_language(node: SyntaxTreeNode) -> str:
+    return (node.info or "").strip().split(" ")[0] if node.type == "fence" else ""
+
+
+def _plain(node: SyntaxTreeNode) -> str:
+    if node.type in ("text", "code_inline"):
+        return node.content
+    if node.type in ("softbreak", "hardbreak"):
+        return " "
+    return "".join(_plain(c) for c in node.children)

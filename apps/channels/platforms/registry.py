@@ -9,6 +9,7 @@ from .base import PlatformAdapter
 
 ADAPTERS: dict[str, str] = {
     # "feishu": "apps.channels.platforms.feishu.adapter.FeishuAdapter",
+    "qq": "apps.channels.platforms.qq.adapter.QQAdapter",
 }
 
 
