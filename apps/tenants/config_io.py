@@ -1,0 +1,395 @@
+"""Config as code: ``manage.py apply -f parley.yaml`` and ``manage.py export``.
+
+The file describes tenants with their model configs, bots (knowledge entries, channels). Applying
+is idempotent (a second run changes nothing) and all-or-nothing (an invalid file changes nothing;
+every error names the file, the path inside it and the problem). ``${VAR}`` in a string value is
+read from the environment (``$$`` writes a literal ``$``). Export writes the same format with
+secrets (API keys, channel credentials) left out; applying a file without them keeps the saved ones.
+
+What apply owns: the tenants, models, bots and channels it names are created or updated; a bot's
+knowledge entries and fallback list are made to match the file. Nothing else is ever deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+import yaml
+from django.db import transaction
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from apps.bots.models import Bot, BotFallback, KnowledgeEntry
+from apps.channels.models import Channel
+from apps.channels.services import validate_credentials
+from apps.llm.models import ModelConfig
+
+from .models import Tenant
+
+SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
+KEY = r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ModelSpecIn(_Strict):
+    name: str = Field(min_length=1, max_length=100)
+    provider: Literal["openai", "anthropic", "builtin"] = "openai"
+    endpoint: str = ""
+    api_key: str | None = None  # None: keep what is saved
+    model: str = ""
+    max_tokens: int = Field(2048, ge=1, le=200_000)
+    temperature: Decimal = Field(Decimal("0.7"), ge=0, le=2)
+    tier: Literal["light", "general", "expert"] = "general"
+    timeout_s: Decimal = Field(Decimal("3"), ge=Decimal("0.1"), le=300)
+    cost_input_per_1k: Decimal = Field(Decimal("0"), ge=0)
+    cost_output_per_1k: Decimal = Field(Decimal("0"), ge=0)
+    enabled: bool = True
+
+
+class KnowledgeIn(_Strict):
+    question: str = Field(min_length=1)
+    answer: str = Field(min_length=1)
+    keywords: str = ""
+    enabled: bool = True
+
+
+class ChannelIn(_Strict):
+    key: str = Field(pattern=KEY)
+    platform: Literal["web", "feishu", "wecom", "dingtalk", "qq", "slack", "telegram"]
+    name: str = ""
+    mode: Literal["webhook", "long_connection"] = "webhook"
+    api_base: str | None = None
+    credentials: dict[str, str] | None = None  # None: keep what is saved
+    allowed_origins: list[str] = []
+    enabled: bool = True
+
+
+class BotIn(_Strict):
+    slug: str = Field(pattern=SLUG)
+    name: str = Field(min_length=1, max_length=200)
+    enabled: bool = True
+    system_prompt: str = ""
+    greeting: str = ""
+    help_text: str = ""
+    failure_text: str = ""
+    model: str | None = None
+    fallback_models: list[str] = []
+    language_routes: dict[str, str] = {}
+    context_max_tokens: int = Field(3000, ge=100)
+    context_max_turns: int = Field(20, ge=1, le=200)
+    idle_timeout_minutes: int = Field(30, ge=0)
+    merge_window_ms: int = Field(1500, ge=0, le=60_000)
+    rate_limit_per_second: int = Field(100, ge=0)
+    user_rate_limit_per_minute: int = Field(20, ge=0)
+    cache_answers: bool = False
+    cache_ttl_seconds: int = Field(3600, ge=0)
+    pii_policy: Literal["mask", "allow"] = "mask"
+    feedback_links: bool = True
+    retention_days: int = Field(180, ge=0)
+    knowledge: list[KnowledgeIn] = []
+    channels: list[ChannelIn] = []
+
+
+class TenantIn(_Strict):
+    slug: str = Field(pattern=SLUG)
+    name: str = Field(min_length=1, max_length=200)
+    is_active: bool = True
+    models: list[ModelSpecIn] = []
+    bots: list[BotIn] = []
+
+
+class ConfigIn(_Strict):
+    tenants: list[TenantIn] = []
+
+
+class ConfigError(Exception):
+    """The file is invalid. ``errors`` are lines ``<file>: <path>: <problem>``; nothing was changed."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass
+class ApplyReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.deleted)
+
+    def summary(self) -> str:
+        if not self.changed:
+            return "No changes."
+        return f"{len(self.created)} created, {len(self.updated)} updated, {len(self.deleted)} deleted."
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _substitute(value: Any, loc: tuple, errors: list[str], env: dict[str, str]) -> Any:
+    if isinstance(value, str):
+
+        def repl(m: re.Match) -> str:
+            if m.group(0) == "$$":
+                return "$"
+            name = m.group(1)
+            if name not in env:
+                errors.append(f"{_path(loc)}: environment variable {name} is not set")
+                return ""
+            return env[name]
+
+        return _VAR.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, (*loc, k), errors, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, (*loc, i), errors, env) for i, v in enumerate(value)]
+    return value
+
+
+def load_config(text: str, *, filename: str = "<config>", env: dict[str, str] | None = None) -> ConfigIn:
+    """Parse and validate a config file. Raises ``ConfigError`` listing every problem."""
+    try:
+        data = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(unknown position)"
+        raise ConfigError([f"{filename}: {where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{filename}: (top level): expected a mapping with a 'tenants' list"])
+    errors: list[str] = []
+    data = _substitute(data, (), errors, dict(os.environ) if env is None else env)
+    if errors:
+        raise ConfigError([f"{filename}: {e}" for e in errors])
+    try:
+        config = ConfigIn.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([f"{filename}: {_path(e['loc'])}: {e['msg']}" for e in exc.errors()]) from exc
+    _check_references(config, filename)
+    return config
+
+
+def _check_references(config: ConfigIn, filename: str) -> None:
+    errors: list[str] = []
+    seen_tenants: set[str] = set()
+    seen_keys: dict[str, str] = {}
+    for ti, tenant in enumerate(config.tenants):
+        tp = f"tenants[{ti}]"
+        if tenant.slug in seen_tenants:
+            errors.append(f"{tp}.slug: tenant '{tenant.slug}' appears twice")
+        seen_tenants.add(tenant.slug)
+        names = [m.name for m in tenant.models]
+        for mi, name in enumerate(names):
+            if names.index(name) != mi:
+                errors.append(f"{tp}.models[{mi}].name: model '{name}' appears twice")
+        existing = set(ModelConfig.objects.filter(tenant__slug=tenant.slug).values_list("name", flat=True))
+        known = set(names) | existing
+        bot_slugs: set[str] = set()
+        for bi, bot in enumerate(tenant.bots):
+            bp = f"{tp}.bots[{bi}]"
+            if bot.slug in bot_slugs:
+                errors.append(f"{bp}.slug: bot '{bot.slug}' appears twice in this tenant")
+            bot_slugs.add(bot.slug)
+            if bot.model and bot.model not in known:
+                errors.append(f"{bp}.model: no model named '{bot.model}' in tenant '{tenant.slug}'")
+            for fi, name in enumerate(bot.fallback_models):
+                if name not in known:
+                    errors.append(f"{bp}.fallback_models[{fi}]: no model named '{name}' in tenant '{tenant.slug}'")
+            for lang, name in bot.language_routes.items():
+                if name not in known:
+                    errors.append(f"{bp}.language_routes.{lang}: no model named '{name}' in tenant '{tenant.slug}'")
+            for ci, ch in enumerate(bot.channels):
+                cp = f"{bp}.channels[{ci}]"
+                if ch.key in seen_keys:
+                    errors.append(f"{cp}.key: channel key '{ch.key}' is also used at {seen_keys[ch.key]}")
+                seen_keys[ch.key] = cp
+                owner = Channel.objects.filter(key=ch.key).select_related("bot__tenant").first()
+                if owner and (owner.bot.tenant.slug, owner.bot.slug) != (tenant.slug, bot.slug):
+                    errors.append(
+                        f"{cp}.key: channel key '{ch.key}' belongs to another bot "
+                        f"({owner.bot.tenant.slug}/{owner.bot.slug})"
+                    )
+                if ch.credentials is not None:
+                    for problem in validate_credentials(ch.platform, ch.credentials, enabled=ch.enabled):
+                        errors.append(f"{cp}.credentials: {problem}")
+    if errors:
+        raise ConfigError([f"{filename}: {e}" for e in errors])
+
+
+# --- applying ------------------------------------------------------------------------------------
+
+
+def _sync(obj: Any, values: dict[str, Any], label: str, report: ApplyReport) -> Any:
+    """Set ``values`` on ``obj`` and save only when something differs."""
+    changed = [k for k, v in values.items() if getattr(obj, k) != v]
+    if obj.pk is None:
+        for k, v in values.items():
+            setattr(obj, k, v)
+        obj.full_clean()
+        obj.save()
+        report.created.append(label)
+    elif changed:
+        for k in changed:
+            setattr(obj, k, values[k])
+        obj.full_clean()
+        obj.save()
+        report.updated.append(f"{label} ({', '.join(changed)})")
+    return obj
+
+
+@transaction.atomic
+def apply_config(config: ConfigIn, *, dry_run: bool = False) -> ApplyReport:
+    """Create or update everything ``config`` names. Atomic; with ``dry_run`` nothing is kept."""
+    report = ApplyReport()
+    for t in config.tenants:
+        tenant = Tenant.objects.filter(slug=t.slug).first() or Tenant(slug=t.slug)
+        _sync(tenant, {"name": t.name, "is_active": t.is_active}, f"tenant {t.slug}", report)
+        models: dict[str, ModelConfig] = {m.name: m for m in ModelConfig.objects.filter(tenant=tenant)}
+        for m in t.models:
+            obj = models.get(m.name) or ModelConfig(tenant=tenant, name=m.name)
+            values = m.model_dump(exclude={"name", "api_key"})
+            if m.api_key is not None:
+                values["api_key"] = m.api_key
+            models[m.name] = _sync(obj, values, f"model {t.slug}/{m.name}", report)
+        for b in t.bots:
+            bot = Bot.objects.filter(tenant=tenant, slug=b.slug).first() or Bot(tenant=tenant, slug=b.slug)
+            values = b.model_dump(exclude={"slug", "model", "fallback_models", "knowledge", "channels"})
+            values["model"] = models[b.model] if b.model else None
+            bot = _sync(bot, values, f"bot {t.slug}/{b.slug}", report)
+            _sync_fallbacks(bot, [models[n] for n in b.fallback_models], report)
+            _sync_knowledge(bot, b.knowledge, report)
+            for c in b.channels:
+                ch = Channel.objects.filter(key=c.key).first() or Channel(key=c.key, bot=bot)
+                cvalues = c.model_dump(exclude={"key", "credentials", "allowed_origins", "api_base"})
+                cvalues["bot"] = bot
+                cvalues["api_base"] = c.api_base or ""
+                cvalues["allowed_origins"] = "\n".join(c.allowed_origins)
+                if c.credentials is not None:
+                    cvalues["credentials"] = c.credentials
+                _sync(ch, cvalues, f"channel {c.key}", report)
+    if dry_run:
+        transaction.set_rollback(True)
+    return report
+
+
+def _sync_fallbacks(bot: Bot, wanted: list[ModelConfig], report: ApplyReport) -> None:
+    current = list(bot.fallbacks.order_by("position", "id").values_list("model_id", "position"))
+    target = [(m.pk, i) for i, m in enumerate(wanted)]
+    if current == target:
+        return
+    bot.fallbacks.all().delete()
+    BotFallback.objects.bulk_create([BotFallback(bot=bot, model=m, position=i) for i, m in enumerate(wanted)])
+    report.updated.append(f"bot {bot.tenant.slug}/{bot.slug} (fallback_models)")
+
+
+def _sync_knowledge(bot: Bot, entries: list[KnowledgeIn], report: ApplyReport) -> None:
+    existing = {e.question: e for e in bot.knowledge.all()}
+    wanted = {e.question for e in entries}
+    for e in entries:
+        obj = existing.get(e.question) or KnowledgeEntry(bot=bot, question=e.question)
+        _sync(
+            obj,
+            {"answer": e.answer, "keywords": e.keywords, "enabled": e.enabled},
+            f"knowledge {bot.tenant.slug}/{bot.slug}: {e.question[:40]}",
+            report,
+        )
+    for question, obj in existing.items():
+        if question not in wanted:
+            obj.delete()
+            report.deleted.append(f"knowledge {bot.tenant.slug}/{bot.slug}: {question[:40]}")
+
+
+# --- exporting -----------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def export_config(*, tenant_slugs: list[str] | None = None) -> dict[str, Any]:
+    """The configuration as a dict in the apply format, secrets left out."""
+    tenants = Tenant.objects.order_by("slug")
+    if tenant_slugs:
+        tenants = tenants.filter(slug__in=tenant_slugs)
+    out = []
+    for tenant in tenants:
+        models = []
+        for m in tenant.models.order_by("name"):
+            models.append(
+                {
+                    k: _plain(v)
+                    for k, v in {
+                        "name": m.name,
+                        "provider": m.provider,
+                        "endpoint": m.endpoint,
+                        "model": m.model,
+                        "max_tokens": m.max_tokens,
+                        "temperature": m.temperature,
+                        "tier": m.tier,
+                        "timeout_s": m.timeout_s,
+                        "cost_input_per_1k": m.cost_input_per_1k,
+                        "cost_output_per_1k": m.cost_output_per_1k,
+                        "enabled": m.enabled,
+                    }.items()
+                }
+            )
+        bots = []
+        for b in tenant.bots.order_by("slug").select_related("model"):
+            data = {
+                f: getattr(b, f)
+                for f in BotIn.model_fields
+                if f not in {"slug", "model", "fallback_models", "knowledge", "channels"}
+            }
+            bots.append(
+                {
+                    "slug": b.slug,
+                    **data,
+                    "model": b.model.name if b.model else None,
+                    "fallback_models": [m.name for m in b.fallback_configs()],
+                    "knowledge": [
+                        {"question": e.question, "answer": e.answer, "keywords": e.keywords, "enabled": e.enabled}
+                        for e in b.knowledge.order_by("id")
+                    ],
+                    "channels": [
+                        {
+                            "key": c.key,
+                            "platform": c.platform,
+                            "name": c.name,
+                            "mode": c.mode,
+                            "api_base": c.api_base or None,
+                            "allowed_origins": c.origin_list(),
+                            "enabled": c.enabled,
+                        }
+                        for c in b.channels.order_by("key")
+                    ],
+                }
+            )
+        out.append(
+            {"slug": tenant.slug, "name": tenant.name, "is_active": tenant.is_active, "models": models, "bots": bots}
+        )
+    return {"tenants": out}
+
+
+def dump_yaml(data: dict[str, Any]) -> str:
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=120)
