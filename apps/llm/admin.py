@@ -11,7 +11,7 @@ class ModelConfigForm(SecretFieldsFormMixin, forms.ModelForm):
 
     class Meta:
         model = ModelConfig
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 - the admin fieldsets decide the layout
 
 
 @admin.register(ModelConfig)

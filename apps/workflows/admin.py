@@ -11,7 +11,21 @@ class WorkflowForm(SecretFieldsFormMixin, forms.ModelForm):
 
     class Meta:
         model = Workflow
-        fields = "__all__"
+        fields = (
+            "tenant",
+            "bot",
+            "name",
+            "trigger",
+            "trigger_value",
+            "url",
+            "payload_template",
+            "reply_template",
+            "signing_secret",
+            "confirmation_required",
+            "max_retries",
+            "timeout_s",
+            "enabled",
+        )
 
 
 @admin.register(Workflow)
