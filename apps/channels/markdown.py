@@ -7,6 +7,8 @@ passed through: ``html`` is off, so ``<script>`` arrives as text and each render
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 from markdown_it import MarkdownIt
@@ -107,6 +109,114 @@ def _best_cut(text: str, limit: int, measure) -> int:
         if idx > lo // 2:
             return idx + len(sep)
     return lo
+
+
+# --- Markdown-subset dialects (Feishu card markdown, WeCom and DingTalk Markdown) -------------------
+
+
+def _no_escape(text: str) -> str:
+    return text
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What a platform's Markdown subset supports. Unsupported constructs degrade to readable text
+    (a heading to a bold line, a table to ``a | b`` lines, a code block to its bare lines)."""
+
+    headings: bool = True  # "# Title" (else "**Title**")
+    italic: str = "*"  # marker, "" when unsupported
+    strike: str = "~~"
+    code_inline: bool = True
+    code_blocks: bool = True  # ``` fences
+    tables: bool = False  # GitHub tables (else "a | b" lines)
+    hr: str = "---"
+    escape: Callable[[str], str] = _no_escape  # applied to text runs (not to code)
+
+
+def render_dialect(markdown: str, dialect: Dialect) -> str:
+    """``markdown`` re-written in a platform's Markdown subset, normalized (no raw HTML survives:
+    it is parsed as text and passes through ``dialect.escape``)."""
+    esc = dialect.escape
+
+    def inline(node: SyntaxTreeNode) -> str:
+        parts: list[str] = []
+        for child in node.children:
+            t = child.type
+            if t == "text":
+                parts.append(esc(child.content))
+            elif t in ("softbreak", "hardbreak"):
+                parts.append("\n")
+            elif t == "strong":
+                parts.append(f"**{inline(child)}**")
+            elif t == "em":
+                parts.append(f"{dialect.italic}{inline(child)}{dialect.italic}")
+            elif t == "s":
+                parts.append(f"{dialect.strike}{inline(child)}{dialect.strike}")
+            elif t == "code_inline":
+                parts.append(f"`{child.content}`" if dialect.code_inline else esc(child.content))
+            elif t in ("link", "image"):
+                href = child.attrs.get("href") or child.attrs.get("src") or ""
+                label = inline(child) or esc(str(child.attrs.get("alt", ""))) or esc(str(href))
+                parts.append(f"[{label}]({href})" if href else label)
+            else:
+                parts.append(inline(child))
+        return "".join(parts)
+
+    def block(node: SyntaxTreeNode, out: list[str]) -> None:
+        t = node.type
+        if t == "inline":
+            out.append(inline(node))
+        elif t == "paragraph":
+            out.append("".join(_collect(node, block)))
+        elif t == "heading":
+            text = "".join(_collect(node, block))
+            level = int(node.tag[1:]) if node.tag[1:].isdigit() else 1
+            out.append(f"{'#' * level} {text}" if dialect.headings else f"**{text}**")
+        elif t in ("bullet_list", "ordered_list"):
+            start = int(node.attrs.get("start", 1) or 1) if t == "ordered_list" else 1
+            lines = []
+            for i, item in enumerate(node.children):
+                marker = f"{start + i}. " if t == "ordered_list" else "- "
+                body = "\n".join(_blocks(item, block)).split("\n")
+                lines.append(marker + body[0])
+                lines += ["   " + line if line else line for line in body[1:]]
+            out.append("\n".join(lines))
+        elif t == "blockquote":
+            body = "\n\n".join(_blocks(node, block))
+            out.append("\n".join("> " + line for line in body.split("\n")))
+        elif t in ("fence", "code_block"):
+            code = node.content.rstrip("\n")
+            lang = (node.info or "").strip() if t == "fence" else ""
+            out.append(f"```{lang}\n{code}\n```" if dialect.code_blocks else code)
+        elif t == "hr":
+            out.append(dialect.hr)
+        elif t == "table":
+            rows = [
+                ["".join(_collect(cell, block)).replace("|", "\\|" if dialect.tables else "/") for cell in tr.children]
+                for section in node.children
+                for tr in section.children
+            ]
+            if dialect.tables and rows:
+                lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+                lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+            else:
+                lines = [" | ".join(r) for r in rows]
+            out.append("\n".join(lines))
+        else:
+            out.extend(_blocks(node, block))
+
+    return "\n\n".join(p for p in _blocks(parse(markdown), block) if p.strip()).strip()
+
+
+def _blocks(node: SyntaxTreeNode, block) -> list[str]:
+    out: list[str] = []
+    for child in node.children:
+        block(child, out)
+    return out
+
+
+def _collect(node: SyntaxTreeNode, block) -> list[str]:
+    return _blocks(node, block)
 
 
 # --- Non-Markdown dialects (Slack mrkdwn, Telegram HTML, plain text) ---------------------------------

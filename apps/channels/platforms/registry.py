@@ -8,8 +8,10 @@ from importlib import import_module
 from .base import PlatformAdapter
 
 ADAPTERS: dict[str, str] = {
-    # "feishu": "apps.channels.platforms.feishu.adapter.FeishuAdapter",
     "qq": "apps.channels.platforms.qq.adapter.QQAdapter",
+    "feishu": "apps.channels.platforms.feishu.adapter.FeishuAdapter",
+    "wecom": "apps.channels.platforms.wecom.adapter.WeComAdapter",
+    "dingtalk": "apps.channels.platforms.dingtalk.adapter.DingTalkAdapter",
 }
 
 

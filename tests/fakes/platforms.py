@@ -1,0 +1,169 @@
+"""Fake IM platform APIs (Feishu, WeCom, DingTalk) on a FakeServer, and request builders that sign
+(and encrypt) callbacks the way each platform does.
+
+    install_feishu(fake_server)        # token, messages, bot info routes in Feishu's wire format
+    body, headers = feishu_event(payload, encrypt_key="k")
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from apps.channels.platforms.dingtalk.adapter import sign as dingtalk_sign
+from apps.channels.platforms.feishu import crypto as feishu_crypto
+from apps.channels.platforms.wecom import crypto as wecom_crypto
+from tests.fakes.server import FakeServer, RecordedRequest
+
+PLATFORMS_DIR = Path(__file__).resolve().parents[2] / "apps" / "channels" / "platforms"
+
+
+def sample(platform: str, name: str) -> str:
+    """The text of a payload sample kept beside the platform's adapter."""
+    return (PLATFORMS_DIR / platform / "samples" / name).read_text(encoding="utf-8")
+
+
+def sample_json(platform: str, name: str) -> dict:
+    return json.loads(sample(platform, name))
+
+
+# --- Feishu ---------------------------------------------------------------------------------------
+
+
+def install_feishu(
+    server: FakeServer, *, token: str = "t-g1044qeGEDXTB6NDJOGV4JQCYDGHRBARFTGT1234", bot_open_id: str = ""
+) -> None:
+    """Tenant token, message send/reply and bot info, as open.feishu.cn answers them. With a
+    ``bot_open_id`` the bot-info route answers with it (otherwise 404)."""
+    counter = itertools.count(1)
+
+    def token_route(req: RecordedRequest):
+        return 200, {"code": 0, "msg": "ok", "tenant_access_token": token, "expire": 7200}
+
+    def messages(req: RecordedRequest):
+        if req.headers.get("Authorization") != f"Bearer {token}":
+            return 400, {
+                "code": 99991663,
+                "msg": "Invalid access token for authorization. Please make a request with token attached.",
+            }
+        n = next(counter)
+        return 200, {"code": 0, "msg": "success", "data": {"message_id": f"om_sent{n:04d}", "msg_type": "interactive"}}
+
+    server.route("POST", "/open-apis/auth/v3/tenant_access_token/internal", token_route)
+    server.route("POST", "/open-apis/im/v1/messages", messages)
+    if bot_open_id:
+        server.route(
+            "GET",
+            "/open-apis/bot/v3/info",
+            lambda req: (
+                200,
+                {"code": 0, "msg": "ok", "bot": {"activate_status": 2, "app_name": "Parley", "open_id": bot_open_id}},
+            ),
+        )
+
+
+def feishu_event(
+    payload: dict | str, *, encrypt_key: str = "", timestamp: str | None = None, nonce: str = "a1b2c3d4"
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers Feishu POSTs for ``payload``: encrypted and signed when an Encrypt Key is set."""
+    plain = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    headers = {"Content-Type": "application/json; charset=utf-8"}
+    if not encrypt_key:
+        return plain.encode(), headers
+    body = json.dumps({"encrypt": feishu_crypto.encrypt(plain, encrypt_key)}).encode()
+    ts = timestamp or str(int(time.time()))
+    headers.update(
+        {
+            "X-Lark-Request-Timestamp": ts,
+            "X-Lark-Request-Nonce": nonce,
+            "X-Lark-Signature": feishu_crypto.signature(ts, nonce, encrypt_key, body),
+        }
+    )
+    return body, headers
+
+
+# --- WeCom ----------------------------------------------------------------------------------------
+
+
+def install_wecom(server: FakeServer, *, token: str = "wecom-access-token-0001") -> None:
+    counter = itertools.count(1)
+
+    def gettoken(req: RecordedRequest):
+        return 200, {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": 7200}
+
+    def send(req: RecordedRequest):
+        if req.query.get("access_token") != [token]:
+            return 200, {"errcode": 40014, "errmsg": "invalid access_token"}
+        return 200, {"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": f"wecom-msg-{next(counter)}"}
+
+    server.route("GET", "/cgi-bin/gettoken", gettoken)
+    server.route("POST", "/cgi-bin/message/send", send)
+
+
+def wecom_callback(
+    plaintext: str,
+    *,
+    token: str,
+    encoding_aes_key: str,
+    corp_id: str,
+    json_mode: bool = False,
+    timestamp: str | None = None,
+    nonce: str = "1372623149",
+) -> tuple[dict[str, str], bytes]:
+    """(query, body) of a WeCom callback carrying ``plaintext``, encrypted and signed."""
+    ts = timestamp or str(int(time.time()))
+    encrypt = wecom_crypto.encrypt(plaintext, encoding_aes_key, corp_id)
+    sig = wecom_crypto.signature(token, ts, nonce, encrypt)
+    if json_mode:
+        body = json.dumps({"tousername": corp_id, "encrypt": encrypt, "agentid": "1000002"}).encode()
+    else:
+        body = (
+            f"<xml><ToUserName><![CDATA[{corp_id}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt>"
+            "<AgentID><![CDATA[1000002]]></AgentID></xml>"
+        ).encode()
+    return {"msg_signature": sig, "timestamp": ts, "nonce": nonce}, body
+
+
+# --- DingTalk -------------------------------------------------------------------------------------
+
+
+def install_dingtalk(server: FakeServer, *, token: str = "dingtalk-access-token-0001") -> None:
+    counter = itertools.count(1)
+
+    def access_token(req: RecordedRequest):
+        return 200, {"accessToken": token, "expireIn": 7200}
+
+    def robot(req: RecordedRequest):
+        if req.headers.get("x-acs-dingtalk-access-token") != token:
+            return 401, {"code": "InvalidAuthentication", "message": "不合法的access_token", "requestid": "r1"}
+        return 200, {
+            "processQueryKey": f"pqk-{next(counter)}",
+            "invalidStaffIdList": [],
+            "flowControlledStaffIdList": [],
+        }
+
+    def session(req: RecordedRequest):
+        return 200, {"errcode": 0, "errmsg": "ok"}
+
+    server.route("POST", "/v1.0/oauth2/accessToken", access_token)
+    server.route("POST", "/v1.0/robot/", robot)
+    server.route("POST", "/robot/sendBySession", session)
+
+
+def dingtalk_headers(secret: str, *, timestamp_ms: int | None = None) -> dict[str, str]:
+    ts = str(timestamp_ms if timestamp_ms is not None else int(time.time() * 1000))
+    return {"Content-Type": "application/json; charset=utf-8", "timestamp": ts, "sign": dingtalk_sign(ts, secret)}
+
+
+def as_meta(headers: dict[str, str]) -> dict[str, Any]:
+    """Headers as Django test-client keyword arguments."""
+    out: dict[str, Any] = {}
+    for k, v in headers.items():
+        if k.lower() == "content-type":
+            out["content_type"] = v
+        else:
+            out["HTTP_" + k.upper().replace("-", "_")] = v
+    return out
