@@ -127,6 +127,13 @@ def wecom_callback(
     return {"msg_signature": sig, "timestamp": ts, "nonce": nonce}, body
 
 
+def xml_encrypt_value(body: str) -> str:
+    """The ``<Encrypt>`` text of a WeCom callback body."""
+    import xml.etree.ElementTree as ET
+
+    return ET.fromstring(body).findtext("Encrypt") or ""
+
+
 # --- DingTalk -------------------------------------------------------------------------------------
 
 
