@@ -240,7 +240,9 @@ def test_unreachable_api_is_a_temporary_error(slack_channel):
 
 def test_mrkdwn_escapes_control_characters_so_answers_cannot_ping_everyone():
     (text,) = SlackAdapter().render("Tell <!channel> & <@U123> about `a<b>`\n\n```\nif a < b && c > d:\n```")
-    assert text == "Tell &lt;!channel&gt; &amp; &lt;@U123&gt; about `a&lt;b&gt;`\n\n```\nif a &lt; b &amp;&amp; c &gt; d:\n```"
+    assert text == (
+        "Tell &lt;!channel&gt; &amp; &lt;@U123&gt; about `a&lt;b&gt;`\n\n```\nif a &lt; b &amp;&amp; c &gt; d:\n```"
+    )
 
 
 def test_mrkdwn_converts_the_markdown_tree():
