@@ -29,6 +29,7 @@ from .testim import PLATFORM, sign
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.timeout(300),  # three processes start on a shared, busy CI machine
     pytest.mark.skipif(
         settings.EMBEDDED, reason="needs DATABASE_URL (PostgreSQL) and REDIS_URL shared by several processes"
     ),
@@ -111,7 +112,7 @@ def cluster(testim_setup, tmp_path):
             return False
 
     try:
-        _wait_for(web_up, 40, "gunicorn to answer /healthz")
+        _wait_for(web_up, 90, "gunicorn to answer /healthz")
         yield {"base": base, "worker_log": tmp_path / "worker.log", "multiproc": tmp_path / "metrics", **testim_setup}
     finally:
         _stop(worker)
@@ -127,7 +128,7 @@ def _post(base: str, n: int, text: str) -> httpx.Response:
         f"{base}/webhooks/{PLATFORM}/acme-testim/",
         content=body,
         headers={"Content-Type": "application/json", "X-Testim-Signature": sign("testim-signing-secret", body)},
-        timeout=10,
+        timeout=30,
     )
 
 
@@ -140,14 +141,14 @@ def test_metrics_and_trace_ids_across_web_and_worker_processes(cluster):
     trace_ids = {r.headers["X-Request-ID"] for r in responses}
     assert len(trace_ids) == count
 
-    _wait_for(lambda: len(server.requests_to("/send")) >= count, 60, "the Celery worker to send every reply")
+    _wait_for(lambda: len(server.requests_to("/send")) >= count, 90, "the Celery worker to send every reply")
     assert all("9 to 5" in r.json()["text"] for r in server.requests_to("/send"))
 
     # Every scrape — whichever web worker answers — shows the totals of all processes: the web
     # workers counted the inbound messages, the Celery worker the replies and response times.
     answered = {"tenant": "acme", "bot": "helpdesk", "platform": PLATFORM}
     for _ in range(4):
-        samples = parse_metrics(httpx.get(f"{base}/metrics", timeout=10).text)
+        samples = parse_metrics(httpx.get(f"{base}/metrics", timeout=30).text)
         assert value(samples, "parley_inbound_messages_total", platform=PLATFORM, outcome="accepted") == count
         assert value(samples, "parley_webhook_ack_seconds_count", platform=PLATFORM) == count
         assert value(samples, "parley_replies_total", platform=PLATFORM, outcome="sent") == count
