@@ -162,7 +162,7 @@ class DingTalkAdapter(PlatformAdapter):
     def render(self, markdown: str) -> list[dict]:
         """``{"title", "text"}`` Markdown messages of at most ~18 KB each."""
         text = render_dialect(markdown, MARKDOWN) or " "
-        title = (plain_text(markdown).split("\n", 1)[0].strip() or "Reply")[:30]
+        title = _title(plain_text(markdown))
         return [
             {"title": title, "text": piece}
             for piece in split_text(text, CONTENT_LIMIT, measure=lambda s: len(s.encode()))
@@ -261,6 +261,17 @@ class DingTalkAdapter(PlatformAdapter):
         expires = _int(data.get("expireIn"), 7200)
         cache.set(key, token, timeout=max(expires - min(300, expires // 2), 1))
         return token
+
+
+def _title(text: str, limit: int = 30) -> str:
+    """The notification title: the answer's first line, cut at a word boundary."""
+    line = text.split("\n", 1)[0].strip() or "Reply"
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,.;:，。；：") + "…"
 
 
 def _int(value: Any, default: int) -> int:
