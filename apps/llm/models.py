@@ -25,6 +25,12 @@ class ModelConfig(models.Model):
     endpoint = models.URLField(max_length=500, blank=True, help_text="API base URL, e.g. https://api.openai.com/v1")
     api_key = EncryptedTextField(blank=True, help_text="Stored encrypted; never shown again in full.")
     model = models.CharField(max_length=200, blank=True, help_text="Provider's model name, e.g. glm-4-turbo.")
+    api_version = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="Azure OpenAI only, e.g. 2024-06-01. The endpoint is then the resource URL and the model "
+        "name is the deployment name.",
+    )
     max_tokens = models.PositiveIntegerField(
         default=2048, validators=[MinValueValidator(1), MaxValueValidator(200_000)]
     )

@@ -1,12 +1,20 @@
 """The model router: which model answers, and what happens when it cannot.
 
 ``generate`` tries the bot's primary model, then its fallbacks in order, and returns an ``Answer``
-that always has text: when every model fails it is the bot's polite failure text.
+that always has text: when every model fails it is the bot's polite failure text. Before any model,
+a context-free ``question`` is matched against the bot's knowledge entries and its answer cache,
+and identical questions in flight at once share one model call.
+
+The bot's models are read from the database on every call (no process-level cache), so a model or
+route changed in the admin is used for the next message by every web and worker process.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,10 +24,15 @@ from typing import Any
 from django.conf import settings
 
 from apps.bots.models import DEFAULT_FAILURE_TEXT
+from apps.core import metrics
 
-from .types import Answer, Attempt, ProviderError
+from . import answer_cache, breaker
+from .providers import provider_for
+from .types import Answer, Attempt, Completion, ProviderError
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["Answer", "ModelSpec", "failure_text", "generate", "model_chain"]
 
 
 @dataclass
@@ -38,6 +51,10 @@ class ModelSpec:
     cost_output_per_1k: Decimal = Decimal("0")
     config: Any = None  # the ModelConfig, when there is one
     tenant_slug: str = ""
+    api_version: str = ""
+
+    def __repr__(self) -> str:  # never print the key
+        return f"ModelSpec({self.name!r}, {self.provider!r}, {self.model!r})"
 
     @classmethod
     def from_config(cls, cfg: Any) -> ModelSpec:
@@ -54,6 +71,7 @@ class ModelSpec:
             cost_output_per_1k=cfg.cost_output_per_1k,
             config=cfg,
             tenant_slug=cfg.tenant.slug if cfg.tenant_id else "",
+            api_version=getattr(cfg, "api_version", ""),
         )
 
     @classmethod
@@ -71,36 +89,296 @@ class ModelSpec:
             timeout_s=settings.AI_FALLBACK_TIMEOUT,
         )
 
+    @property
+    def version(self) -> str:
+        """Changes whenever the model's settings change (part of answer-cache keys)."""
+        if self.config is not None:
+            stamp = self.config.updated_at.timestamp() if self.config.updated_at else 0
+            return f"{self.config.pk}@{stamp:.3f}"
+        raw = f"{self.provider}|{self.endpoint}|{self.model}|{self.max_tokens}"
+        return "env:" + hashlib.sha256(raw.encode()).hexdigest()[:12]
+
 
 def model_chain(bot: Any, language: str = "") -> list[ModelSpec]:
-    """Primary (per-language route first, then the bot's model, else the env default), then fallbacks."""
+    """Primary (per-language route first, then the bot's model, else the env default), then fallbacks.
+
+    Reads the bot's model settings fresh from the database, so a long-lived ``bot`` object (a
+    web-chat socket's) still gets the models configured now. Only the bot's own tenant's enabled
+    models are used.
+    """
+    from apps.bots.models import Bot, BotFallback
+
+    from .models import ModelConfig
+
+    fresh = Bot.objects.filter(pk=bot.pk).values("model_id", "language_routes", "tenant_id").first() or {
+        "model_id": bot.model_id,
+        "language_routes": bot.language_routes,
+        "tenant_id": bot.tenant_id,
+    }
+    configs = ModelConfig.objects.filter(tenant_id=fresh["tenant_id"], enabled=True).select_related("tenant")
     chain: list[Any] = []
-    route = (bot.language_routes or {}).get(language[:2]) if language else None
+    route = (fresh["language_routes"] or {}).get(language[:2]) if language else None
     if route:
-        routed = bot.tenant.models.filter(name=route, enabled=True).first()
+        routed = configs.filter(name=route).first()
         if routed is not None:
             chain.append(routed)
-    if bot.model_id and bot.model.enabled and bot.model not in chain:
-        chain.append(bot.model)
-    for cfg in bot.fallback_configs():
-        if cfg.enabled and cfg not in chain:
-            chain.append(cfg)
+    if fresh["model_id"]:
+        primary = configs.filter(pk=fresh["model_id"]).first()
+        if primary is not None and primary.pk not in {c.pk for c in chain}:
+            chain.append(primary)
+    fallbacks = (
+        BotFallback.objects.filter(bot_id=bot.pk, model__tenant_id=fresh["tenant_id"], model__enabled=True)
+        .select_related("model", "model__tenant")
+        .order_by("position", "id")
+    )
+    for fb in fallbacks:
+        if fb.model.pk not in {c.pk for c in chain}:
+            chain.append(fb.model)
     specs = [ModelSpec.from_config(c) for c in chain]
     if not specs:
         specs = [ModelSpec.env_default()]
     return specs
 
 
-def get_provider(spec: ModelSpec, language: str = "en") -> Any:
-    from .providers.builtin import BuiltinProvider
-
-    if spec.provider == "builtin":
-        return BuiltinProvider(language)
-    raise ProviderError(f"provider '{spec.provider}' is not available", outcome="error", retryable=False)
-
-
 def failure_text(bot: Any) -> str:
     return bot.failure_text or DEFAULT_FAILURE_TEXT
+
+
+# --- settings (read per call so tests and operators can change them) ---------------------------
+
+
+def _stream_idle_s() -> float:
+    """Longest gap between streamed pieces once the first one arrived."""
+    return float(getattr(settings, "LLM_STREAM_IDLE_TIMEOUT", 30))
+
+
+def _max_answer_s() -> float:
+    """Longest a single model call may take in all (streamed answers included)."""
+    return float(getattr(settings, "LLM_MAX_ANSWER_SECONDS", 120))
+
+
+# --- one attempt ---------------------------------------------------------------------------------
+
+
+class _Cancelled(Exception):
+    def __init__(self, partial: str) -> None:
+        super().__init__("cancelled")
+        self.partial = partial
+
+
+class _Interrupted(Exception):
+    """A stream failed after text was already passed to ``on_token``."""
+
+    def __init__(self, error: ProviderError, partial: str) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.partial = partial
+
+
+def _call(
+    spec: ModelSpec,
+    messages: list[dict],
+    *,
+    language: str,
+    on_token: Callable[[str], None] | None,
+    cancelled: Callable[[], bool] | None,
+) -> Completion:
+    """One call of one model, abandoned at its deadline.
+
+    The provider runs on a helper thread and reports through a queue, so this thread can give up
+    at the exact deadline — no answer (no first token when streaming) within ``spec.timeout_s`` —
+    even while the helper is stuck connecting or reading; ``on_token`` is called on this thread.
+    Raises ProviderError, _Cancelled or _Interrupted.
+    """
+    provider = provider_for(
+        kind=spec.provider,
+        endpoint=spec.endpoint,
+        api_key=spec.api_key,
+        api_version=spec.api_version,
+        language=language,
+    )
+    events: queue.Queue[tuple[str, Any]] = queue.Queue()
+    abandoned = threading.Event()
+    streaming = on_token is not None
+    kwargs = {"model": spec.model, "max_tokens": spec.max_tokens, "timeout": spec.timeout_s}
+    kwargs["temperature"] = spec.temperature
+
+    def work() -> None:
+        try:
+            if not streaming:
+                events.put(("done", provider.complete(messages, **kwargs)))
+                return
+            pieces = provider.stream(messages, **kwargs)
+            while not abandoned.is_set():
+                try:
+                    piece = next(pieces)
+                except StopIteration as stop:
+                    events.put(("done", stop.value))
+                    return
+                events.put(("token", piece))
+            pieces.close()
+        except BaseException as exc:  # handed to the caller's thread
+            events.put(("error", exc))
+
+    started = time.monotonic()
+    hard_stop = started + max(_max_answer_s(), spec.timeout_s)
+    deadline = started + spec.timeout_s
+    received: list[str] = []
+    thread = threading.Thread(target=work, name=f"llm-call-{spec.name}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            if cancelled is not None and cancelled():
+                raise _Cancelled("".join(received))
+            remaining = min(deadline, hard_stop) - time.monotonic()
+            if remaining <= 0:
+                what = "no first token" if streaming else "no answer"
+                err = ProviderError(
+                    f"{what} within {spec.timeout_s:g} s" if not received else "the stream stalled", outcome="timeout"
+                )
+                if received:
+                    raise _Interrupted(err, "".join(received))
+                raise err
+            try:
+                kind, value = events.get(timeout=min(remaining, 0.05) if cancelled is not None else remaining)
+            except queue.Empty:
+                continue
+            if kind == "token":
+                received.append(value)
+                deadline = time.monotonic() + _stream_idle_s()
+                assert on_token is not None
+                on_token(value)
+            elif kind == "done":
+                return value
+            else:
+                err = value if isinstance(value, ProviderError) else ProviderError(f"{type(value).__name__}: {value}")
+                if received:
+                    raise _Interrupted(err, "".join(received))
+                raise err
+    finally:
+        abandoned.set()
+        # Closing the client makes an abandoned helper fail fast where the socket allows it; otherwise
+        # it ends at the HTTP client's own timeouts (set from spec.timeout_s) — it is a daemon thread
+        # and nobody waits for it.
+        try:
+            provider.close()
+        except Exception:
+            logger.debug("closing provider failed", exc_info=True)
+
+
+def _ms(since: float) -> int:
+    return int((time.monotonic() - since) * 1000)
+
+
+def _run_chain(
+    bot: Any,
+    specs: list[ModelSpec],
+    messages: list[dict],
+    *,
+    language: str,
+    on_token: Callable[[str], None] | None,
+    cancelled: Callable[[], bool] | None,
+    fail_text: str,
+) -> Answer:
+    attempts: list[Attempt] = []
+    tenant = getattr(bot.tenant, "slug", "") if getattr(bot, "tenant_id", None) else ""
+    for index, spec in enumerate(specs):
+        if cancelled is not None and cancelled():
+            return Answer(text="", source="model", attempts=attempts, cancelled=True)
+        who = {"tenant": spec.tenant_slug or tenant, "model": spec.name, "provider": spec.provider}
+        if not breaker.allow(spec):
+            attempts.append(Attempt(spec.name, spec.provider, "breaker_open", 0, "circuit breaker open"))
+            metrics.record_model_call(**who, outcome="breaker_open")
+            continue
+        started = time.monotonic()
+        try:
+            completion = _call(spec, messages, language=language, on_token=on_token, cancelled=cancelled)
+        except _Cancelled as exc:
+            attempts.append(Attempt(spec.name, spec.provider, "cancelled", _ms(started)))
+            breaker.release_probe(spec)  # a cancelled probe proves nothing; let the next caller probe
+            return Answer(text=exc.partial, source="model", attempts=attempts, cancelled=True)
+        except _Interrupted as exc:
+            attempts.append(Attempt(spec.name, spec.provider, exc.error.outcome, _ms(started), str(exc.error)[:300]))
+            metrics.record_model_call(**who, outcome=exc.error.outcome, seconds=time.monotonic() - started)
+            breaker.record_failure(spec)
+            # The user has already seen this text; switching models now would repeat or contradict it.
+            return Answer(
+                text=exc.partial,
+                source="model",
+                model_config=spec.config,
+                model_name=spec.model,
+                provider=spec.provider,
+                latency_ms=_ms(started),
+                attempts=attempts,
+                fallback_used=index > 0,
+                truncated=True,
+            )
+        except ProviderError as exc:
+            attempts.append(Attempt(spec.name, spec.provider, exc.outcome, _ms(started), str(exc)[:300]))
+            metrics.record_model_call(**who, outcome=exc.outcome, seconds=time.monotonic() - started)
+            breaker.record_failure(spec)
+            logger.warning(
+                "model attempt failed",
+                extra={"model": spec.name, "provider": spec.provider, "outcome": exc.outcome, "error": str(exc)[:300]},
+            )
+            continue
+        total_ms = _ms(started)
+        latency_ms = completion.latency_ms if on_token is not None and completion.latency_ms else total_ms
+        breaker.record_success(spec)
+        attempts.append(Attempt(spec.name, spec.provider, "ok", latency_ms))
+        metrics.record_model_call(
+            **who,
+            outcome="ok",
+            seconds=latency_ms / 1000,
+            tokens_in=completion.tokens_in,
+            tokens_out=completion.tokens_out,
+        )
+        if index > 0:
+            metrics.record_fallback(tenant=tenant, bot=getattr(bot, "slug", ""))
+        cost = (spec.cost_input_per_1k * completion.tokens_in + spec.cost_output_per_1k * completion.tokens_out) / 1000
+        return Answer(
+            text=completion.text,
+            source="builtin" if spec.provider == "builtin" else "model",
+            model_config=spec.config,
+            model_name=completion.model or spec.model,
+            provider=spec.provider,
+            tokens_in=completion.tokens_in,
+            tokens_out=completion.tokens_out,
+            cost=cost.quantize(Decimal("0.000001")),
+            latency_ms=latency_ms,
+            attempts=attempts,
+            fallback_used=index > 0,
+        )
+    logger.error("every model failed", extra={"attempts": [a.as_dict() for a in attempts]})
+    if on_token is not None:
+        on_token(fail_text)
+    return Answer(text=fail_text, source="failure", attempts=attempts, failed=True, fallback_used=len(attempts) > 1)
+
+
+def _shareable(answer: Answer) -> dict | None:
+    """What single-flight waiters (and the answer cache) get from a leader's answer."""
+    if answer.cancelled or answer.truncated:
+        return None
+    return {
+        "text": answer.text,
+        "source": answer.source,
+        "model_name": answer.model_name,
+        "provider": answer.provider,
+        "failed": answer.failed,
+    }
+
+
+def _from_shared(payload: dict, *, source: str, started: float) -> Answer:
+    failed = bool(payload.get("failed"))
+    return Answer(
+        text=payload["text"],
+        source="failure" if failed else source,
+        model_name=payload.get("model_name", ""),
+        provider=payload.get("provider", ""),
+        latency_ms=_ms(started),
+        cached=not failed,
+        failed=failed,
+    )
 
 
 def generate(
@@ -110,42 +388,97 @@ def generate(
     language: str = "en",
     on_token: Callable[[str], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    question: str | None = None,
 ) -> Answer:
-    """Answer ``messages`` (system prompt + context + the new turn) for ``bot``."""
-    attempts: list[Attempt] = []
-    for index, spec in enumerate(model_chain(bot, language)):
-        started = time.perf_counter()
-        try:
-            provider = get_provider(spec, language)
-            completion = provider.complete(
-                messages, model=spec.model, max_tokens=spec.max_tokens, timeout=spec.timeout_s
-            )
-        except ProviderError as exc:
-            attempts.append(
-                Attempt(
-                    spec.name, spec.provider, exc.outcome, int((time.perf_counter() - started) * 1000), str(exc)[:300]
-                )
-            )
-            continue
-        latency_ms = int((time.perf_counter() - started) * 1000)
-        attempts.append(Attempt(spec.name, spec.provider, "ok", latency_ms))
-        cost = (spec.cost_input_per_1k * completion.tokens_in + spec.cost_output_per_1k * completion.tokens_out) / 1000
-        if on_token:
-            on_token(completion.text)
-        return Answer(
-            text=completion.text,
-            source="builtin" if spec.provider == "builtin" else "model",
-            model_config=spec.config,
-            model_name=completion.model or spec.model,
-            provider=spec.provider,
-            tokens_in=completion.tokens_in,
-            tokens_out=completion.tokens_out,
-            cost=cost,
-            latency_ms=latency_ms,
-            attempts=attempts,
-            fallback_used=index > 0,
-        )
-    logger.error("every model failed", extra={"attempts": [a.as_dict() for a in attempts]})
-    return Answer(
-        text=failure_text(bot), source="failure", attempts=attempts, failed=True, fallback_used=len(attempts) > 1
+    """Answer ``messages`` (system prompt + context + the new turn) for ``bot``.
+
+    ``question``: the user's text when the turn can be answered without context. Then a matching
+    knowledge entry answers with no model call, the bot's answer cache is used when
+    ``bot.cache_answers``, and identical questions in flight at once make one model call.
+    ``on_token``: stream from the provider and call it with each text piece (cached, knowledge and
+    failure answers arrive as one piece). ``cancelled()``: polled while waiting; when it returns
+    True the call stops and the Answer has ``cancelled=True``.
+
+    Never raises for provider trouble: the Answer then has ``failed=True`` and the failure text.
+    Every model attempt is in ``Answer.attempts``.
+    """
+    from apps.bots.knowledge import match_knowledge
+    from apps.bots.models import Bot
+
+    started = time.monotonic()
+    tenant = bot.tenant.slug
+    fresh = (
+        Bot.objects.filter(pk=bot.pk)
+        .values("failure_text", "cache_answers", "cache_ttl_seconds", "updated_at", "system_prompt")
+        .first()
     )
+    if fresh is None:
+        fresh = {
+            "failure_text": bot.failure_text,
+            "cache_answers": bot.cache_answers,
+            "cache_ttl_seconds": bot.cache_ttl_seconds,
+            "updated_at": bot.updated_at,
+            "system_prompt": bot.system_prompt,
+        }
+    fail_text = fresh["failure_text"] or DEFAULT_FAILURE_TEXT
+    specs = model_chain(bot, language)
+
+    def run() -> Answer:
+        return _run_chain(
+            bot, specs, messages, language=language, on_token=on_token, cancelled=cancelled, fail_text=fail_text
+        )
+
+    if question is None or not question.strip():
+        return run()
+
+    entry = match_knowledge(bot, question)
+    metrics.record_cache_lookup(tenant=tenant, bot=bot.slug, kind="knowledge", hit=entry is not None)
+    if entry is not None:
+        if on_token is not None:
+            on_token(entry.answer)
+        return Answer(text=entry.answer, source="knowledge", cached=True, latency_ms=_ms(started))
+
+    stamp = fresh["updated_at"].timestamp() if fresh["updated_at"] else 0
+    versions = f"bot@{stamp:.3f}|" + "|".join(s.version for s in specs)
+    key = answer_cache.question_key(
+        tenant_id=bot.tenant_id, bot_id=bot.pk, question=question, language=language[:2], versions=versions
+    )
+    if not key:
+        return run()
+    use_cache = bool(fresh["cache_answers"])
+
+    def cached_answer() -> Answer | None:
+        payload = answer_cache.get_answer(key)
+        metrics.record_cache_lookup(tenant=tenant, bot=bot.slug, kind="answer", hit=payload is not None)
+        if payload is None:
+            return None
+        if on_token is not None:
+            on_token(payload["text"])
+        return _from_shared(payload, source="cache", started=started)
+
+    if use_cache and (hit := cached_answer()) is not None:
+        return hit
+
+    def lead() -> Answer:
+        # Re-check: a flight that finished just before this one started may have filled the cache.
+        if use_cache and (hit := cached_answer()) is not None:
+            return hit
+        answer = run()
+        payload = _shareable(answer)
+        if use_cache and payload and answer.source == "model" and not answer.failed:
+            answer_cache.set_answer(key, payload, int(fresh["cache_ttl_seconds"]))
+        return answer
+
+    # How long a waiter waits for the leader: the whole chain's worst case in this call's mode.
+    budget = sum(s.timeout_s if on_token is None else max(_max_answer_s(), s.timeout_s) for s in specs) + 5
+    result, shared = answer_cache.single_flight(
+        key, lead, encode=_shareable, lock_ttl=budget, wait_timeout=budget, cancelled=cancelled
+    )
+    if not shared:
+        return result  # type: ignore[return-value]
+    if result is None:
+        return Answer(text="", cancelled=True, latency_ms=_ms(started))
+    metrics.record_cache_lookup(tenant=tenant, bot=bot.slug, kind="single_flight", hit=True)
+    if on_token is not None:
+        on_token(result["text"])  # type: ignore[index]
+    return _from_shared(result, source="cache", started=started)  # type: ignore[arg-type]

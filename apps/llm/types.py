@@ -56,13 +56,17 @@ class Answer:
     cached: bool = False
     failed: bool = False
     cancelled: bool = False
+    truncated: bool = False  # a stream broke after some text was already shown; ``text`` is that part
 
 
 class ProviderError(Exception):
     """A model call failed. ``outcome`` is the metrics label (timeout, error, rate_limited);
     ``retryable`` says whether another try of the same model could help."""
 
-    def __init__(self, message: str, *, outcome: str = "error", retryable: bool = True) -> None:
+    def __init__(
+        self, message: str, *, outcome: str = "error", retryable: bool = True, status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.outcome = outcome
         self.retryable = retryable
+        self.status = status  # the provider's HTTP status, when it answered with one

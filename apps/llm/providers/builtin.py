@@ -6,9 +6,8 @@ question reaches this provider nothing matched: it says plainly that no AI model
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from ..types import Completion
+from .base import TextStream
 
 NOT_CONFIGURED = {
     "en": "No AI model is configured for this assistant yet, and I have no prepared answer to that question. "
@@ -25,10 +24,29 @@ class BuiltinProvider:
     def __init__(self, language: str = "en") -> None:
         self.language = language
 
-    def complete(self, messages: list[dict], *, model: str = "", max_tokens: int = 0, timeout: float = 0) -> Completion:
+    def complete(
+        self,
+        messages: list[dict],
+        *,
+        model: str = "",
+        max_tokens: int = 0,
+        timeout: float = 0,
+        temperature: float | None = None,
+    ) -> Completion:
         return Completion(text=not_configured_text(self.language), model="builtin")
 
     def stream(
-        self, messages: list[dict], *, model: str = "", max_tokens: int = 0, timeout: float = 0
-    ) -> Iterator[str]:
-        yield not_configured_text(self.language)
+        self,
+        messages: list[dict],
+        *,
+        model: str = "",
+        max_tokens: int = 0,
+        timeout: float = 0,
+        temperature: float | None = None,
+    ) -> TextStream:
+        completion = self.complete(messages)
+        yield completion.text
+        return completion
+
+    def close(self) -> None:
+        pass

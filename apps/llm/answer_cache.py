@@ -1,0 +1,98 @@
+"""Answer cache and single-flight for context-free questions.
+
+Both are keyed by tenant + bot + the normalized question + language + the versions of the bot and
+of the models that would answer, so an answer never crosses bots or tenants, and editing the bot's
+persona or a model makes the old answers unreachable (they expire by TTL).
+
+Single-flight: when identical questions reach the same bot at once, the first caller (the leader,
+who wins an atomic ``cache.add`` — SET NX on Redis) calls the model; the others wait for the
+leader's published result instead of calling the model themselves. Works across processes on Redis
+and across threads on the local-memory cache. A waiter whose leader vanishes (crashed, cancelled)
+takes over; a waiter never waits longer than ``wait_timeout``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.core.cache import cache
+
+from apps.bots.knowledge import normalize_question
+
+T = TypeVar("T")
+
+RESULT_TTL = 60  # seconds a published single-flight result stays readable for its waiters
+
+
+def question_key(*, tenant_id: int, bot_id: int, question: str, language: str, versions: str) -> str:
+    """The cache key stem for ``question`` asked of one bot ('' when the question normalizes to nothing)."""
+    normalized = normalize_question(question)
+    if not normalized:
+        return ""
+    digest = hashlib.sha256(f"{language}\x00{versions}\x00{normalized}".encode()).hexdigest()[:40]
+    return f"llm:q:{tenant_id}:{bot_id}:{digest}"
+
+
+def get_answer(key: str) -> dict | None:
+    return cache.get(key + ":ans") if key else None
+
+
+def set_answer(key: str, payload: dict, ttl: int) -> None:
+    if key and ttl > 0:
+        cache.set(key + ":ans", payload, timeout=ttl)
+
+
+def single_flight(
+    key: str,
+    compute: Callable[[], T],
+    *,
+    encode: Callable[[T], dict | None],
+    lock_ttl: float,
+    wait_timeout: float,
+    cancelled: Callable[[], bool] | None = None,
+) -> tuple[T | dict | None, bool]:
+    """Run ``compute`` once for all concurrent callers of ``key``.
+
+    Returns ``(result, False)`` to the leader (``compute``'s own result) and ``(payload, True)`` to
+    a waiter (the leader's ``encode(result)``). A waiter that is cancelled gets ``(None, True)``.
+    ``encode`` returning None means "not shareable" (e.g. a cancelled answer): waiters then take over.
+    """
+    lock_key = key + ":flight"
+    flight_id = uuid.uuid4().hex
+    give_up_at = time.monotonic() + wait_timeout
+    while True:
+        if cache.add(lock_key, flight_id, timeout=max(int(lock_ttl), 1)):
+            result: T | None = None
+            try:
+                result = compute()
+                return result, False
+            finally:
+                payload = encode(result) if result is not None else None
+                if payload is not None:
+                    # Published before the lock goes, so a waiter that sees no lock finds the result.
+                    cache.set(f"{key}:res:{flight_id}", payload, timeout=RESULT_TTL)
+                if cache.get(lock_key) == flight_id:
+                    cache.delete(lock_key)
+        leader = cache.get(lock_key)
+        if leader is None:
+            continue  # the leader just finished; race for the lock again (the answer cache may hit)
+        delay = 0.005
+        while True:
+            payload = cache.get(f"{key}:res:{leader}")
+            if payload is not None:
+                return payload, True
+            if cancelled is not None and cancelled():
+                return None, True
+            if cache.get(lock_key) != leader:
+                payload = cache.get(f"{key}:res:{leader}")
+                if payload is not None:
+                    return payload, True
+                break  # the leader is gone without a result: try to lead
+            if time.monotonic() > give_up_at:
+                return compute(), False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)

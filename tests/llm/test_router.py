@@ -1,0 +1,244 @@
+"""The router against fake providers: fallback, timeouts, breaker, live config, streaming, cost."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import pytest
+
+from apps.bots.models import DEFAULT_FAILURE_TEXT, BotFallback
+from apps.llm import breaker, router
+from tests.factories import make_bot, make_model, make_tenant
+
+MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello?"}]
+MARGIN = 0.6  # seconds of slack for thread start-up and a busy shared CI machine
+
+
+@pytest.fixture
+def chain(tenant, bot, fake_openai, fake_anthropic):
+    """The bot's primary is an OpenAI-compatible fake (0.5 s timeout); its fallback is an Anthropic fake."""
+    primary = make_model(tenant, "primary", endpoint=fake_openai.url, api_key="sk-primary-key", timeout_s="0.5")
+    fallback = make_model(
+        tenant, "fallback", provider="anthropic", endpoint=fake_anthropic.url, model="claude-x", timeout_s="2"
+    )
+    bot.model = primary
+    bot.save()
+    BotFallback.objects.create(bot=bot, model=fallback, position=1)
+    fake_openai.set(text="Primary answer.")
+    fake_anthropic.set(text="Fallback answer.")
+    return primary, fallback
+
+
+def outcomes(answer):
+    return [(a.model, a.outcome) for a in answer.attempts]
+
+
+def test_primary_answers(bot, chain, fake_anthropic):
+    answer = router.generate(bot=bot, messages=MESSAGES)
+    assert answer.text == "Primary answer."
+    assert (answer.source, answer.provider, answer.model_config) == ("model", "openai", chain[0])
+    assert outcomes(answer) == [("primary", "ok")] and not answer.fallback_used
+    assert fake_anthropic.calls == 0
+
+
+def test_hanging_primary_is_abandoned_at_its_timeout(bot, chain, fake_openai, fake_anthropic):
+    fake_openai.set(delay=10)
+    fake_anthropic.set(text="Fallback answer.", delay=0.2)
+    started = time.monotonic()
+    answer = router.generate(bot=bot, messages=MESSAGES)
+    elapsed = time.monotonic() - started
+    assert answer.text == "Fallback answer." and answer.fallback_used
+    assert outcomes(answer) == [("primary", "timeout"), ("fallback", "ok")]
+    assert elapsed < 0.5 + 0.2 + MARGIN
+    assert answer.attempts[0].latency_ms >= 450
+
+
+def test_streaming_primary_without_first_token_is_abandoned(bot, chain, fake_openai, fake_anthropic):
+    fake_openai.set(first_token_delay=10)  # headers arrive at once, then nothing
+    pieces: list[str] = []
+    started = time.monotonic()
+    answer = router.generate(bot=bot, messages=MESSAGES, on_token=pieces.append)
+    assert time.monotonic() - started < 0.5 + MARGIN
+    assert "".join(pieces) == "Fallback answer." == answer.text
+    assert len(pieces) == 2  # streamed piece by piece, none from the primary
+    assert outcomes(answer) == [("primary", "timeout"), ("fallback", "ok")]
+
+
+def test_slow_stream_after_first_token_is_not_cut_at_the_first_token_timeout(bot, chain, fake_openai):
+    fake_openai.set(text="a b c d", token_delay=0.25)  # 0.75 s in all, beyond the 0.5 s first-token timeout
+    pieces: list[str] = []
+    answer = router.generate(bot=bot, messages=MESSAGES, on_token=pieces.append)
+    assert answer.text == "a b c d" and pieces == ["a ", "b ", "c ", "d"]
+    assert outcomes(answer) == [("primary", "ok")] and answer.latency_ms < 500
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "outcome"),
+    [
+        ({"status": 500}, "error"),
+        ({"status": 503}, "error"),
+        ({"status": 429}, "rate_limited"),
+        ({"garbage": b"not json at all"}, "error"),
+    ],
+)
+def test_errors_fall_back(bot, chain, fake_openai, behaviour, outcome):
+    fake_openai.set(**behaviour)
+    answer = router.generate(bot=bot, messages=MESSAGES)
+    assert answer.text == "Fallback answer."
+    assert outcomes(answer) == [("primary", outcome), ("fallback", "ok")]
+
+
+def test_everything_failing_gives_the_failure_text_never_silence(bot, chain, fake_openai, fake_anthropic):
+    fake_openai.set(status=500)
+    fake_anthropic.set(status=529)
+    pieces: list[str] = []
+    answer = router.generate(bot=bot, messages=MESSAGES, on_token=pieces.append)
+    assert answer.failed and answer.text == DEFAULT_FAILURE_TEXT and pieces == [DEFAULT_FAILURE_TEXT]
+    assert outcomes(answer) == [("primary", "error"), ("fallback", "error")]
+    bot.failure_text = "We are busy, sorry."
+    bot.save()
+    assert router.generate(bot=bot, messages=MESSAGES).text == "We are busy, sorry."
+
+
+def test_breaker_opens_then_probes_and_closes(settings, bot, chain, fake_openai):
+    settings.LLM_BREAKER_FAILURES = 2
+    settings.LLM_BREAKER_COOLDOWN = 0.4
+    primary = chain[0]
+    fake_openai.set(status=500)
+    for _ in range(2):
+        router.generate(bot=bot, messages=MESSAGES)
+    assert fake_openai.calls == 2
+    assert breaker.state_of(primary).state == breaker.OPEN
+
+    answer = router.generate(bot=bot, messages=MESSAGES)
+    assert fake_openai.calls == 2  # skipped, not called
+    assert outcomes(answer) == [("primary", "breaker_open"), ("fallback", "ok")]
+
+    time.sleep(0.45)
+    assert breaker.state_of(primary).state == breaker.HALF_OPEN
+    fake_openai.set(text="I am back.")
+    answer = router.generate(bot=bot, messages=MESSAGES)
+    assert answer.text == "I am back." and fake_openai.calls == 3
+    assert breaker.state_of(primary).state == breaker.CLOSED
+
+
+def test_failed_probe_opens_the_breaker_again(settings, bot, chain, fake_openai):
+    settings.LLM_BREAKER_FAILURES = 1
+    settings.LLM_BREAKER_COOLDOWN = 0.3
+    fake_openai.set(status=500)
+    router.generate(bot=bot, messages=MESSAGES)
+    time.sleep(0.35)
+    router.generate(bot=bot, messages=MESSAGES)  # the probe, fails
+    assert fake_openai.calls == 2
+    assert breaker.state_of(chain[0]).state == breaker.OPEN
+    router.generate(bot=bot, messages=MESSAGES)
+    assert fake_openai.calls == 2
+
+
+def test_config_change_is_used_on_the_next_call(bot, chain, fake_openai, fake_openai_2):
+    fake_openai_2.set(text="From the new endpoint.")
+    assert router.generate(bot=bot, messages=MESSAGES).text == "Primary answer."
+    primary = type(chain[0]).objects.get(pk=chain[0].pk)  # as the admin would: another object, same row
+    primary.endpoint = fake_openai_2.url
+    primary.model = "new-model"
+    primary.save()
+    answer = router.generate(bot=bot, messages=MESSAGES)  # the same, now stale, bot object
+    assert answer.text == "From the new endpoint."
+    assert fake_openai_2.requests[0].json()["model"] == "new-model"
+
+
+def test_primary_switched_on_the_bot_row_is_used_without_reloading(bot, chain, fake_anthropic):
+    from apps.bots.models import Bot
+
+    Bot.objects.filter(pk=bot.pk).update(model=chain[1])
+    assert router.generate(bot=bot, messages=MESSAGES).text == "Fallback answer."
+
+
+def test_language_route_picks_the_primary(bot, chain, tenant, fake_openai_2):
+    make_model(tenant, "zh-model", endpoint=fake_openai_2.url)
+    fake_openai_2.set(text="中文回答")
+    bot.language_routes = {"zh": "zh-model"}
+    bot.save()
+    assert router.generate(bot=bot, messages=MESSAGES, language="zh-CN").text == "中文回答"
+    assert router.generate(bot=bot, messages=MESSAGES, language="en").text == "Primary answer."
+
+
+def test_another_tenants_model_is_never_used(bot, chain, fake_openai_2):
+    other = make_tenant("globex")
+    foreign = make_model(other, "theirs", endpoint=fake_openai_2.url)
+    BotFallback.objects.create(bot=bot, model=foreign, position=5)
+    specs = router.model_chain(bot)
+    assert [s.name for s in specs] == ["primary", "fallback"]
+
+
+def test_env_default_model(settings, db, fake_openai):
+    settings.AI_PROVIDER = "generic"
+    settings.AI_ENDPOINT = fake_openai.url
+    settings.API_KEY = "sk-env-key"
+    settings.MODEL_NAME = "env-model"
+    settings.MAX_TOKENS = 77
+    bot = make_bot(make_tenant("envco"))
+    fake_openai.set(text="From the env default.")
+    answer = router.generate(bot=bot, messages=MESSAGES)
+    assert answer.text == "From the env default." and answer.model_config is None
+    body = fake_openai.requests[0].json()
+    assert (body["model"], body["max_tokens"]) == ("env-model", 77)
+    assert fake_openai.requests[0].headers["Authorization"] == "Bearer sk-env-key"
+
+
+def test_builtin_default_needs_no_key(db):
+    bot = make_bot(make_tenant("fresh"))
+    answer = router.generate(bot=bot, messages=MESSAGES)
+    assert answer.source == "builtin" and "No AI model is configured" in answer.text
+
+
+def test_tokens_and_cost(bot, chain, fake_openai):
+    primary = chain[0]
+    primary.cost_input_per_1k = Decimal("0.5")
+    primary.cost_output_per_1k = Decimal("1.5")
+    primary.save()
+    fake_openai.set(text="Costly.", tokens_in=1200, tokens_out=400)
+    answer = router.generate(bot=bot, messages=MESSAGES)
+    assert (answer.tokens_in, answer.tokens_out) == (1200, 400)
+    assert answer.cost == Decimal("1.200000")  # 1.2 * 0.5 + 0.4 * 1.5
+
+
+def test_streaming_reports_usage_and_cost(bot, chain, fake_anthropic):
+    fallback = chain[1]
+    from apps.bots.models import Bot
+
+    Bot.objects.filter(pk=bot.pk).update(model=fallback)
+    fallback.cost_output_per_1k = Decimal("2")
+    fallback.save()
+    fake_anthropic.set(text="x y", tokens_in=10, tokens_out=500)
+    answer = router.generate(bot=bot, messages=MESSAGES, on_token=lambda piece: None)
+    assert (answer.tokens_in, answer.tokens_out, answer.cost) == (10, 500, Decimal("1.000000"))
+
+
+def test_cancel_stops_between_tokens(bot, chain, fake_openai, fake_anthropic):
+    fake_openai.set(text="one two three four five six", token_delay=0.1)
+    pieces: list[str] = []
+    answer = router.generate(bot=bot, messages=MESSAGES, on_token=pieces.append, cancelled=lambda: len(pieces) >= 2)
+    assert answer.cancelled and answer.text == "one two "
+    assert fake_anthropic.calls == 0
+    assert outcomes(answer) == [("primary", "cancelled")]
+
+
+def test_cancel_while_waiting_for_a_hanging_model(bot, chain, fake_openai, fake_anthropic):
+    fake_openai.set(delay=10)
+    started = time.monotonic()
+    deadline = started + 0.2
+    answer = router.generate(bot=bot, messages=MESSAGES, cancelled=lambda: time.monotonic() > deadline)
+    assert answer.cancelled and time.monotonic() - started < 0.45
+    assert fake_anthropic.calls == 0
+
+
+def test_api_key_is_not_logged(bot, chain, fake_openai, fake_anthropic, caplog):
+    fake_openai.set(status=401, error_message="Incorrect API key provided: sk-primary-key")
+    fake_anthropic.set(status=500)
+    with caplog.at_level("DEBUG"):
+        answer = router.generate(bot=bot, messages=MESSAGES)
+    assert answer.failed
+    everything = caplog.text + repr([r.__dict__ for r in caplog.records]) + repr(answer.attempts)
+    assert "sk-primary-key" not in everything
