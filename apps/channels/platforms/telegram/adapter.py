@@ -1,0 +1,293 @@
+"""Telegram Bot API, webhook mode.
+
+Inbound: Telegram signs nothing; the only proof is the ``secret_token`` given to ``setWebhook``,
+echoed in ``X-Telegram-Bot-Api-Secret-Token`` and compared in constant time. Updates are
+de-duplicated on ``update_id``.
+
+Which messages are answered:
+* private chats: every text message;
+* groups and supergroups: only messages addressed to this bot — a command naming it
+  (``/help@parley_bot``), a mention of it (``@parley_bot``), or a reply to one of its messages.
+  A bare ``/help`` in a group is ignored: Telegram delivers it to every bot in the group, and
+  several bots answering one command is worse than none. Mentions and ``/cmd@name`` need the
+  channel's ``bot_username``; replies are recognised by the bot id in the token.
+* everything else (edits, channel posts, member updates, callbacks…) is acknowledged and ignored.
+
+Outbound: ``sendMessage`` with ``parse_mode=HTML`` (see ``formatting.py``), split into messages
+of at most 4,096 characters; in groups the first one replies to the question.
+
+Plain httpx rather than python-telegram-bot: the adapter makes one synchronous call
+(``sendMessage``) from a worker, while that library is asyncio-first, brings its own update
+dispatcher and job machinery, and would need an event loop per send.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+from typing import Any
+
+import httpx
+from django.http import HttpRequest, HttpResponse
+
+from ..base import (
+    Inbound,
+    MalformedRequest,
+    OutboundReply,
+    PlatformAdapter,
+    PlatformError,
+    SentRef,
+    SignatureInvalid,
+    Target,
+    WebhookRejected,
+)
+from .formatting import TelegramHTML, strip_tags, utf16_len
+
+logger = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MESSAGE_LIMIT = 4096  # characters (UTF-16 units) after entity parsing; our HTML source is longer, so safe
+TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+GROUP_TYPES = {"group", "supergroup"}
+# Update kinds Parley does not act on: acknowledged and not stored.
+IGNORED_UPDATES = {
+    "edited_message",
+    "channel_post",
+    "edited_channel_post",
+    "business_connection",
+    "business_message",
+    "edited_business_message",
+    "deleted_business_messages",
+    "message_reaction",
+    "message_reaction_count",
+    "inline_query",
+    "chosen_inline_result",
+    "callback_query",
+    "shipping_query",
+    "pre_checkout_query",
+    "purchased_paid_media",
+    "poll",
+    "poll_answer",
+    "my_chat_member",
+    "chat_member",
+    "chat_join_request",
+    "chat_boost",
+    "removed_chat_boost",
+}
+
+
+class TelegramAdapter(PlatformAdapter):
+    platform = "telegram"
+    default_api_base = "https://api.telegram.org"
+    credential_keys = ("bot_token", "secret_token", "bot_username")
+    required_credentials = ("bot_token", "secret_token")
+
+    # -- inbound ----------------------------------------------------------------------------------
+
+    def verify(self, request: HttpRequest, channel: Any) -> None:
+        """Raises ``SignatureInvalid`` (401) unless the secret token header matches the channel's."""
+        if request.method != "POST":
+            raise WebhookRejected(405, "Telegram updates are POST requests")
+        expected = str((channel.credentials or {}).get("secret_token") or "")
+        if not expected:
+            # Without a secret anyone who learns the URL could post updates: refuse them all.
+            raise WebhookRejected(403, "channel has no secret_token")
+        sent = request.headers.get(SECRET_HEADER)
+        if sent is None:
+            raise SignatureInvalid(f"missing {SECRET_HEADER}")
+        if not hmac.compare_digest(sent.encode(), expected.encode()):
+            raise SignatureInvalid(f"wrong {SECRET_HEADER}")
+
+    def parse(self, request: HttpRequest, channel: Any) -> list[Inbound]:
+        """The message of a verified update, when it is one to answer; [] otherwise."""
+        try:
+            update = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError):
+            raise MalformedRequest("body is not JSON")
+        if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
+            raise MalformedRequest("not a Telegram update (no update_id)")
+        message = update.get("message")
+        if message is None:
+            kinds = [k for k in update if k != "update_id"]
+            if not any(k in IGNORED_UPDATES for k in kinds):
+                logger.warning("unsupported telegram update", extra={"event_type": ",".join(kinds)[:100]})
+            return []
+        if not isinstance(message, dict) or not isinstance(message.get("chat"), dict):
+            raise MalformedRequest("message without chat")
+        chat = message["chat"]
+        sender = message.get("from") if isinstance(message.get("from"), dict) else {}
+        if not isinstance(chat.get("id"), int) or not isinstance(message.get("message_id"), int):
+            raise MalformedRequest("message without chat.id / message_id")
+        if sender.get("is_bot") or chat.get("type") not in GROUP_TYPES | {"private"}:
+            return []
+        text, entities = message.get("text"), message.get("entities")
+        if text is None:
+            text, entities = message.get("caption"), message.get("caption_entities")
+        if not isinstance(text, str) or not text.strip():
+            return []
+        entities = [e for e in entities if isinstance(e, dict)] if isinstance(entities, list) else []
+        is_group = chat["type"] in GROUP_TYPES
+        creds = channel.credentials or {}
+        username = str(creds.get("bot_username") or "").lstrip("@").lower()
+        bot_id = str(creds.get("bot_token") or "").split(":", 1)[0]
+        text, addressed = _address(text, entities, username=username, bot_id=bot_id)
+        if is_group and not (addressed or _replies_to_bot(message, bot_id)):
+            return []
+        text = text.strip()
+        if not text:
+            return []
+        reply_context: dict[str, Any] = {"message_id": message["message_id"]}
+        if message.get("is_topic_message") and isinstance(message.get("message_thread_id"), int):
+            reply_context["message_thread_id"] = message["message_thread_id"]
+        name = sender.get("username") or " ".join(
+            str(sender.get(k)) for k in ("first_name", "last_name") if sender.get(k)
+        )
+        return [
+            Inbound(
+                message_id=str(update["update_id"]),
+                chat_id=str(chat["id"]),
+                user_id=str(sender.get("id") or chat["id"]),
+                user_name=str(name)[:200],
+                text=text,
+                is_group=is_group,
+                raw=update,
+                reply_context=reply_context,
+            )
+        ]
+
+    def ack(self, request: HttpRequest, channel: Any, inbounds: list[Inbound]) -> HttpResponse:
+        # An empty 200: a JSON body would be read as a Bot API method call.
+        return HttpResponse(status=200)
+
+    # -- outbound ---------------------------------------------------------------------------------
+
+    def render(self, markdown: str) -> list[str]:
+        """Telegram HTML messages of at most 4,096 characters each."""
+        return TelegramHTML().render_chunks(markdown, MESSAGE_LIMIT, measure=utf16_len)
+
+    def send(self, channel: Any, target: Target, reply: OutboundReply) -> SentRef:
+        """``sendMessage`` of ``reply`` (several when long). In groups the first message replies to
+        the question. Returns the first message's id. Raises ``PlatformError``."""
+        token = str((channel.credentials or {}).get("bot_token") or "")
+        if not token:
+            raise PlatformError("Telegram channel has no bot_token", permanent=True)
+        markdown = reply.markdown
+        if reply.feedback_url:
+            markdown += f"\n\n[Rate this answer]({reply.feedback_url})"
+        context = target.reply_context or {}
+        first: SentRef | None = None
+        for index, text in enumerate(self.render(markdown)):
+            body: dict[str, Any] = {
+                "chat_id": _chat_id(target.chat_id),
+                "text": text,
+                "parse_mode": "HTML",
+                "link_preview_options": {"is_disabled": True},
+            }
+            if context.get("message_thread_id"):
+                body["message_thread_id"] = context["message_thread_id"]
+            if index == 0 and target.is_group and context.get("message_id"):
+                body["reply_parameters"] = {
+                    "message_id": context["message_id"],
+                    "allow_sending_without_reply": True,
+                }
+            result = self._send_message(channel, token, body)
+            ref = SentRef(platform_message_id=str(result.get("message_id") or ""), raw=result)
+            first = first or ref
+        return first or SentRef()
+
+    def set_webhook(self, channel: Any) -> None:
+        """Point the bot at this channel's webhook URL with its secret token, asking only for
+        message updates. Raises ``PlatformError``."""
+        creds = channel.credentials or {}
+        token, secret = str(creds.get("bot_token") or ""), str(creds.get("secret_token") or "")
+        if not token or not secret:
+            raise PlatformError("Telegram channel needs bot_token and secret_token", permanent=True)
+        body = {"url": channel.webhook_url, "secret_token": secret, "allowed_updates": ["message"]}
+        self._call(channel, token, "setWebhook", body)
+
+    def _send_message(self, channel: Any, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self._call(channel, token, "sendMessage", body)
+        except _EntitiesRefused:
+            # Our HTML is generated, so this should not happen; if Telegram still refuses it, the
+            # user gets the words without formatting rather than no answer.
+            logger.warning("telegram refused the HTML; sending plain text")
+            plain = {k: v for k, v in body.items() if k != "parse_mode"}
+            plain["text"] = strip_tags(body["text"])
+            return self._call(channel, token, "sendMessage", plain)
+
+    def _call(self, channel: Any, token: str, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        # The token is part of the URL: errors name the method, never the URL.
+        url = f"{self.api_base(channel)}/bot{token}/{method}"
+        try:
+            response = httpx.post(url, json=body, timeout=TIMEOUT)
+        except httpx.TimeoutException:
+            raise PlatformError(f"Telegram {method}: timed out")
+        except httpx.HTTPError as exc:
+            raise PlatformError(f"Telegram {method}: {type(exc).__name__}")
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        status = response.status_code
+        if status == 200 and data.get("ok"):
+            result = data.get("result")
+            return result if isinstance(result, dict) else {}
+        description = str(data.get("description") or f"HTTP {status}")[:300]
+        if status == 400 and "can't parse entities" in description.lower():
+            raise _EntitiesRefused(description, permanent=True, status=status)
+        transient = status == 429 or status >= 500
+        raise PlatformError(f"Telegram {method}: {description}", permanent=not transient, status=status)
+
+
+class _EntitiesRefused(PlatformError):
+    pass
+
+
+def _chat_id(chat_id: str) -> int | str:
+    try:
+        return int(chat_id)
+    except ValueError:
+        return chat_id  # "@channelusername"
+
+
+def _replies_to_bot(message: dict[str, Any], bot_id: str) -> bool:
+    replied = message.get("reply_to_message")
+    if not isinstance(replied, dict) or not isinstance(replied.get("from"), dict):
+        return False
+    return bool(bot_id) and str(replied["from"].get("id")) == bot_id
+
+
+def _address(text: str, entities: list[dict[str, Any]], *, username: str, bot_id: str) -> tuple[str, bool]:
+    """``text`` with this bot's mentions removed and ``/cmd@bot`` shortened to ``/cmd``, and whether
+    the text addressed the bot (a command naming it, an @-mention or a text mention of it)."""
+    # Entity offsets count UTF-16 code units, so cut in that encoding.
+    units = text.encode("utf-16-le")
+    cuts: list[tuple[int, int]] = []
+    addressed = False
+    for entity in entities:
+        offset, length = entity.get("offset"), entity.get("length")
+        if not isinstance(offset, int) or not isinstance(length, int) or offset < 0 or length <= 0:
+            continue
+        value = units[offset * 2 : (offset + length) * 2].decode("utf-16-le", errors="replace")
+        kind = entity.get("type")
+        if kind == "bot_command" and "@" in value:
+            name = value.split("@", 1)[1].lower()
+            if username and name == username:
+                addressed = True
+                at = offset + utf16_len(value.split("@", 1)[0])
+                cuts.append((at, offset + length))
+        elif kind == "mention" and username and value.lstrip("@").lower() == username:
+            addressed = True
+            cuts.append((offset, offset + length))
+        elif kind == "text_mention" and isinstance(entity.get("user"), dict):
+            if bot_id and str(entity["user"].get("id")) == bot_id:
+                addressed = True
+                cuts.append((offset, offset + length))
+    for start, end in sorted(cuts, reverse=True):
+        units = units[: start * 2] + units[end * 2 :]
+    return re.sub(r"[ \t]{2,}", " ", units.decode("utf-16-le", errors="replace")).strip(), addressed
