@@ -45,8 +45,17 @@ def scrape(client) -> dict[tuple[str, frozenset], float]:
     return parse_metrics(resp.content.decode())
 
 
-def post_message(client, channel_key: str, *, msg_id: str, text: str, user: str = "user-4711", secret: str = SECRET):
-    body = json.dumps({"id": msg_id, "chat": "chat-1", "user": user, "text": text}).encode()
+def post_message(
+    client,
+    channel_key: str,
+    *,
+    msg_id: str,
+    text: str,
+    user: str = "user-4711",
+    chat: str = "chat-1",
+    secret: str = SECRET,
+):
+    body = json.dumps({"id": msg_id, "chat": chat, "user": user, "text": text}).encode()
     return client.post(
         f"/webhooks/{PLATFORM}/{channel_key}/",
         data=body,
