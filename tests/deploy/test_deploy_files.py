@@ -1,0 +1,66 @@
+"""The deploy files start what exists: the ASGI app, the Celery app, the health endpoints."""
+
+import configparser
+import importlib
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+from django.urls import resolve
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def _commands():
+    compose = yaml.safe_load((DEPLOY / "compose/docker-compose.yml").read_text())
+    for name, svc in compose["services"].items():
+        if "command" in svc and svc.get("image", "").startswith("parley"):
+            yield f"compose:{name}", list(svc["command"])
+    for doc in yaml.safe_load_all((DEPLOY / "k8s/parley.yaml").read_text()):
+        spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for container in spec.get("containers", []):
+            yield f"k8s:{doc['metadata']['name']}", container["command"]
+    for unit in sorted((DEPLOY / "systemd").glob("*.service")):
+        parser = configparser.ConfigParser(strict=False, interpolation=None)
+        parser.read(unit)
+        argv = shlex.split(parser["Service"]["ExecStart"])
+        argv[0] = Path(argv[0]).name
+        yield f"systemd:{unit.name}", argv
+
+
+@pytest.mark.parametrize("where,argv", list(_commands()), ids=lambda v: v if isinstance(v, str) else None)
+def test_process_commands_point_at_real_entry_points(where, argv):
+    program = Path(argv[0]).name
+    if program == "gunicorn":
+        module, _, attr = argv[-1].partition(":")
+        assert hasattr(importlib.import_module(module), attr), where
+        conf = argv[argv.index("-c") + 1]
+        assert (DEPLOY.parent / conf).is_file(), where
+    elif program == "celery":
+        assert argv[1:3] == ["-A", "config"], where
+        assert importlib.import_module("config").celery_app.main == "parley"
+        if "worker" in argv:
+            assert argv[argv.index("-P") + 1] in ("threads", "gevent"), f"{where}: workers need an I/O pool"
+            queues = set(argv[argv.index("-Q") + 1].split(","))
+            assert {"default", "llm", "webhooks"} <= queues, where
+    elif program == "python":
+        assert argv[1:3] == ["manage.py", "migrate"], where
+    else:
+        pytest.fail(f"{where}: unexpected program {program}")
+
+
+def test_gunicorn_config_uses_a_real_uvicorn_worker_class():
+    namespace: dict = {}
+    exec((DEPLOY / "prometheus/gunicorn.conf.py").read_text(), namespace)
+    module, _, cls = namespace["worker_class"].rpartition(".")
+    assert hasattr(importlib.import_module(module), cls)
+
+
+def test_probes_hit_health_endpoints():
+    for doc in yaml.safe_load_all((DEPLOY / "k8s/parley.yaml").read_text()):
+        for container in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+            for probe in ("readinessProbe", "livenessProbe"):
+                if probe in container:
+                    path = container[probe]["httpGet"]["path"]
+                    assert resolve(path).url_name in ("readyz", "healthz")
