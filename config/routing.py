@@ -1,3 +1,9 @@
 """WebSocket routes. The web-chat consumer registers here."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from apps.channels.webchat.consumer import ChatConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/chat/<str:key>/", ChatConsumer.as_asgi()),
+]

@@ -10,6 +10,7 @@ urlpatterns = [
     path("readyz", core_views.readyz, name="readyz"),
     path("setup/", include("apps.core.setup_urls")),
     path("webhooks/", include("apps.channels.urls")),
+    path("", include("apps.channels.webchat.urls")),
     path("metrics", metrics_views.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
 ]

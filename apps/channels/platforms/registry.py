@@ -8,6 +8,7 @@ from importlib import import_module
 from .base import PlatformAdapter
 
 ADAPTERS: dict[str, str] = {
+    "web": "apps.channels.platforms.web.adapter.WebAdapter",
     "qq": "apps.channels.platforms.qq.adapter.QQAdapter",
     "slack": "apps.channels.platforms.slack.adapter.SlackAdapter",
     "telegram": "apps.channels.platforms.telegram.adapter.TelegramAdapter",

@@ -1,0 +1,144 @@
+"""The "web" platform: Parley's own embeddable chat (``/widget.js`` + the ``/ws/chat/<key>/`` socket).
+
+There is no webhook: visitors' messages arrive through the web-chat consumer
+(``apps.channels.webchat``), which stores them with ``accept_inbound`` like any other platform.
+Replies go the other way through the channel layer: ``send`` and ``token_sink`` publish JSON frames
+to the group of the visitor's conversation, and every socket of that visitor (one per open tab, on
+any web replica) forwards them. On channels-redis this works from a Celery worker on another machine.
+
+Group name: ``webchat.<channel pk>.<chat id>`` where the chat id is the conversation id carried in the
+visitor's signed token (``Target.chat_id``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.http import HttpRequest
+
+from ..base import Inbound, OutboundReply, PlatformAdapter, PlatformError, SentRef, Target, WebhookRejected
+
+logger = logging.getLogger(__name__)
+
+#: The chat ids Parley issues to visitors (uuid4 hex). Anything else never names a group.
+CHAT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+#: The consumer method that forwards a published frame to its socket (``webchat.frame`` → ``webchat_frame``).
+FRAME_EVENT = "webchat.frame"
+#: Streamed text is published at most this often (seconds) so a fast model does not send one
+#: channel-layer message per token; the final ``message`` frame always carries the whole answer.
+TOKEN_FLUSH_INTERVAL = 0.05
+TOKEN_FLUSH_CHARS = 400
+
+
+def group_name(channel_id: int, chat_id: str) -> str:
+    """The channel-layer group of one web-chat conversation. Raises ``ValueError`` for a chat id
+    Parley did not issue (group names must stay short and ASCII)."""
+    if not CHAT_ID_RE.match(chat_id or ""):
+        raise ValueError("not a web-chat conversation id")
+    return f"webchat.{int(channel_id)}.{chat_id}"
+
+
+def frame_id(reply: OutboundReply) -> str:
+    """The id the widget shows and rates an answer by: the pipeline's idempotency key
+    (``parley-<Message pk>``), which history frames use too."""
+    return reply.idempotency_key or f"parley-{uuid.uuid4().hex}"
+
+
+def publish(channel: Any, target: Target, frame: dict[str, Any]) -> None:
+    """Send ``frame`` to every socket of the conversation in ``target``. Sync: for workers and the
+    pipeline (not for code already running on an event loop). Raises ``PlatformError``."""
+    try:
+        group = group_name(channel.pk, target.chat_id)
+    except ValueError as exc:
+        raise PlatformError(str(exc), permanent=True) from exc
+    layer = get_channel_layer()
+    if layer is None:
+        raise PlatformError("no channel layer is configured", permanent=True)
+    try:
+        async_to_sync(layer.group_send)(group, {"type": FRAME_EVENT, "frame": frame})
+    except Exception as exc:  # Redis down, connection reset: a retry can help
+        raise PlatformError(f"channel layer publish failed: {exc.__class__.__name__}", permanent=False) from exc
+
+
+class TokenSink:
+    """Receives answer text as the model writes it and publishes ``token`` frames, coalescing pieces
+    that arrive within ``TOKEN_FLUSH_INTERVAL``. Publishing is best effort: a failure is logged and
+    streaming stops, the answer itself still arrives through ``send``."""
+
+    def __init__(self, channel: Any, target: Target, reply_ref: str) -> None:
+        self.channel = channel
+        self.target = target
+        self.reply_ref = reply_ref
+        self.reply_to = str(target.reply_context.get("reply_to", ""))
+        self._buffer: list[str] = []
+        self._buffered = 0
+        self._last_flush = 0.0
+        self._broken = False
+
+    def __call__(self, text: str) -> None:
+        if self._broken or not text:
+            return
+        self._buffer.append(text)
+        self._buffered += len(text)
+        now = time.monotonic()
+        due = now - self._last_flush >= TOKEN_FLUSH_INTERVAL or self._buffered >= TOKEN_FLUSH_CHARS
+        if self._last_flush == 0.0 or due:  # the first piece goes at once: the visitor sees the answer start
+            self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        """Publish what is buffered now (the pipeline may call this when the model finishes)."""
+        if self._broken or not self._buffer:
+            return
+        text = "".join(self._buffer)
+        self._buffer.clear()
+        self._buffered = 0
+        self._last_flush = time.monotonic() if now is None else now
+        frame = {"type": "token", "reply_ref": self.reply_ref, "reply_to": self.reply_to, "text": text}
+        try:
+            publish(self.channel, self.target, frame)
+        except PlatformError as exc:
+            self._broken = True
+            logger.warning("web chat token streaming stopped: %s", exc)
+
+
+class WebAdapter(PlatformAdapter):
+    platform: ClassVar[str] = "web"
+
+    def verify(self, request: HttpRequest, channel: Any) -> None:
+        raise WebhookRejected(404, "the web chat has no webhook")
+
+    def parse(self, request: HttpRequest, channel: Any) -> list[Inbound]:
+        raise WebhookRejected(404, "the web chat has no webhook")
+
+    def render(self, markdown: str) -> str:
+        # The widget renders Markdown itself (safely, into DOM nodes), as it must for streamed text.
+        return markdown
+
+    def send(self, channel: Any, target: Target, reply: OutboundReply) -> SentRef:
+        """Publish the finished answer as a ``message`` frame. Raises ``PlatformError`` (not permanent)
+        when the channel layer cannot be reached; an answer nobody is connected to receive is not an
+        error — the visitor's next connection gets it in the ``history`` frame."""
+        frame = {
+            "type": "message",
+            "id": frame_id(reply),
+            "text": self.render(reply.markdown),
+            "feedback_url": reply.feedback_url,
+            "reply_to": str(target.reply_context.get("reply_to", "")),
+        }
+        publish(channel, target, frame)
+        return SentRef(platform_message_id=frame["id"])
+
+    def token_sink(self, channel: Any, target: Target, *, reply_ref: str) -> Callable[[str], None] | None:
+        """A ``TokenSink`` publishing ``token`` frames ``{type, reply_ref, reply_to, text}`` (``text`` is
+        the new piece, to append)."""
+        return TokenSink(channel, target, reply_ref)
+
+    def send_test_message(self, channel: Any, target: Target) -> SentRef:
+        return self.send(channel, target, OutboundReply(markdown="**Parley** test message ✅"))

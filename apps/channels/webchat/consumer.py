@@ -1,0 +1,196 @@
+"""The web-chat socket: ``/ws/chat/<channel key>/``.
+
+Handshake: the page's Origin must be allowed for the channel (else the upgrade is refused with 403),
+and the visitor's token travels as a WebSocket subprotocol (``parley.auth.<token>`` next to
+``parley.v1``) so it never appears in URLs or access logs. A missing, expired or foreign token gets an
+``error`` frame (code ``unauthorized``) and close code 4401, which tells the widget to fetch a new one.
+
+Frames are JSON objects; see ``docs/webchat.md``. Every bad frame is answered with an ``error``
+frame and the socket stays open, except a sustained flood, which is closed with 4429.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from apps.channels.platforms.web.adapter import FRAME_EVENT, group_name
+from apps.core import metrics
+from apps.core.logging import log_context
+
+from . import services
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL = "parley.v1"
+TOKEN_PREFIX = "parley.auth."
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FLOOD = 4429
+
+
+def _setting(name: str, default: Any) -> Any:
+    return getattr(settings, name, default)
+
+
+class FloodGuard:
+    """Per-socket token bucket: ``burst`` frames at once, refilled at ``rate`` per second. Kept in
+    the consumer (not the cache) because a socket lives in one process; the pipeline's own per-user
+    and per-bot limits still apply to the messages that get through."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+        self.strikes = 0
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            self.strikes = 0
+            return True
+        self.strikes += 1
+        return False
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    channel_obj: Any = None
+    visitor: services.Visitor | None = None
+    group: str = ""
+
+    def _header(self, name: bytes) -> str:
+        for key, value in self.scope.get("headers", []):
+            if key == name:
+                return value.decode("latin-1")
+        return ""
+
+    async def connect(self) -> None:
+        key = self.scope["url_route"]["kwargs"]["key"]
+        self.channel_obj = await database_sync_to_async(services.webchat_channel)(key=key)
+        if self.channel_obj is None:
+            await self.close()  # before accept: the upgrade is answered with 403
+            return
+        if not services.origin_allowed(self.channel_obj, origin=self._header(b"origin"), host=self._header(b"host")):
+            logger.info("web chat socket refused: origin not allowed", extra={"channel": key})
+            await self.close()
+            return
+        offered = list(self.scope.get("subprotocols") or [])
+        token = next((p[len(TOKEN_PREFIX) :] for p in offered if p.startswith(TOKEN_PREFIX)), "")
+        await self.accept(subprotocol=PROTOCOL if PROTOCOL in offered else None)
+        try:
+            self.visitor = services.visitor_token_verify(channel_key=key, token=token)
+        except services.InvalidVisitorToken:
+            await self.error("unauthorized", "Sign-in token missing or expired.")
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        self.group = group_name(self.channel_obj.pk, self.visitor.chat_id)
+        self.flood = FloodGuard(
+            rate=float(_setting("WEBCHAT_FRAMES_PER_SECOND", 2.0)), burst=int(_setting("WEBCHAT_FRAME_BURST", 8))
+        )
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        metrics.WEBCHAT_SOCKETS.inc()
+        history = await database_sync_to_async(services.history_for)(channel=self.channel_obj, visitor=self.visitor)
+        await self.send_frame({"type": "history", "messages": history})
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            metrics.WEBCHAT_SOCKETS.dec()
+            self.group = ""
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(frame, ensure_ascii=False))
+
+    async def error(self, code: str, message: str, **extra: Any) -> None:
+        await self.send_frame({"type": "error", "code": code, "message": message, **extra})
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.visitor is None:
+            return
+        if not self.flood.allow():
+            metrics.INBOUND_MESSAGES.labels("web", "rate_limited").inc()
+            if self.flood.strikes >= int(_setting("WEBCHAT_FLOOD_STRIKES", 20)):
+                await self.error("rate_limited", "Too many frames; the connection is closed.")
+                await self.close(code=CLOSE_FLOOD)
+            elif self.flood.strikes == 1 or self.flood.strikes % 5 == 0:
+                # Not one error per dropped frame: a flood must not turn into a flood back.
+                await self.error("rate_limited", "Slow down: messages are being sent too fast.")
+            return
+        if text_data is None:
+            await self.error("bad_frame", "Frames must be JSON text.")
+            return
+        if len(text_data) > int(_setting("WEBCHAT_MAX_FRAME_BYTES", 16 * 1024)):
+            await self.error("frame_too_large", "That frame is too large.")
+            return
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            frame = None
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            await self.error("bad_frame", "Frames must be JSON objects with a 'type'.")
+            return
+        handler = {"message": self.on_message, "feedback": self.on_feedback, "ping": self.on_ping}.get(frame["type"])
+        if handler is None:
+            await self.error("unknown_type", f"Unknown frame type '{frame['type'][:32]}'.")
+            return
+        trace_id = uuid.uuid4().hex
+        with log_context(
+            tenant=self.channel_obj.bot.tenant.slug, bot=self.channel_obj.bot.slug, platform="web", trace_id=trace_id
+        ):
+            try:
+                await handler(frame, trace_id)
+            except Exception:
+                logger.exception("web chat frame failed")
+                await self.error("server_error", "Something went wrong; please try again.")
+
+    async def on_ping(self, frame: dict[str, Any], trace_id: str) -> None:
+        await self.send_frame({"type": "pong"})
+
+    async def on_message(self, frame: dict[str, Any], trace_id: str) -> None:
+        client_id, text = frame.get("id"), frame.get("text")
+        if not isinstance(client_id, str) or not services.CLIENT_ID_RE.match(client_id):
+            await self.error("bad_frame", "A message needs an 'id' of 1–64 letters, digits, '-' or '_'.")
+            return
+        if not isinstance(text, str) or not text.strip():
+            await self.error("empty_message", "The message is empty.", id=client_id)
+            return
+        limit = services.max_message_chars()
+        if len(text) > limit:
+            metrics.INBOUND_MESSAGES.labels("web", "rejected").inc()
+            await self.error("message_too_long", f"Messages can be at most {limit} characters.", id=client_id)
+            return
+        # Typing goes out before the message is stored: every tab of the visitor shows it, and it can
+        # never arrive after an answer that a fast pipeline already produced.
+        await self.channel_layer.group_send(self.group, {"type": FRAME_EVENT, "frame": {"type": "typing"}})
+        new = await database_sync_to_async(services.message_accept)(
+            channel=self.channel_obj, visitor=self.visitor, client_id=client_id, text=text.strip(), trace_id=trace_id
+        )
+        await self.send_frame({"type": "ack", "id": client_id, "duplicate": not new})
+
+    async def on_feedback(self, frame: dict[str, Any], trace_id: str) -> None:
+        message_ref, rating = frame.get("message_id"), frame.get("rating")
+        if not isinstance(message_ref, str) or rating not in services.RATINGS:
+            await self.error("bad_frame", "Feedback needs a 'message_id' and a 'rating' of 'up' or 'down'.")
+            return
+        try:
+            await database_sync_to_async(services.feedback_record)(
+                channel=self.channel_obj, visitor=self.visitor, message_ref=message_ref, rating=rating
+            )
+        except services.FeedbackNotFound:
+            await self.error("not_found", "That answer cannot be rated.", id=message_ref)
+            return
+        await self.send_frame({"type": "ack", "id": message_ref, "rating": rating})
+
+    async def webchat_frame(self, event: dict[str, Any]) -> None:
+        """A frame published to this conversation's group (by the web adapter or another socket)."""
+        await self.send_frame(event["frame"])
