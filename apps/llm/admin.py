@@ -1,9 +1,17 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.urls import path
 
 from apps.core.admin_mixins import SecretFieldsFormMixin, TenantScopedAdmin
+from apps.core.audit import audit_record
+from apps.tenants.selectors import MANAGE_ROLES, tenant_ids_for
 
+from . import breaker
 from .models import ModelConfig
+from .services import model_test
+from .usage import usage_by_day, usage_totals
 
 
 class ModelConfigForm(SecretFieldsFormMixin, forms.ModelForm):
@@ -17,12 +25,69 @@ class ModelConfigForm(SecretFieldsFormMixin, forms.ModelForm):
 @admin.register(ModelConfig)
 class ModelConfigAdmin(TenantScopedAdmin):
     form = ModelConfigForm
-    list_display = ("name", "tenant", "provider", "model", "tier", "timeout_s", "enabled", "updated_at")
+    list_display = (
+        "name",
+        "tenant",
+        "provider",
+        "model",
+        "tier",
+        "timeout_s",
+        "enabled",
+        "breaker_state",
+        "updated_at",
+    )
+    actions = ["test_models"]
+    change_list_template = "admin/llm/modelconfig/change_list.html"
     list_filter = ("provider", "tier", "enabled", "tenant")
     search_fields = ("name", "model", "endpoint")
     fieldsets = (
         (None, {"fields": ("tenant", "name", "enabled", "tier")}),
-        ("Provider", {"fields": ("provider", "endpoint", "api_key", "model")}),
+        ("Provider", {"fields": ("provider", "endpoint", "api_key", "model", "api_version")}),
         ("Generation", {"fields": ("max_tokens", "temperature", "timeout_s")}),
         ("Cost", {"fields": ("cost_input_per_1k", "cost_output_per_1k")}),
     )
+
+    @admin.display(description="Circuit breaker")
+    def breaker_state(self, obj: ModelConfig) -> str:
+        state = breaker.state_of(obj)
+        if state.state == breaker.OPEN:
+            return f"open — skipped, next try in {state.retry_in_s:g} s"
+        if state.state == breaker.HALF_OPEN:
+            return "half-open — next call probes"
+        return f"closed ({state.failures} recent failures)" if state.failures else "closed"
+
+    @admin.action(description="Test this model (makes a real call)", permissions=["change"])
+    def test_models(self, request, queryset):
+        for cfg in queryset[:5]:  # real calls, one after another: keep the request short
+            result = model_test(cfg)
+            audit_record(
+                action="model.test",
+                actor=request.user,
+                tenant=cfg.tenant,
+                target=cfg.name,
+                ok=result.ok,
+                latency_ms=result.latency_ms,
+                request=request,
+            )
+            self.message_user(
+                request, f"{cfg.name}: {result.message}", messages.SUCCESS if result.ok else messages.ERROR
+            )
+
+    def get_urls(self):
+        usage = path("usage/", self.admin_site.admin_view(self.usage_view), name="llm_modelconfig_usage")
+        return [usage, *super().get_urls()]
+
+    def usage_view(self, request):
+        """Tokens and cost per tenant / bot / model / day for the tenants this user manages."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        ids = tenant_ids_for(request.user, roles=MANAGE_ROLES)
+        rows = usage_by_day(tenant_ids=ids)[:500]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "AI usage and cost",
+            "opts": self.model._meta,
+            "rows": rows,
+            "totals": usage_totals(rows),
+        }
+        return TemplateResponse(request, "admin/llm/usage.html", context)
