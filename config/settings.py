@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -59,6 +60,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "rest_framework",
     "rest_framework_simplejwt",
+    "drf_spectacular",
     "channels",
     "apps.core",
     "apps.tenants",
@@ -175,7 +177,22 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env.str("API_RATE_USER", default="600/min"),
+        "anon": env.str("API_RATE_ANON", default="30/min"),
+    },
 }
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
+    "UPDATE_LAST_LOGIN": True,
+}
+SPECTACULAR_SETTINGS = {"TITLE": "Parley API", "VERSION": "1", "SERVE_INCLUDE_SCHEMA": False}
 
 # --- Default AI model: used by bots that have no model configured in the database -------------
 AI_PROVIDER = env.str("AI_PROVIDER", default="builtin")  # openai | generic | anthropic | builtin

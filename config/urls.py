@@ -10,7 +10,9 @@ urlpatterns = [
     path("readyz", core_views.readyz, name="readyz"),
     path("setup/", include("apps.core.setup_urls")),
     path("webhooks/", include("apps.channels.urls")),
+    path("feedback/", include("apps.conversations.feedback_urls")),
     path("", include("apps.channels.webchat.urls")),
     path("metrics", metrics_views.metrics_view, name="metrics"),
+    path("api/", include("config.api_urls")),
     path("admin/", admin.site.urls),
 ]
