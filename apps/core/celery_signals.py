@@ -56,12 +56,13 @@ def on_task_postrun(sender: Any = None, task_id: str | None = None, **_: Any) ->
             parley_logging._context.set({})
 
 
-def on_worker_init(**_: Any) -> None:
+def on_worker_init(**_: Any) -> Any:
     """Serve a worker's own ``/metrics`` on ``PARLEY_WORKER_METRICS_PORT`` when set — for workers
-    that do not share ``PROMETHEUS_MULTIPROC_DIR`` with a web process on the same host."""
+    that do not share ``PROMETHEUS_MULTIPROC_DIR`` with a web process on the same host. Returns the
+    running HTTP server (None when no port is set)."""
     port = os.environ.get("PARLEY_WORKER_METRICS_PORT", "")
     if not port:
-        return
+        return None
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from prometheus_client import CONTENT_TYPE_LATEST
@@ -83,6 +84,7 @@ def on_worker_init(**_: Any) -> None:
     server = ThreadingHTTPServer((addr, int(port)), Handler)
     threading.Thread(target=server.serve_forever, name="parley-metrics", daemon=True).start()
     logger.info("worker metrics on %s:%s/metrics", addr, port)
+    return server
 
 
 def on_worker_process_shutdown(pid: int | None = None, **_: Any) -> None:

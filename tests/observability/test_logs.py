@@ -7,8 +7,11 @@ import io
 import json
 import logging
 
+import httpx
 import pytest
 
+from apps.core import metrics
+from apps.core.celery_signals import on_worker_init
 from apps.core.logging import ContextFilter, JsonFormatter, current_context, log_context
 from config.celery import app as celery_app
 from tests.factories import make_channel
@@ -99,3 +102,18 @@ def test_a_task_without_carried_context_gets_its_own_trace_id():
     first = log_probe.apply(args=("a",)).get()
     second = log_probe.apply(args=("b",)).get()
     assert len(first["trace_id"]) == 32 and first["trace_id"] != second["trace_id"]
+
+
+def test_a_worker_on_its_own_host_serves_its_metrics(monkeypatch):
+    monkeypatch.setenv("PARLEY_WORKER_METRICS_PORT", "0")  # any free port
+    monkeypatch.setenv("PARLEY_WORKER_METRICS_ADDR", "127.0.0.1")
+    server = on_worker_init()
+    try:
+        metrics.REPLIES.labels("slack", "sent").inc()
+        port = server.server_address[1]
+        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert 'parley_replies_total{outcome="sent",platform="slack"}' in body
+    assert "parley_inbound_queue_depth" not in body  # cluster-wide gauges come from the web /metrics
