@@ -109,7 +109,7 @@ class DingTalkAdapter(PlatformAdapter):
         if not isinstance(msg_id, str) or not msg_id:
             raise MalformedRequest("msgId missing")
         self._claim_signature(request, channel, msg_id)
-        msgtype = body.get("msgtype")
+        msgtype = body.get("msgtype") if isinstance(body.get("msgtype"), str) else ""
         if msgtype == "text":
             text_obj = body.get("text") if isinstance(body.get("text"), dict) else {}
             text = str(text_obj.get("content") or "")
