@@ -99,41 +99,56 @@ class ModelSpec:
         return "env:" + hashlib.sha256(raw.encode()).hexdigest()[:12]
 
 
-def model_chain(bot: Any, language: str = "") -> list[ModelSpec]:
+_BOT_FIELDS = (
+    "tenant_id",
+    "model_id",
+    "language_routes",
+    "failure_text",
+    "cache_answers",
+    "cache_ttl_seconds",
+    "updated_at",
+)
+
+
+def _bot_row(bot: Any) -> dict[str, Any]:
+    """The bot's routing and caching settings as stored now (the ``bot`` object may be stale)."""
+    from apps.bots.models import Bot
+
+    row = Bot.objects.filter(pk=bot.pk).values(*_BOT_FIELDS).first()
+    return row if row is not None else {f: getattr(bot, f) for f in _BOT_FIELDS}
+
+
+def model_chain(bot: Any, language: str = "", *, row: dict[str, Any] | None = None) -> list[ModelSpec]:
     """Primary (per-language route first, then the bot's model, else the env default), then fallbacks.
 
-    Reads the bot's model settings fresh from the database, so a long-lived ``bot`` object (a
-    web-chat socket's) still gets the models configured now. Only the bot's own tenant's enabled
-    models are used.
+    Reads the bot's model settings fresh from the database (``row``: already read by the caller),
+    so a long-lived ``bot`` object (a web-chat socket's) still gets the models configured now. Only
+    the bot's own tenant's enabled models are used. One query besides the bot row.
     """
-    from apps.bots.models import Bot, BotFallback
+    from django.db.models import OuterRef, Q, Subquery
+
+    from apps.bots.models import BotFallback
 
     from .models import ModelConfig
 
-    fresh = Bot.objects.filter(pk=bot.pk).values("model_id", "language_routes", "tenant_id").first() or {
-        "model_id": bot.model_id,
-        "language_routes": bot.language_routes,
-        "tenant_id": bot.tenant_id,
-    }
-    configs = ModelConfig.objects.filter(tenant_id=fresh["tenant_id"], enabled=True).select_related("tenant")
-    chain: list[Any] = []
-    route = (fresh["language_routes"] or {}).get(language[:2]) if language else None
+    row = row or _bot_row(bot)
+    route = (row["language_routes"] or {}).get(language[:2]) if language else None
+    fallback = BotFallback.objects.filter(bot_id=bot.pk, model_id=OuterRef("pk")).order_by("position", "id")
+    wanted = Q(pk__in=BotFallback.objects.filter(bot_id=bot.pk).values("model_id"))
+    if row["model_id"]:
+        wanted |= Q(pk=row["model_id"])
     if route:
-        routed = configs.filter(name=route).first()
-        if routed is not None:
-            chain.append(routed)
-    if fresh["model_id"]:
-        primary = configs.filter(pk=fresh["model_id"]).first()
-        if primary is not None and primary.pk not in {c.pk for c in chain}:
-            chain.append(primary)
-    fallbacks = (
-        BotFallback.objects.filter(bot_id=bot.pk, model__tenant_id=fresh["tenant_id"], model__enabled=True)
-        .select_related("model", "model__tenant")
-        .order_by("position", "id")
+        wanted |= Q(name=route)
+    configs = list(
+        ModelConfig.objects.filter(wanted, tenant_id=row["tenant_id"], enabled=True)
+        .select_related("tenant")
+        .annotate(fb_position=Subquery(fallback.values("position")[:1]), fb_id=Subquery(fallback.values("id")[:1]))
     )
-    for fb in fallbacks:
-        if fb.model.pk not in {c.pk for c in chain}:
-            chain.append(fb.model)
+    chain: list[Any] = [c for c in configs if route and c.name == route]
+    chain += [c for c in configs if c.pk == row["model_id"] and c not in chain]
+    chain += sorted(
+        (c for c in configs if c.fb_id is not None and c not in chain), key=lambda c: (c.fb_position, c.fb_id)
+    )
     specs = [ModelSpec.from_config(c) for c in chain]
     if not specs:
         specs = [ModelSpec.env_default()]
@@ -403,25 +418,12 @@ def generate(
     Every model attempt is in ``Answer.attempts``.
     """
     from apps.bots.knowledge import match_knowledge
-    from apps.bots.models import Bot
 
     started = time.monotonic()
     tenant = bot.tenant.slug
-    fresh = (
-        Bot.objects.filter(pk=bot.pk)
-        .values("failure_text", "cache_answers", "cache_ttl_seconds", "updated_at", "system_prompt")
-        .first()
-    )
-    if fresh is None:
-        fresh = {
-            "failure_text": bot.failure_text,
-            "cache_answers": bot.cache_answers,
-            "cache_ttl_seconds": bot.cache_ttl_seconds,
-            "updated_at": bot.updated_at,
-            "system_prompt": bot.system_prompt,
-        }
+    fresh = _bot_row(bot)
     fail_text = fresh["failure_text"] or DEFAULT_FAILURE_TEXT
-    specs = model_chain(bot, language)
+    specs = model_chain(bot, language, row=fresh)
 
     def run() -> Answer:
         return _run_chain(

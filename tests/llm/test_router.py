@@ -242,3 +242,18 @@ def test_api_key_is_not_logged(bot, chain, fake_openai, fake_anthropic, caplog):
     assert answer.failed
     everything = caplog.text + repr([r.__dict__ for r in caplog.records]) + repr(answer.attempts)
     assert "sk-primary-key" not in everything
+
+
+def test_fallbacks_are_tried_in_position_order(bot, tenant, fake_openai, fake_openai_2, fake_anthropic):
+    fake_openai.set(status=500)
+    fake_anthropic.set(status=500)
+    fake_openai_2.set(text="Third in line.")
+    bot.model = make_model(tenant, "first", endpoint=fake_openai.url)
+    bot.save()
+    last = make_model(tenant, "last", endpoint=fake_openai_2.url)
+    second = make_model(tenant, "second", provider="anthropic", endpoint=fake_anthropic.url)
+    BotFallback.objects.create(bot=bot, model=last, position=9)
+    BotFallback.objects.create(bot=bot, model=second, position=2)
+    answer = router.generate(bot=bot, messages=MESSAGES)
+    assert answer.text == "Third in line."
+    assert [a.model for a in answer.attempts] == ["first", "second", "last"]
