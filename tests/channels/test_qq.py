@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from hypothesis import HealthCheck, given
+from hypothesis import settings as fuzz_settings
+from hypothesis import strategies as st
 
 from apps.channels.platforms.base import PlatformError, Target
 from apps.channels.platforms.qq.adapter import QQAdapter, signing_key
@@ -361,3 +364,39 @@ def test_unknown_or_disabled_channel_is_404(client, qq_channel):
     qq_channel.save()
     assert post(client, body, signed_headers(body)).status_code == 404
     assert not InboundMessage.objects.exists()
+
+
+# -- authentic requests with random payloads reach the parser: never a 500 ----------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=10,
+)
+qq_payloads = st.fixed_dictionaries(
+    {
+        "op": st.sampled_from([0, 12, 13]) | json_values,
+        "t": st.sampled_from(["C2C_MESSAGE_CREATE", "GROUP_AT_MESSAGE_CREATE", "GROUP_ADD_ROBOT"]) | json_values,
+        "d": json_values
+        | st.fixed_dictionaries(
+            {},
+            optional={
+                "id": json_values,
+                "content": json_values,
+                "group_openid": json_values,
+                "plain_token": json_values,
+                "event_ts": json_values,
+                "author": json_values
+                | st.fixed_dictionaries({}, optional={"user_openid": json_values, "member_openid": json_values}),
+            },
+        ),
+    },
+    optional={"id": json_values},
+)
+
+
+@fuzz_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=qq_payloads)
+def test_signed_random_dispatches_never_500(client, qq_channel, payload):
+    body = json.dumps(payload).encode()
+    assert post(client, body, signed_headers(body)).status_code < 500

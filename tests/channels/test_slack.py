@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 from django.test import RequestFactory
+from hypothesis import HealthCheck, given
+from hypothesis import settings as fuzz_settings
+from hypothesis import strategies as st
 
 from apps.channels.platforms.base import PlatformError, SignatureInvalid, Target
 from apps.channels.platforms.registry import get_adapter
@@ -272,8 +275,8 @@ def test_incoming_slack_text_is_read_as_plain_text():
     "make_headers",
     [
         lambda b: signed_headers(b, secret="another-secret"),
-        lambda b: signed_headers(b, timestamp=int(time.time()) - 301),  # stale: a replay
-        lambda b: signed_headers(b, timestamp=int(time.time()) + 301),
+        lambda b: signed_headers(b, timestamp=int(time.time()) - 400),  # stale: a replay
+        lambda b: signed_headers(b, timestamp=int(time.time()) + 400),
         lambda b: {k: v for k, v in signed_headers(b).items() if k != "X-Slack-Signature"},
         lambda b: {k: v for k, v in signed_headers(b).items() if k != "X-Slack-Request-Timestamp"},
         lambda b: {**signed_headers(b), "X-Slack-Request-Timestamp": "1e9"},
@@ -319,3 +322,33 @@ def test_unknown_or_disabled_channel_is_404(client, slack_channel):
     slack_channel.save()
     assert post(client, body, signed_headers(body)).status_code == 404
     assert not InboundMessage.objects.exists()
+
+
+# -- authentic requests with random payloads reach the parser: never a 500 ----------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=10,
+)
+slack_payloads = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from(["event_callback", "url_verification", "app_rate_limited"]) | json_values,
+        "event_id": st.uuids().map(str) | json_values,
+        "event": json_values
+        | st.fixed_dictionaries(
+            {"type": st.sampled_from(["app_mention", "message", "reaction_added"]) | json_values},
+            optional=dict.fromkeys(
+                ("user", "channel", "ts", "text", "thread_ts", "subtype", "bot_id", "channel_type"), json_values
+            ),
+        ),
+    },
+    optional={"challenge": json_values, "authorizations": json_values},
+)
+
+
+@fuzz_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=slack_payloads)
+def test_signed_random_events_never_500(client, slack_channel, payload):
+    body = json.dumps(payload).encode()
+    assert post(client, body, signed_headers(body)).status_code < 500

@@ -7,6 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as fuzz_settings
+from hypothesis import strategies as st
 
 from apps.channels.platforms.base import PlatformError, Target
 from apps.channels.platforms.registry import get_adapter
@@ -154,6 +157,12 @@ def test_mention_after_non_bmp_characters_is_cut_at_the_right_place(client, tg_c
     assert InboundMessage.objects.get().text == "👋 hours?"
 
 
+def test_characters_the_database_cannot_hold_are_dropped_not_crashed_on(client, tg_channel):
+    body = sample("private_message.json").replace(b"What are", b"What\\u0000 are\\udfca")
+    assert post(client, body).status_code == 200
+    assert InboundMessage.objects.get().text == "What are? your opening hours?"
+
+
 def test_send_test_message_reports_the_platform_answer(tg_channel, fake_tg):
     ref = get_adapter("telegram").send_test_message(tg_channel, Target(chat_id="412503776"))
     assert ref.platform_message_id == "2001"
@@ -282,3 +291,53 @@ def test_unknown_or_disabled_channel_is_404(client, tg_channel):
     tg_channel.save()
     assert post(client, sample("private_message.json")).status_code == 404
     assert not InboundMessage.objects.exists()
+
+
+# -- authentic requests with random payloads reach the parser: never a 500 ----------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=10,
+)
+entity = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from(["mention", "bot_command", "text_mention"]) | json_values,
+        "offset": st.integers(-2, 40) | json_values,
+        "length": st.integers(-2, 40) | json_values,
+    },
+    optional={"user": json_values | st.fixed_dictionaries({"id": st.just(7512345678) | json_values})},
+)
+tg_updates = st.fixed_dictionaries(
+    {
+        "update_id": st.integers(0, 2**40) | json_values,
+        "message": json_values
+        | st.fixed_dictionaries(
+            {
+                "message_id": st.integers(1, 10**6) | json_values,
+                "chat": json_values
+                | st.fixed_dictionaries(
+                    {
+                        "id": st.integers() | json_values,
+                        "type": st.sampled_from(["private", "supergroup"]) | json_values,
+                    }
+                ),
+            },
+            optional={
+                "text": st.text(max_size=40) | json_values,
+                "caption": json_values,
+                "entities": st.lists(entity, max_size=3) | json_values,
+                "from": json_values,
+                "reply_to_message": json_values,
+                "is_topic_message": json_values,
+                "message_thread_id": json_values,
+            },
+        ),
+    }
+)
+
+
+@fuzz_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(update=tg_updates)
+def test_authentic_random_updates_never_500(client, tg_channel, update):
+    assert post(client, json.dumps(update).encode()).status_code < 500

@@ -182,7 +182,7 @@ class QQAdapter(PlatformAdapter):
     def parse(self, request: HttpRequest, channel: Any) -> list[Inbound]:
         """Messages in a verified dispatch; [] for events on the ignore list or unsupported ones."""
         try:
-            payload = json.loads(request.body)
+            payload = _storable(json.loads(request.body))
         except (ValueError, UnicodeDecodeError):
             raise MalformedRequest("body is not JSON")
         if not isinstance(payload, dict):
@@ -200,21 +200,20 @@ class QQAdapter(PlatformAdapter):
         d = payload.get("d")
         if not isinstance(d, dict) or not isinstance(d.get("author"), dict):
             raise MalformedRequest(f"{event} without d.author")
-        message_id = str(d.get("id") or payload.get("id") or "")
-        if not message_id:
+        message_id = d.get("id") or payload.get("id")
+        if not isinstance(message_id, str) or not message_id:
             raise MalformedRequest(f"{event} without a message id")
-        text = MENTION_RE.sub("", str(d.get("content") or "")).strip()
+        content = d.get("content")
+        text = MENTION_RE.sub("", content).strip() if isinstance(content, str) else ""
         if not text:
             logger.info("qq message without text ignored", extra={"event_type": event})
             return []
         author = d["author"]
         if event == "GROUP_AT_MESSAGE_CREATE":
-            chat_id = str(d.get("group_openid") or "")
-            user_id = str(author.get("member_openid") or "")
+            chat_id, user_id = d.get("group_openid"), author.get("member_openid")
         else:
-            user_id = str(author.get("user_openid") or "")
-            chat_id = user_id
-        if not chat_id or not user_id:
+            chat_id = user_id = author.get("user_openid")
+        if not (isinstance(chat_id, str) and chat_id and isinstance(user_id, str) and user_id):
             raise MalformedRequest(f"{event} without openids")
         is_group = event == "GROUP_AT_MESSAGE_CREATE"
         return [
@@ -363,3 +362,15 @@ def _describe(data: dict[str, Any]) -> str:
     code = data.get("code", data.get("err_code", ""))
     message = str(data.get("message") or "")[:200]
     return f"code {code} {message}".strip()
+
+
+def _storable(value: Any) -> Any:
+    """``value`` as PostgreSQL can store it: JSON escapes may smuggle in NUL characters and
+    unpaired surrogates, which neither text nor jsonb columns accept."""
+    if isinstance(value, str):
+        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    return value

@@ -248,7 +248,8 @@ class SlackAdapter(PlatformAdapter):
 
 
 def _bot_user_id(payload: dict[str, Any]) -> str:
-    for auth in payload.get("authorizations") or []:
+    authorizations = payload.get("authorizations")
+    for auth in authorizations if isinstance(authorizations, list) else []:
         if isinstance(auth, dict) and auth.get("is_bot") and isinstance(auth.get("user_id"), str):
             return auth["user_id"]
     return ""
@@ -256,7 +257,7 @@ def _bot_user_id(payload: dict[str, Any]) -> str:
 
 def _json_or_none(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return _storable(json.loads(body))
     except (ValueError, UnicodeDecodeError):
         return None
 
@@ -266,3 +267,15 @@ def _form_or_none(body: bytes) -> dict[str, list[str]] | None:
         return parse_qs(body.decode("utf-8"), strict_parsing=True)
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+def _storable(value: Any) -> Any:
+    """``value`` as PostgreSQL can store it: JSON escapes may smuggle in NUL characters and
+    unpaired surrogates, which neither text nor jsonb columns accept."""
+    if isinstance(value, str):
+        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    return value

@@ -103,10 +103,11 @@ class TelegramAdapter(PlatformAdapter):
     def parse(self, request: HttpRequest, channel: Any) -> list[Inbound]:
         """The message of a verified update, when it is one to answer; [] otherwise."""
         try:
-            update = json.loads(request.body)
+            update = _storable(json.loads(request.body))
         except (ValueError, UnicodeDecodeError):
             raise MalformedRequest("body is not JSON")
-        if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
+        update_id = update.get("update_id") if isinstance(update, dict) else None
+        if not isinstance(update_id, int) or isinstance(update_id, bool):
             raise MalformedRequest("not a Telegram update (no update_id)")
         message = update.get("message")
         if message is None:
@@ -120,7 +121,8 @@ class TelegramAdapter(PlatformAdapter):
         sender = message.get("from") if isinstance(message.get("from"), dict) else {}
         if not isinstance(chat.get("id"), int) or not isinstance(message.get("message_id"), int):
             raise MalformedRequest("message without chat.id / message_id")
-        if sender.get("is_bot") or chat.get("type") not in GROUP_TYPES | {"private"}:
+        chat_type = chat.get("type") if isinstance(chat.get("type"), str) else ""
+        if sender.get("is_bot") or chat_type not in GROUP_TYPES | {"private"}:
             return []
         text, entities = message.get("text"), message.get("entities")
         if text is None:
@@ -128,7 +130,7 @@ class TelegramAdapter(PlatformAdapter):
         if not isinstance(text, str) or not text.strip():
             return []
         entities = [e for e in entities if isinstance(e, dict)] if isinstance(entities, list) else []
-        is_group = chat["type"] in GROUP_TYPES
+        is_group = chat_type in GROUP_TYPES
         creds = channel.credentials or {}
         username = str(creds.get("bot_username") or "").lstrip("@").lower()
         bot_id = str(creds.get("bot_token") or "").split(":", 1)[0]
@@ -141,9 +143,7 @@ class TelegramAdapter(PlatformAdapter):
         reply_context: dict[str, Any] = {"message_id": message["message_id"]}
         if message.get("is_topic_message") and isinstance(message.get("message_thread_id"), int):
             reply_context["message_thread_id"] = message["message_thread_id"]
-        name = sender.get("username") or " ".join(
-            str(sender.get(k)) for k in ("first_name", "last_name") if sender.get(k)
-        )
+        name = sender.get("username") or " ".join(str(sender[k]) for k in ("first_name", "last_name") if sender.get(k))
         return [
             Inbound(
                 message_id=str(update["update_id"]),
@@ -291,3 +291,15 @@ def _address(text: str, entities: list[dict[str, Any]], *, username: str, bot_id
     for start, end in sorted(cuts, reverse=True):
         units = units[: start * 2] + units[end * 2 :]
     return re.sub(r"[ \t]{2,}", " ", units.decode("utf-16-le", errors="replace")).strip(), addressed
+
+
+def _storable(value: Any) -> Any:
+    """``value`` as PostgreSQL can store it: JSON escapes may smuggle in NUL characters and
+    unpaired surrogates, which neither text nor jsonb columns accept."""
+    if isinstance(value, str):
+        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    return value
