@@ -204,7 +204,7 @@ class FeishuAdapter(PlatformAdapter):
             return []
         mentions = [m for m in message.get("mentions") or [] if isinstance(m, dict)]
         is_group = message.get("chat_type") not in ("p2p", None)
-        bot_id = cache.get(self._bot_key(channel))
+        bot_id = cache.get(self._bot_key(channel)) or None
         bot_keys = _bot_mention_keys(mentions, bot_id)
         if is_group and not bot_keys:
             return []  # a group message not addressed to the bot
@@ -323,7 +323,7 @@ class FeishuAdapter(PlatformAdapter):
         """Learn the bot's open_id (after a send, off the webhook path) so group messages can be
         matched to the bot's own @-mention. Best effort."""
         key = self._bot_key(channel)
-        if cache.get(key):
+        if cache.get(key) or cache.get(f"{key}:miss"):
             return
         try:
             token = self.tenant_token(channel)
@@ -331,10 +331,12 @@ class FeishuAdapter(PlatformAdapter):
                 "GET", f"{self.api_base(channel)}/open-apis/bot/v3/info", headers={"Authorization": f"Bearer {token}"}
             )
         except PlatformError:
-            return
+            status, data = 0, {}
         bot = data.get("bot") if isinstance(data.get("bot"), dict) else {}
         if status == 200 and data.get("code") == 0 and bot.get("open_id"):
             cache.set(key, str(bot["open_id"]), timeout=7 * 24 * 3600)
+        else:
+            cache.set(f"{key}:miss", 1, timeout=3600)  # don't ask on every send
 
 
 def _int(value: Any, default: int) -> int:
