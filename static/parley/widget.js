@@ -82,6 +82,24 @@
     return node;
   }
 
+  // Icons are drawn as SVG paths, not emoji, so they look the same where no emoji font is installed.
+  var ICON_CHAT = "M3 5a2 2 0 0 1 2-2h14a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H5a2 2 0 0 1-2-2z";
+  var ICON_THUMB = "M2 10h4v11H2zM8 10l4-7c1.5 0 2.5 1 2.2 2.6L13.5 9H20a2 2 0 0 1 2 2.3l-1.4 8A2 2 0 0 1 18.6 21H8z";
+  function svgIcon(d, size, flip) {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", size);
+    svg.setAttribute("height", size);
+    svg.setAttribute("aria-hidden", "true");
+    var path = document.createElementNS(ns, "path");
+    path.setAttribute("d", d);
+    path.setAttribute("fill", "currentColor");
+    if (flip) path.setAttribute("transform", "rotate(180 12 12)");
+    svg.appendChild(path);
+    return svg;
+  }
+
   function safeUrl(raw) {
     try {
       var url = new URL(raw);
@@ -101,6 +119,19 @@
   }
   function isWord(ch) {
     return !!ch && /[A-Za-z0-9]/.test(ch);
+  }
+
+  // The closing run of an emphasis: not after a space, and for "_" not inside a word (snake_case).
+  function findCloser(text, delim, from) {
+    var at = text.indexOf(delim, from);
+    while (at > 0) {
+      var after = text.charAt(at + delim.length);
+      var ok = !isSpace(text.charAt(at - 1)) && !(delim.charAt(0) === "_" && isWord(after));
+      if (delim.length === 1 && after === delim) ok = false; // part of a longer run
+      if (ok) return at;
+      at = text.indexOf(delim, at + delim.length);
+    }
+    return -1;
   }
 
   function renderInline(text, into, depth) {
@@ -149,7 +180,7 @@
       }
       if (depth < 6) {
         if ((c === "*" || c === "_" || c === "~") && next === c && !isSpace(text.charAt(i + 2))) {
-          var end2 = text.indexOf(c + c, i + 2);
+          var end2 = findCloser(text, c + c, i + 2);
           if (end2 > i + 2 && !(c === "_" && isWord(text.charAt(i - 1)))) {
             wrap(c === "~" ? "del" : "strong", text.slice(i + 2, end2));
             i = end2 + 2;
@@ -157,10 +188,8 @@
           }
         }
         if ((c === "*" || c === "_") && next !== c && !isSpace(next)) {
-          var end1 = text.indexOf(c, i + 1);
-          while (end1 > 0 && text.charAt(end1 + 1) === c) end1 = text.indexOf(c, end1 + 2);
-          var inWord = c === "_" && (isWord(text.charAt(i - 1)) || isWord(text.charAt(end1 + 1)));
-          if (end1 > i + 1 && !isSpace(text.charAt(end1 - 1)) && !inWord) {
+          var end1 = findCloser(text, c, i + 1);
+          if (end1 > i + 1 && !(c === "_" && isWord(text.charAt(i - 1)))) {
             wrap("em", text.slice(i + 1, end1));
             i = end1 + 1;
             continue;
@@ -379,7 +408,7 @@
     ":host{all:initial}" +
     "*{box-sizing:border-box}" +
     ".launcher{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;cursor:pointer;" +
-    "background:var(--accent);color:#fff;box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483000;font:24px/56px system-ui,sans-serif}" +
+    "background:var(--accent);color:#fff;box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483000;display:flex;align-items:center;justify-content:center}" +
     ".launcher .dot{position:absolute;top:6px;right:6px;width:12px;height:12px;border-radius:50%;background:#ef4444;display:none}" +
     ".launcher.unread .dot{display:block}" +
     ".panel{position:fixed;right:20px;bottom:88px;width:370px;height:560px;max-height:calc(100vh - 110px);display:none;" +
@@ -416,8 +445,8 @@
     ".body th,.body td{border:1px solid #e5e7eb;padding:3px 6px;text-align:left}" +
     ".body hr{border:0;border-top:1px solid #e5e7eb}" +
     ".rate{display:flex;gap:4px;margin-top:6px}" +
-    ".rate button{border:1px solid #e5e7eb;background:#fff;border-radius:6px;cursor:pointer;font-size:13px;padding:1px 6px;opacity:.7}" +
-    ".rate button[aria-pressed=true]{opacity:1;border-color:var(--accent);background:#eff6ff}" +
+    ".rate button{border:1px solid #e5e7eb;background:#fff;color:#6b7280;border-radius:6px;cursor:pointer;padding:3px 6px;line-height:0}" +
+    ".rate button[aria-pressed=true]{color:var(--accent);border-color:var(--accent);background:#eff6ff}" +
     ".typing{align-self:flex-start;display:none;gap:4px;padding:10px 12px;background:#fff;border:1px solid #e5e7eb;border-radius:12px}" +
     ".typing.show{display:flex}" +
     ".typing span{width:6px;height:6px;border-radius:50%;background:#9ca3af;animation:bounce 1.2s infinite}" +
@@ -440,7 +469,7 @@
   var launcher = el("button", "launcher");
   launcher.type = "button";
   launcher.setAttribute("aria-label", "Open chat");
-  launcher.textContent = "\uD83D\uDCAC";
+  launcher.appendChild(svgIcon(ICON_CHAT, 26));
   launcher.appendChild(el("span", "dot"));
 
   var panel = el("section", "panel");
@@ -583,13 +612,13 @@
     if (bar) bar.remove();
     bar = el("div", "rate");
     [
-      ["up", "\uD83D\uDC4D", "Helpful"],
-      ["down", "\uD83D\uDC4E", "Not helpful"],
+      ["up", false, "Helpful"],
+      ["down", true, "Not helpful"],
     ].forEach(function (spec) {
       var b = el("button");
       b.type = "button";
       b.dataset.rating = spec[0];
-      b.textContent = spec[1];
+      b.appendChild(svgIcon(ICON_THUMB, 14, spec[1]));
       b.title = spec[2];
       b.setAttribute("aria-label", spec[2]);
       b.setAttribute("aria-pressed", rating === spec[0] ? "true" : "false");

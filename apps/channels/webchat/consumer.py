@@ -11,6 +11,7 @@ frame and the socket stays open, except a sustained flood, which is closed with 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -21,7 +22,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from apps.channels.platforms.web.adapter import FRAME_EVENT, group_name
+from apps.channels.platforms.web.adapter import FRAME_EVENT, group_name, register_server_loop
 from apps.core import metrics
 from apps.core.logging import log_context
 
@@ -75,6 +76,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return ""
 
     async def connect(self) -> None:
+        register_server_loop(asyncio.get_running_loop())
         key = self.scope["url_route"]["kwargs"]["key"]
         self.channel_obj = await database_sync_to_async(services.webchat_channel)(key=key)
         if self.channel_obj is None:

@@ -12,6 +12,7 @@ visitor's signed token (``Target.chat_id``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -35,6 +36,7 @@ FRAME_EVENT = "webchat.frame"
 #: channel-layer message per token; the final ``message`` frame always carries the whole answer.
 TOKEN_FLUSH_INTERVAL = 0.05
 TOKEN_FLUSH_CHARS = 400
+PUBLISH_TIMEOUT = 10.0
 
 
 def group_name(channel_id: int, chat_id: str) -> str:
@@ -51,6 +53,31 @@ def frame_id(reply: OutboundReply) -> str:
     return reply.idempotency_key or f"parley-{uuid.uuid4().hex}"
 
 
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def register_server_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Called by the web-chat consumer: the event loop that serves sockets in this process."""
+    global _server_loop
+    _server_loop = loop
+
+
+def _group_send(layer: Any, group: str, message: dict[str, Any]) -> None:
+    loop = _server_loop
+    try:
+        on_that_loop = asyncio.get_running_loop() is loop
+    except RuntimeError:
+        on_that_loop = False
+    if loop is not None and loop.is_running() and not on_that_loop:
+        # In the process that serves the sockets (the embedded default runs the pipeline on an
+        # in-process thread pool), hand the send to the server's own loop: the in-memory channel
+        # layer's queues belong to that loop and are not safe to touch from another one.
+        asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(timeout=PUBLISH_TIMEOUT)
+        return
+    # A Celery worker (no sockets here): a short-lived loop per call; channels-redis handles that.
+    async_to_sync(layer.group_send)(group, message)
+
+
 def publish(channel: Any, target: Target, frame: dict[str, Any]) -> None:
     """Send ``frame`` to every socket of the conversation in ``target``. Sync: for workers and the
     pipeline (not for code already running on an event loop). Raises ``PlatformError``."""
@@ -62,8 +89,8 @@ def publish(channel: Any, target: Target, frame: dict[str, Any]) -> None:
     if layer is None:
         raise PlatformError("no channel layer is configured", permanent=True)
     try:
-        async_to_sync(layer.group_send)(group, {"type": FRAME_EVENT, "frame": frame})
-    except Exception as exc:  # Redis down, connection reset: a retry can help
+        _group_send(layer, group, {"type": FRAME_EVENT, "frame": frame})
+    except Exception as exc:  # Redis down, connection reset, timeout: a retry can help
         raise PlatformError(f"channel layer publish failed: {exc.__class__.__name__}", permanent=False) from exc
 
 
