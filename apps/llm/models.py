@@ -1,9 +1,15 @@
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from apps.core.fields import EncryptedTextField
+
+
+def default_timeout() -> Decimal:
+    """A new model's first-token timeout: ``AI_FALLBACK_TIMEOUT`` (3 s unless set)."""
+    return Decimal(str(getattr(settings, "AI_FALLBACK_TIMEOUT", 3))).quantize(Decimal("0.01"))
 
 
 class ModelConfig(models.Model):
@@ -46,7 +52,7 @@ class ModelConfig(models.Model):
     timeout_s = models.DecimalField(
         max_digits=5,
         decimal_places=2,
-        default=Decimal("3"),
+        default=default_timeout,
         validators=[MinValueValidator(Decimal("0.1")), MaxValueValidator(Decimal("300"))],
         help_text="Seconds to wait for the first token before falling back.",
     )

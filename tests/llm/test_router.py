@@ -257,3 +257,10 @@ def test_fallbacks_are_tried_in_position_order(bot, tenant, fake_openai, fake_op
     answer = router.generate(bot=bot, messages=MESSAGES)
     assert answer.text == "Third in line."
     assert [a.model for a in answer.attempts] == ["first", "second", "last"]
+
+
+def test_new_models_take_the_fallback_timeout_from_the_environment(settings, tenant):
+    settings.AI_FALLBACK_TIMEOUT = 4.5
+    from apps.llm.models import ModelConfig
+
+    assert ModelConfig(tenant=tenant, name="x").timeout_s == Decimal("4.50")
