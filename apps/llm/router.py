@@ -396,6 +396,26 @@ def _from_shared(payload: dict, *, source: str, started: float) -> Answer:
     )
 
 
+def _guarded(on_token: Callable[[str], None] | None) -> Callable[[str], None] | None:
+    """``on_token`` that stops being called after it raises (a closed socket, a failed message
+    edit): the answer is still finished, stored and delivered the ordinary way."""
+    if on_token is None:
+        return None
+    broken = False
+
+    def call(piece: str) -> None:
+        nonlocal broken
+        if broken:
+            return
+        try:
+            on_token(piece)
+        except Exception:
+            broken = True
+            logger.warning("token sink failed; streaming stopped for this answer", exc_info=True)
+
+    return call
+
+
 def generate(
     *,
     bot: Any,
@@ -421,6 +441,7 @@ def generate(
 
     started = time.monotonic()
     tenant = bot.tenant.slug
+    on_token = _guarded(on_token)
     fresh = _bot_row(bot)
     fail_text = fresh["failure_text"] or DEFAULT_FAILURE_TEXT
     specs = model_chain(bot, language, row=fresh)

@@ -264,3 +264,15 @@ def test_new_models_take_the_fallback_timeout_from_the_environment(settings, ten
     from apps.llm.models import ModelConfig
 
     assert ModelConfig(tenant=tenant, name="x").timeout_s == Decimal("4.50")
+
+
+def test_a_failing_token_sink_does_not_lose_the_answer(bot, chain, fake_openai):
+    fake_openai.set(text="a b c")
+    seen: list[str] = []
+
+    def sink(piece: str) -> None:
+        seen.append(piece)
+        raise ConnectionError("socket closed")
+
+    answer = router.generate(bot=bot, messages=MESSAGES, on_token=sink)
+    assert answer.text == "a b c" and not answer.failed and seen == ["a "]
