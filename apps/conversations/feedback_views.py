@@ -117,9 +117,11 @@ def _limited(scope: str, subject: str, limit: tuple[int, int]) -> bool:
 def _respond(request: HttpRequest, template: str, lang: str, status: int = 200, **context: Any) -> HttpResponse:
     context.update(t=TEXT[lang], lang=HTML_LANG[lang])
     response = render(request, template, context, status=status)
-    # The page is bound to a personal link: keep it out of shared caches and other sites' logs.
+    # The page is bound to a personal link: keep it out of shared caches and other sites' logs
+    # ("same-origin", not "no-referrer": with no referrer at all browsers send "Origin: null" and
+    # the CSRF check refuses the form).
     response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     response["Content-Language"] = HTML_LANG[lang]
     return response
 

@@ -41,7 +41,7 @@ def test_valid_link_shows_the_answer_masked_and_a_star_form(client, answer):
     assert html.count('name="rating"') == 5
     assert "csrfmiddlewaretoken" in html
     assert resp["Cache-Control"] == "no-store"
-    assert resp["Referrer-Policy"] == "no-referrer"
+    assert resp["Referrer-Policy"] == "same-origin"
 
 
 def test_rating_lands_on_the_linked_answer_and_can_be_changed(client, world, answer):
