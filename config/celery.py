@@ -1,9 +1,11 @@
 """Celery wiring: configured from Django settings (``CELERY_*``), tasks discovered in ``apps.*``.
 
 Queues by speed: ``llm`` (model calls, long limits), ``webhooks`` (workflow calls), ``default``
-(fast sends and housekeeping). Run a worker with an I/O pool, e.g.::
+(fast sends and housekeeping). Model calls wait on the network, so run workers with an I/O pool —
+one process then keeps dozens of calls in flight::
 
     celery -A config worker -P threads -c 32 -Q default,llm,webhooks
+    celery -A config beat            # the sweeper below (and other periodic work)
 """
 
 import os
@@ -15,6 +17,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("parley")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+app.conf.beat_schedule = {
+    # Messages whose worker died mid-way (claim older than the lease) or whose task was lost.
+    "sweep-inbound": {
+        "task": "apps.conversations.tasks.sweep_inbound",
+        "schedule": float(os.environ.get("PARLEY_SWEEP_INTERVAL", "30")),
+    },
+}
 
 from apps.core.celery_signals import connect as _connect_signals  # noqa: E402 - after app setup
 

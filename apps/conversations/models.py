@@ -17,6 +17,9 @@ class Conversation(models.Model):
     user_name = models.CharField(max_length=200, blank=True)
     is_group = models.BooleanField(default=False)
     language = models.CharField(max_length=8, blank=True)
+    language_pinned = models.BooleanField(
+        default=False, help_text="Set by /lang: answer in this language whatever the user writes in."
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
     flagged = models.BooleanField(default=False)
     started_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -25,6 +28,14 @@ class Conversation(models.Model):
     class Meta:
         ordering = ["-last_activity_at"]
         indexes = [models.Index(fields=["channel", "chat_id", "user_id", "status"], name="conv_session_idx")]
+        constraints = [
+            # One active session per channel + chat + user: concurrent first messages share it.
+            models.UniqueConstraint(
+                fields=["channel", "chat_id", "user_id"],
+                condition=models.Q(status="active"),
+                name="uniq_active_conversation",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.channel_id}:{self.chat_id}"
@@ -111,6 +122,12 @@ class InboundMessage(models.Model):
     reply_context = models.JSONField(default=dict, blank=True, help_text="What the adapter needs to reply.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    interrupts = models.BooleanField(
+        default=True, help_text="A newer message that makes its sender's answer in progress obsolete (not a command)."
+    )
+    refused_by = models.CharField(
+        max_length=8, blank=True, help_text="The rate limit that refused it when it arrived: user or bot."
+    )
     error = models.TextField(blank=True)
     trace_id = models.CharField(max_length=64, blank=True)
     conversation = models.ForeignKey(
@@ -126,7 +143,10 @@ class InboundMessage(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["channel", "platform_message_id"], name="uniq_inbound_per_channel"),
         ]
-        indexes = [models.Index(fields=["status", "claimed_at"], name="inbound_sweep_idx")]
+        indexes = [
+            models.Index(fields=["status", "claimed_at"], name="inbound_sweep_idx"),
+            models.Index(fields=["channel", "chat_id", "user_id"], name="inbound_sender_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.channel_id}:{self.platform_message_id} ({self.status})"

@@ -1,28 +1,67 @@
-"""Conversation services called from the edges (webhook view, web-chat consumer, admin).
+"""Conversation services called from the edges (webhook view, web-chat consumer, beat).
 
-Accept once: store each inbound message before the webhook is acknowledged, then enqueue it."""
+Accept once: store each inbound message before the webhook is acknowledged, then enqueue it. This
+path does no model or platform I/O — a database insert and a few cache counters per message — so a
+webhook is answered in milliseconds.
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from apps.core import metrics
+from apps.core import metrics, ratelimit
 from apps.core.tasks import enqueue
 
+from .commands import interrupts_answer
 from .models import InboundMessage
+from .pipeline.claim import MAX_ATTEMPTS, lease_seconds
+from .pipeline.process import merge_applies
+from .pipeline.turns import mark_latest
 from .tasks import handle_inbound
 
 logger = logging.getLogger(__name__)
+S = InboundMessage.Status
+
+#: A received message whose task has not claimed it after this long is enqueued again (its task
+#: may have been lost with a crashed process between commit and enqueue).
+RECEIVED_GRACE_SECONDS = 120
+SWEEP_BATCH = 500
+
+
+def check_rate_limits(*, channel: Any, user_id: str) -> str:
+    """Count one message against the end user's and the bot's limits. Returns "" when it is within
+    both, else the scope that refuses it ("user" or "bot"); the refusal is counted in the metrics."""
+    bot = channel.bot
+    user = ratelimit.hit(
+        "user", f"{bot.pk}:{channel.pk}:{user_id}", limit=bot.user_rate_limit_per_minute, window_seconds=60
+    )
+    scope = ""
+    if not user.allowed:
+        scope = "user"
+    elif not ratelimit.hit("bot", str(bot.pk), limit=bot.rate_limit_per_second, window_seconds=1).allowed:
+        scope = "bot"
+    if scope:
+        metrics.RATE_LIMITED.labels(scope).inc()
+        metrics.INBOUND_MESSAGES.labels(channel.platform, "rate_limited").inc()
+    return scope
 
 
 def accept_inbound(*, channel: Any, inbounds: list[Any], trace_id: str = "") -> list[InboundMessage]:
-    """Store new messages (a redelivered one is recognised by channel + platform id and dropped)
-    and enqueue their handling after commit. Returns the rows that were new."""
+    """Store new messages and enqueue their handling after commit. Returns the rows that were new.
+
+    A redelivered message (same channel + platform message id) is recognised by the unique
+    constraint and dropped. A message over a rate limit is stored too, marked ``refused_by``; its
+    task sends the polite refusal. Short messages are enqueued after the bot's merge window.
+    """
     accepted: list[InboundMessage] = []
+    bot = channel.bot
     for item in inbounds:
+        interrupts = interrupts_answer(item.text)
         try:
             with transaction.atomic():
                 row = InboundMessage.objects.create(
@@ -36,12 +75,48 @@ def accept_inbound(*, channel: Any, inbounds: list[Any], trace_id: str = "") -> 
                     raw=item.raw,
                     reply_context=item.reply_context,
                     trace_id=trace_id,
+                    interrupts=interrupts,
                 )
         except IntegrityError:
             metrics.INBOUND_MESSAGES.labels(channel.platform, "duplicate").inc()
             logger.info("duplicate delivery ignored", extra={"platform_message_id": item.message_id[:200]})
             continue
-        metrics.INBOUND_MESSAGES.labels(channel.platform, "accepted").inc()
-        enqueue(handle_inbound, row.pk)
+        refused_by = check_rate_limits(channel=channel, user_id=row.user_id)
+        if refused_by:
+            InboundMessage.objects.filter(pk=row.pk).update(refused_by=refused_by)
+            row.refused_by = refused_by
+        else:
+            metrics.INBOUND_MESSAGES.labels(channel.platform, "accepted").inc()
+            if interrupts:
+                transaction.on_commit(lambda row=row: mark_latest(row))
+        countdown = bot.merge_window_ms / 1000 if not refused_by and merge_applies(bot, row.text) else None
+        enqueue(handle_inbound, row.pk, countdown=countdown)
         accepted.append(row)
     return accepted
+
+
+def sweep_inbound(*, now: Any = None) -> int:
+    """Re-drive messages nobody is working on: claims older than the lease (their worker died) and
+    received messages never claimed. Messages claimed ``MAX_ATTEMPTS`` times are failed. Returns how
+    many were enqueued again (the claim decides which of them still need work)."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=lease_seconds())
+    forgotten = now - timedelta(seconds=RECEIVED_GRACE_SECONDS)
+    InboundMessage.objects.filter(status=S.PROCESSING, claimed_at__lt=stale, attempts__gte=MAX_ATTEMPTS).update(
+        status=S.FAILED, finished_at=now, error="gave up after repeated attempts"
+    )
+    ids = list(
+        InboundMessage.objects.filter(status=S.PROCESSING, claimed_at__lt=stale)
+        .order_by("claimed_at")
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    ids += list(
+        InboundMessage.objects.filter(status=S.RECEIVED, received_at__lt=forgotten)
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    for pk in ids:
+        enqueue(handle_inbound, pk)
+    if ids:
+        logger.warning("re-driving stuck messages", extra={"count": len(ids)})
+    return len(ids)

@@ -1,14 +1,16 @@
-"""Celery tasks of the message path. Thin: each calls one pipeline step."""
+"""Celery tasks of the message path. Thin: each calls one service or pipeline step."""
 
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import DatabaseError
 
 from apps.channels.platforms.base import PlatformError
 
 
 @shared_task(bind=True, queue="llm", acks_late=True, max_retries=5, soft_time_limit=300, time_limit=330)
 def handle_inbound(self, inbound_id: int) -> None:
+    """Handle one stored inbound message (safe to run any number of times for the same id)."""
     from .pipeline.process import process_inbound
 
     try:
@@ -16,3 +18,13 @@ def handle_inbound(self, inbound_id: int) -> None:
     except PlatformError as exc:
         if not exc.permanent:
             raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries)) from exc
+    except DatabaseError as exc:
+        raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries)) from exc
+
+
+@shared_task(queue="default", acks_late=True, soft_time_limit=60, time_limit=90)
+def sweep_inbound() -> int:
+    """Beat: re-drive messages whose worker died or whose task was lost."""
+    from .services import sweep_inbound as sweep
+
+    return sweep()

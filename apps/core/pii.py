@@ -1,33 +1,37 @@
-"""PII masking: phone numbers (China and international), e-mail addresses, Chinese resident ID
-numbers (checksum-validated) and bank card numbers (Luhn-validated).
+"""PII masking: phone numbers (China mobile and landline, international), e-mail addresses, Chinese
+resident ID numbers (checksum-validated) and bank card numbers (Luhn-validated).
 
 ``mask_text`` is applied to every log line, and to text sent to a model when a bot's PII policy asks.
-Validation (checksum / Luhn) keeps ordinary numbers such as order ids from being masked.
+Validation (checksum / Luhn) keeps ordinary numbers such as order ids from being masked. The
+patterns are hand-written because no maintained library covers Chinese identifiers and phone
+formats together; ``tests/core/test_pii.py`` holds the cases they must (and must not) match.
 """
 
 from __future__ import annotations
 
 import re
 
-_EMAIL = re.compile(r"(?<![\w.+-])([\w.+-]{1,64})@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+# ASCII local part only: Chinese text often runs straight into an address ("邮箱alice@…").
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-]{1,64})@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})")
 # 18-digit resident id: 6 region + 8 birth date + 3 sequence + check (digit or X).
-_CN_ID = re.compile(
-    r"(?<![0-9A-Za-z])([1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx])(?![0-9A-Za-z])"
-)
-# 13-19 digit card numbers, optionally grouped by spaces or dashes.
-_CARD = re.compile(r"(?<![\d])(\d(?:[ -]?\d){12,18})(?![\d])")
-# Mainland mobile: 1[3-9]x, 11 digits, optional +86 / 0086.
-_CN_MOBILE = re.compile(r"(?<![\d])(?:(?:\+|00)86[ -]?)?(1[3-9]\d[ -]?\d{4}[ -]?\d{4})(?![\d])")
-# Landline: 0 + area code (2-3 digits) + 7-8 digit number, with - or space.
-_CN_LANDLINE = re.compile(r"(?<![\d])(0\d{2,3}[- ]\d{7,8})(?![\d])")
-# International: +CC then 6-14 more digits with optional separators.
-_INTL_PHONE = re.compile(r"(?<![\w+])(\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,5}\d)(?![\d])")
+_CN_ID = re.compile(r"(?<!\d)([1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx])(?!\d)")
+# 13-19 digit card numbers, optionally grouped by spaces or dashes. Issued cards never start with 0,
+# and a number right after "+" or inside a longer digit group is a phone number, not a card.
+_CARD = re.compile(r"(?<![\d+])(?<!\d[ -])([1-9](?:[ -]?\d){12,18})(?![\d])(?![ -]\d)")
+# Mainland mobile: 1[3-9]x, 11 digits, optional +86 / 0086 prefix (kept visible).
+_CN_MOBILE = re.compile(r"(?<![\d+])((?:\+|00)86[ -]?)?(1[3-9]\d[ -]?\d{4}[ -]?\d{4})(?![\d])")
+# International: +CC or 00CC, then 6-14 more digits with optional separators and parentheses.
+_INTL_PHONE = re.compile(r"(?<![\w+*])((?:\+|00)[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,5}\d)(?![\d*])")
+# Landline: area code 0xx / 0xxx (optionally in parentheses), then a 7-8 digit number.
+# (Phone patterns never start or end next to "*", so a number masked once is not masked again.)
+_CN_LANDLINE = re.compile(r"(?<![\d*])(\(?0\d{2,3}\)?[ -]?\d{3,4}[ -]?\d{4})(?![\d*])")
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
 
 def cn_id_valid(number: str) -> bool:
+    """Whether ``number`` is an 18-character resident id with a correct check character."""
     if len(number) != 18 or not number[:17].isdigit():
         return False
     total = sum(int(d) * w for d, w in zip(number[:17], _ID_WEIGHTS, strict=True))
@@ -35,6 +39,7 @@ def cn_id_valid(number: str) -> bool:
 
 
 def luhn_valid(digits: str) -> bool:
+    """Whether ``digits`` (13-19 digits) passes the Luhn check used by bank cards."""
     if not digits.isdigit() or not 13 <= len(digits) <= 19:
         return False
     total = 0
@@ -48,9 +53,18 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _mask_digits(value: str, keep_head: int, keep_tail: int) -> str:
+    """Replace the digits of ``value`` with ``*`` except the first ``keep_head`` and last
+    ``keep_tail``; separators and parentheses stay, so the shape remains readable."""
+    positions = [i for i, ch in enumerate(value) if ch.isdigit()]
+    masked = list(value)
+    for i in positions[keep_head : len(positions) - keep_tail]:
+        masked[i] = "*"
+    return "".join(masked)
+
+
 def _mask_email(m: re.Match) -> str:
-    local = m.group(1)
-    return f"{local[0]}***@{m.group(2)}"
+    return f"{m.group(1)[0]}***@{m.group(2)}"
 
 
 def _mask_id(m: re.Match) -> str:
@@ -61,21 +75,27 @@ def _mask_id(m: re.Match) -> str:
 def _mask_card(m: re.Match) -> str:
     value = m.group(1)
     digits = re.sub(r"[ -]", "", value)
-    if luhn_valid(digits):
-        return "*" * (len(digits) - 4) + digits[-4:]
-    return value
+    return "*" * (len(digits) - 4) + digits[-4:] if luhn_valid(digits) else value
+
+
+def _mask_cn_mobile(m: re.Match) -> str:
+    return (m.group(1) or "") + _mask_digits(m.group(2), 3, 2)
 
 
 def _mask_phone(m: re.Match) -> str:
-    value = m.group(0)
-    digits = [i for i, ch in enumerate(value) if ch.isdigit()]
-    if len(digits) < 7:
+    value = m.group(1)
+    digits = sum(ch.isdigit() for ch in value)
+    if not 7 <= digits <= 17:
         return value
-    keep_head, keep_tail = (3, 2) if len(digits) >= 10 else (2, 2)
-    masked = list(value)
-    for i in digits[keep_head : len(digits) - keep_tail]:
-        masked[i] = "*"
-    return "".join(masked)
+    return _mask_digits(value, 3 if digits >= 10 else 2, 2)
+
+
+def _mask_landline(m: re.Match) -> str:
+    value = m.group(1)
+    if value.count("(") != value.count(")"):
+        return value
+    digits = sum(ch.isdigit() for ch in value)
+    return _mask_digits(value, 3 if value.lstrip("(").startswith(("01", "02")) else 4, 2) if digits >= 10 else value
 
 
 def mask_text(text: str) -> str:
@@ -86,7 +106,7 @@ def mask_text(text: str) -> str:
     text = _EMAIL.sub(_mask_email, text)
     text = _CN_ID.sub(_mask_id, text)
     text = _CARD.sub(_mask_card, text)
-    text = _CN_MOBILE.sub(_mask_phone, text)
+    text = _CN_MOBILE.sub(_mask_cn_mobile, text)
     text = _INTL_PHONE.sub(_mask_phone, text)
-    text = _CN_LANDLINE.sub(_mask_phone, text)
+    text = _CN_LANDLINE.sub(_mask_landline, text)
     return text

@@ -1,106 +1,136 @@
-"""Handle one stored inbound message: claim → session → generate → deliver.
+"""Handle one stored inbound message: claim → session → commands → rate limit → merge /
+interruption → generate → deliver.
 
-Idempotent and resumable: a message is claimed with a conditional UPDATE, an answer already stored
-is re-sent rather than regenerated, and an answer already delivered is never sent again.
+Idempotent and resumable: a message is claimed with a conditional UPDATE; an answer already stored
+is re-sent rather than regenerated; an answer already delivered is never sent again; a worker that
+lost its claim (it was presumed dead and the message re-driven) stores and sends nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 
-from django.db import transaction
-from django.db.models import F
+from django.db import DatabaseError
 from django.utils import timezone
 
-from apps.bots.knowledge import match_knowledge
-from apps.channels.platforms.base import OutboundReply, PlatformError, Target
-from apps.channels.platforms.registry import get_adapter
+from apps.channels.platforms.base import PlatformError
 from apps.core import metrics
 from apps.core.language import detect_language
 from apps.core.logging import log_context
-from apps.llm import router
 
+from ..commands import parse_command, text_for
 from ..models import Conversation, InboundMessage, Message
+from .claim import Claim, claim_inbound
+from .commands import run_command
+from .deliver import send_reply, store_reply
+from .generate import generate_answer
+from .session import get_conversation, store_user_turn, touch_conversation
+from .turns import newer_turn, sender_rows
 
 logger = logging.getLogger(__name__)
+S = InboundMessage.Status
+
+#: Messages longer than this are answered at once, not held for the merge window.
+MERGE_MAX_CHARS = 500
 
 
-def claim(inbound_id: int) -> InboundMessage | None:
-    """received → processing, once. None when another worker has it or it is finished."""
-    now = timezone.now()
-    updated = InboundMessage.objects.filter(pk=inbound_id, status=InboundMessage.Status.RECEIVED).update(
-        status=InboundMessage.Status.PROCESSING, claimed_at=now, attempts=F("attempts") + 1
-    )
-    if not updated:
-        return None
-    return InboundMessage.objects.select_related("channel", "channel__bot", "channel__bot__tenant").get(pk=inbound_id)
+def merge_applies(bot, text: str) -> bool:
+    """Whether a message is held for the bot's merge window (short ordinary messages only)."""
+    return bot.merge_window_ms > 0 and len(text) <= MERGE_MAX_CHARS and parse_command(text) is None
 
 
-def get_conversation(inbound: InboundMessage) -> Conversation:
-    """The active conversation for channel + chat (+ user outside group chats), fresh after the idle timeout."""
+def process_inbound(inbound_id: int) -> None:
+    """Handle one inbound message if it can be claimed. Raises ``PlatformError`` when the reply
+    could not be sent (the message is given back for a retry unless the error is permanent) and
+    ``DatabaseError`` when the database is unavailable (the task retries)."""
+    claim = claim_inbound(inbound_id)
+    if claim is None:
+        return
+    inbound = claim.inbound
     channel = inbound.channel
     bot = channel.bot
-    user_key = "" if inbound.is_group else inbound.user_id
-    conv = (
-        Conversation.objects.filter(
-            channel=channel, chat_id=inbound.chat_id, user_id=user_key, status=Conversation.Status.ACTIVE
-        )
-        .order_by("-last_activity_at")
-        .first()
-    )
-    idle = timezone.timedelta(minutes=bot.idle_timeout_minutes)
-    if conv is not None and conv.last_activity_at < timezone.now() - idle:
-        Conversation.objects.filter(pk=conv.pk).update(status=Conversation.Status.CLOSED)
-        conv = None
-    if conv is None:
-        conv = Conversation.objects.create(
-            tenant=bot.tenant,
-            bot=bot,
-            channel=channel,
-            chat_id=inbound.chat_id,
-            user_id=user_key,
-            user_name="" if inbound.is_group else inbound.user_name,
-            is_group=inbound.is_group,
-        )
-    return conv
+    with log_context(
+        tenant=bot.tenant.slug, bot=bot.slug, platform=channel.platform, trace_id=inbound.trace_id or None
+    ):
+        try:
+            _handle(claim)
+        except PlatformError as exc:
+            claim.release(error=str(exc), permanent=exc.permanent)
+            logger.warning("reply not delivered", extra={"inbound": inbound.pk, "permanent": exc.permanent})
+            raise
+        except Exception as exc:
+            # Given back, not failed: it is tried again (the task retries database outages, the
+            # sweeper re-drives the rest) and given up after MAX_ATTEMPTS.
+            with contextlib.suppress(DatabaseError):
+                claim.release(error=f"{type(exc).__name__}: {exc}", permanent=False)
+            logger.exception("message handling failed", extra={"inbound": inbound.pk})
+            if isinstance(exc, DatabaseError):
+                raise
 
 
-def build_context(conv: Conversation, *, max_turns: int) -> list[dict]:
-    turns = list(conv.messages.filter(role__in=["user", "assistant"]).order_by("-created_at", "-id")[:max_turns])
-    turns.reverse()
-    context = []
-    if conv.bot.system_prompt:
-        context.append({"role": "system", "content": conv.bot.system_prompt})
-    context += [{"role": m.role, "content": m.text} for m in turns]
-    return context
+def _handle(claim: Claim) -> None:
+    inbound = claim.inbound
+    bot = inbound.channel.bot
+    if inbound.reply_id is not None:  # resumed after a crash: the answer exists, send it (once)
+        reply = inbound.reply
+        send_reply(inbound, reply)
+        claim.finish(S.RATE_LIMITED if reply.source == "rate_limited" else S.ANSWERED)
+        return
+    conv = inbound.conversation if inbound.conversation_id else get_conversation(inbound)
+    if conv.status != Conversation.Status.ACTIVE:
+        conv = get_conversation(inbound)
+    conv.bot = bot
+    with log_context(conversation=conv.pk):
+        cmd = parse_command(inbound.text)
+        if cmd is not None:
+            store_user_turn(conv, inbound, source="command")
+            text = run_command(cmd, inbound, conv)
+            _answer(claim, conv, text=text, source="command", status=S.ANSWERED)
+            return
 
+        language = _language(conv, inbound.text)
+        if inbound.refused_by:
+            store_user_turn(conv, inbound, language=language, source="rate_limited")
+            text = text_for(f"rate_limited_{inbound.refused_by}", language)
+            _answer(claim, conv, text=text, source="rate_limited", status=S.RATE_LIMITED)
+            return
 
-def generate_reply(inbound: InboundMessage, conv: Conversation) -> Message:
-    bot = conv.bot
-    language = detect_language(inbound.text, default=conv.language or "en")
-    Message.objects.get_or_create(
-        conversation=conv,
-        inbound=inbound,
-        role=Message.Role.USER,
-        defaults={
-            "text": inbound.text,
-            "author_id": inbound.user_id,
-            "author_name": inbound.user_name,
-            "language": language,
-        },
-    )
-    entry = match_knowledge(bot, inbound.text)
-    if entry is not None:
-        answer = router.Answer(text=entry.answer, source="knowledge", cached=True)
-    else:
-        answer = router.generate(
-            bot=bot, messages=build_context(conv, max_turns=bot.context_max_turns), language=language
-        )
-    with transaction.atomic():
-        reply = Message.objects.create(
-            conversation=conv,
-            inbound=inbound,
-            role=Message.Role.ASSISTANT,
+        store_user_turn(conv, inbound, language=language)
+        if merge_applies(bot, inbound.text):
+            due = inbound.received_at.timestamp() + bot.merge_window_ms / 1000
+            wait = due - time.time()
+            if wait > 0:
+                time.sleep(min(wait, bot.merge_window_ms / 1000))
+        newer = newer_turn(inbound)
+        if newer is not None:
+            # The sender wrote again: the newer message is answered with the whole context, this
+            # turn included (merged), unless the newer one is /stop.
+            claim.finish(S.INTERRUPTED if parse_command(newer.text) is not None else S.MERGED)
+            return
+        if not claim.touch():
+            return
+        _absorb_pending(inbound, conv)
+
+        answer = generate_answer(claim, conv, language=language)
+        if answer.cancelled or newer_turn(inbound) is not None:
+            if answer.text and not answer.cancelled:
+                # Made but overtaken before it was sent: kept for review, out of the context.
+                Message.objects.create(
+                    conversation=conv,
+                    inbound=inbound,
+                    role=Message.Role.ASSISTANT,
+                    text=answer.text,
+                    source=answer.source,
+                    interrupted=True,
+                    language=language,
+                )
+            claim.finish(S.INTERRUPTED)
+            return
+        reply = store_reply(
+            claim,
+            conv,
             text=answer.text,
             language=language,
             model_config=answer.model_config,
@@ -116,51 +146,39 @@ def generate_reply(inbound: InboundMessage, conv: Conversation) -> Message:
             source=answer.source,
             failed=answer.failed,
         )
-        InboundMessage.objects.filter(pk=inbound.pk).update(reply=reply, conversation=conv)
-        Conversation.objects.filter(pk=conv.pk).update(last_activity_at=timezone.now(), language=language)
-    return reply
-
-
-def deliver(inbound: InboundMessage, reply: Message) -> None:
-    channel = inbound.channel
-    adapter = get_adapter(channel.platform)
-    target = Target(
-        chat_id=inbound.chat_id, user_id=inbound.user_id, is_group=inbound.is_group, reply_context=inbound.reply_context
-    )
-    try:
-        sent = adapter.send(channel, target, OutboundReply(markdown=reply.text, idempotency_key=f"parley-{reply.pk}"))
-    except PlatformError:
-        metrics.REPLIES.labels(channel.platform, "failed").inc()
-        raise
-    metrics.REPLIES.labels(channel.platform, "sent").inc()
-    Message.objects.filter(pk=reply.pk).update(
-        delivered_at=timezone.now(), platform_message_id=sent.platform_message_id[:200]
-    )
-
-
-def process_inbound(inbound_id: int) -> None:
-    inbound = claim(inbound_id)
-    if inbound is None:
-        return
-    channel = inbound.channel
-    bot = channel.bot
-    with log_context(
-        tenant=bot.tenant.slug, bot=bot.slug, platform=channel.platform, trace_id=inbound.trace_id or None
-    ):
-        conv = inbound.conversation or get_conversation(inbound)
-        reply = inbound.reply or generate_reply(inbound, conv)
-        if reply.delivered_at is None:
-            try:
-                deliver(inbound, reply)
-            except PlatformError as exc:
-                InboundMessage.objects.filter(pk=inbound.pk).update(
-                    status=InboundMessage.Status.FAILED if exc.permanent else InboundMessage.Status.RECEIVED,
-                    error=str(exc)[:2000],
-                )
-                raise
-        InboundMessage.objects.filter(pk=inbound.pk).update(
-            status=InboundMessage.Status.ANSWERED, finished_at=timezone.now(), conversation=conv
-        )
+        if reply is None:
+            return
+        send_reply(inbound, reply)
+        claim.finish(S.ANSWERED)
+        touch_conversation(conv, **({} if conv.language_pinned else {"language": language}))
         elapsed = (timezone.now() - inbound.received_at).total_seconds()
-        metrics.AI_RESPONSE_DURATION.labels(bot.tenant.slug, bot.slug, channel.platform).observe(elapsed)
-        logger.info("message answered", extra={"conversation": conv.pk, "elapsed_ms": int(elapsed * 1000)})
+        metrics.AI_RESPONSE_DURATION.labels(bot.tenant.slug, bot.slug, inbound.channel.platform).observe(elapsed)
+        logger.info("message answered", extra={"inbound": inbound.pk, "elapsed_ms": int(elapsed * 1000)})
+
+
+def _language(conv: Conversation, text: str) -> str:
+    if conv.language_pinned and conv.language:
+        return conv.language
+    return detect_language(text, default=conv.language or "en")
+
+
+def _answer(claim: Claim, conv: Conversation, *, text: str, source: str, status: str) -> None:
+    """Store and send a reply that needs no model (commands, rate-limit notices)."""
+    reply = store_reply(claim, conv, text=text, source=source, language=_language(conv, text))
+    if reply is None:
+        return
+    send_reply(claim.inbound, reply)
+    claim.finish(status)
+
+
+def _absorb_pending(inbound: InboundMessage, conv: Conversation) -> None:
+    """Fold earlier messages of the same sender that no worker has picked up yet (their task is
+    still queued or held for the merge window) into this answer, so that none is left unanswered."""
+    pending = sender_rows(inbound).filter(
+        pk__lt=inbound.pk, status=S.RECEIVED, interrupts=True, refused_by="", received_at__gte=conv.started_at
+    )
+    for row in pending:
+        if InboundMessage.objects.filter(pk=row.pk, status=S.RECEIVED).update(
+            status=S.MERGED, finished_at=timezone.now(), conversation=conv
+        ):
+            store_user_turn(conv, row, language=conv.language)

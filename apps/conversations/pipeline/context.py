@@ -1,0 +1,89 @@
+"""The context sent to a model: the system prompt plus the newest turns that fit the bot's budget."""
+
+from __future__ import annotations
+
+import re
+
+from apps.core.pii import mask_text
+
+from ..models import Conversation, Message
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+#: Per-message overhead of chat formats (role markers), in tokens.
+MESSAGE_OVERHEAD = 4
+#: Turns that are not part of what was said to the model: commands, refusals, canned notices.
+NOT_CONTEXT_SOURCES = ("command", "rate_limited", "system", "failure")
+
+
+def estimate_tokens(text: str) -> int:
+    """A model-independent token estimate: one per CJK character, one per four other characters.
+
+    Written by hand because every provider tokenizes differently and Parley only needs a budget
+    guard that errs on the generous side, not an exact count.
+    """
+    cjk = len(_CJK.findall(text))
+    return cjk + (len(text) - cjk + 3) // 4 + MESSAGE_OVERHEAD
+
+
+def context_turns(conv: Conversation, *, limit: int) -> list[Message]:
+    """The newest ``limit`` turns that belong in the model context, oldest first."""
+    qs = (
+        conv.messages.filter(role__in=[Message.Role.USER, Message.Role.ASSISTANT], interrupted=False)
+        .exclude(source__in=NOT_CONTEXT_SOURCES)
+        .exclude(role=Message.Role.ASSISTANT, failed=True)
+        .only("id", "role", "text", "author_name", "author_id", "created_at")
+        .order_by("-created_at", "-id")
+    )
+    turns = list(qs[:limit])
+    turns.reverse()
+    return turns
+
+
+def build_context(conv: Conversation, *, mask_pii: bool, language: str = "") -> tuple[list[dict], str | None]:
+    """Return ``(messages, question)``.
+
+    ``messages`` is ``[{"role", "content"}, …]``: the bot's system prompt, then the newest turns
+    within ``bot.context_max_tokens`` and ``bot.context_max_turns``. The newest turn is always kept;
+    the context never starts with an assistant turn. In group chats each user turn is prefixed with
+    its author's name so the model knows who said what.
+
+    ``question`` is the user's text when the context holds no earlier answer (a first turn, or
+    several first messages merged) — only then may a knowledge entry or a cached answer stand in
+    for the model — else None.
+    """
+    bot = conv.bot
+    budget = bot.context_max_tokens
+    system = (bot.system_prompt or "").strip()
+    if language and conv.language_pinned:
+        system = (system + "\n\n" if system else "") + _language_instruction(language)
+    head = [{"role": "system", "content": system}] if system else []
+    budget -= sum(estimate_tokens(m["content"]) for m in head)
+
+    chosen: list[dict] = []
+    texts: list[str] = []
+    turns = context_turns(conv, limit=bot.context_max_turns)
+    for turn in reversed(turns):
+        content = turn.text
+        if conv.is_group and turn.role == Message.Role.USER:
+            content = f"{turn.author_name or turn.author_id or 'user'}: {content}"
+        if mask_pii and turn.role == Message.Role.USER:
+            content = mask_text(content)
+        cost = estimate_tokens(content)
+        if chosen and cost > budget:
+            break
+        budget -= cost
+        chosen.append({"role": turn.role, "content": content})
+        texts.append(mask_text(turn.text) if mask_pii else turn.text)
+    chosen.reverse()
+    texts.reverse()
+    while len(chosen) > 1 and chosen[0]["role"] == Message.Role.ASSISTANT:
+        chosen.pop(0)
+        texts.pop(0)
+    question = None
+    if chosen and all(t.role == Message.Role.USER for t in turns):
+        question = "\n".join(texts)
+    return head + chosen, question
+
+
+def _language_instruction(language: str) -> str:
+    return "请始终使用简体中文回答。" if language.startswith("zh") else "Always answer in English."

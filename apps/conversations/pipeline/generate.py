@@ -1,0 +1,84 @@
+"""The generate step: context → model router, with a cancel check that stops a stale answer."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Any
+
+from apps.bots.knowledge import match_knowledge
+from apps.channels.platforms.registry import get_adapter
+from apps.llm import router
+from apps.llm.types import Answer
+
+from ..models import Conversation
+from .claim import Claim, lease_seconds
+from .context import build_context
+from .deliver import target_for
+from .turns import latest_id
+
+# The router takes over knowledge entries and the answer cache when it accepts ``question``; until
+# then the pipeline matches knowledge entries itself (same behaviour, one place at a time).
+ROUTER_TAKES_QUESTION = "question" in inspect.signature(router.generate).parameters
+
+
+class Canceller:
+    """The ``cancelled`` callable given to the router: True once the sender has written again (or
+    sent /stop) or another worker has taken the message over. Cheap enough to call per token: the
+    cache is read at most every 100 ms, the claim renewed every quarter lease."""
+
+    CHECK_EVERY = 0.1
+
+    def __init__(self, claim: Claim) -> None:
+        self.claim = claim
+        self.cancelled = False
+        self._last_check = 0.0
+        self._last_touch = time.monotonic()
+        self._touch_every = max(1.0, lease_seconds() / 4)
+
+    def __call__(self) -> bool:
+        if self.cancelled:
+            return True
+        now = time.monotonic()
+        if now - self._last_check >= self.CHECK_EVERY:
+            self._last_check = now
+            latest = latest_id(self.claim.inbound)
+            if latest is not None and latest > self.claim.inbound.pk:
+                self.cancelled = True
+        if not self.cancelled and now - self._last_touch >= self._touch_every:
+            self._last_touch = now
+            if not self.claim.touch():
+                self.cancelled = True
+        return self.cancelled
+
+
+def generate_answer(claim: Claim, conv: Conversation, *, language: str) -> Answer:
+    """Ask the model router for the answer to the conversation as it stands. Returns an ``Answer``
+    (``cancelled=True`` when the sender wrote again while it was being made)."""
+    inbound = claim.inbound
+    bot = conv.bot
+    messages, question = build_context(conv, mask_pii=bot.pii_policy == bot.PiiPolicy.MASK, language=language)
+    adapter = get_adapter(inbound.channel.platform)
+    on_token = None
+    if adapter is not None:
+        on_token = adapter.token_sink(inbound.channel, target_for(inbound), reply_ref=f"inbound-{inbound.pk}")
+    cancelled = Canceller(claim)
+    kwargs: dict[str, Any] = {
+        "bot": bot,
+        "messages": messages,
+        "language": language,
+        "on_token": on_token,
+        "cancelled": cancelled,
+    }
+    if ROUTER_TAKES_QUESTION:
+        kwargs["question"] = question
+    elif question:
+        entry = match_knowledge(bot, question)
+        if entry is not None:
+            if on_token is not None:
+                on_token(entry.answer)
+            return Answer(text=entry.answer, source="knowledge", cached=True)
+    answer = router.generate(**kwargs)
+    if cancelled.cancelled and not answer.cancelled:
+        answer.cancelled = True
+    return answer

@@ -1,0 +1,126 @@
+"""The pipeline end to end on real PostgreSQL, Redis and Celery worker processes (threads pool):
+webhook → InboundMessage → broker → worker → fake model → fake platform API."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from apps.conversations.models import InboundMessage, Message
+
+from .conftest import needs_real_backends, post_message, wait_for
+
+pytestmark = [needs_real_backends, pytest.mark.slow, pytest.mark.timeout(90)]
+S = InboundMessage.Status
+
+
+def settle(seconds: float = 0.8) -> None:
+    """Give a wrongly duplicated answer the time to show up before asserting there is none."""
+    time.sleep(seconds)
+
+
+def test_message_delivered_five_times_is_answered_once(client, make_setup, celery_worker, platform_api, llm):
+    _, channel = make_setup()
+    llm.set(text="Opening hours are 9 to 5.")
+    for _ in range(5):
+        assert post_message(client, channel, id="wamid-1", text="When are you open?") == 200
+    wait_for(lambda: platform_api.sent, what="the answer")
+    settle()
+    assert platform_api.texts() == ["Opening hours are 9 to 5."]
+    assert llm.calls == 1
+    row = InboundMessage.objects.get()
+    assert row.status == S.ANSWERED
+    assert platform_api.sent[0]["feedback_url"].startswith("http")
+
+
+def test_messages_inside_the_merge_window_make_one_model_call(client, make_setup, celery_worker, platform_api, llm):
+    _, channel = make_setup(merge_window_ms=800)
+    llm.set(text="Sure, order 42 is on its way.")
+    for i, text in enumerate(["hi", "about my order", "number 42"]):
+        post_message(client, channel, id=f"m-{i}", text=text)
+    wait_for(lambda: platform_api.sent, what="the merged answer")
+    settle(1.2)
+    assert llm.calls == 1
+    contents = [m["content"] for m in llm.requests[0].json()["messages"] if m["role"] == "user"]
+    assert contents == ["hi", "about my order", "number 42"]
+    assert platform_api.texts() == ["Sure, order 42 is on its way."]
+    statuses = sorted(InboundMessage.objects.values_list("status", flat=True))
+    assert statuses == [S.ANSWERED, S.MERGED, S.MERGED]
+
+
+def test_new_message_interrupts_the_answer_in_progress(client, make_setup, celery_worker, platform_api, llm):
+    _, channel = make_setup()
+    llm.set(text="Both answered.")
+    llm.then(delay=5, text="An answer to the first question only.")  # (set() would clear it)
+    post_message(client, channel, id="m-1", text="What is the price?")
+    wait_for(lambda: llm.calls == 1, what="the first model call")
+    post_message(client, channel, id="m-2", text="And the delivery time?")
+    wait_for(lambda: platform_api.sent, what="an answer")
+    wait_for(lambda: InboundMessage.objects.get(platform_message_id="m-1").status == S.INTERRUPTED, what="interrupted")
+    settle()
+    assert platform_api.texts() == ["Both answered."]
+    contents = [m["content"] for m in llm.requests[1].json()["messages"] if m["role"] == "user"]
+    assert contents == ["What is the price?", "And the delivery time?"]
+
+
+def test_rate_limited_user_gets_a_polite_answer_and_the_message_is_kept(
+    client, make_setup, celery_worker, platform_api, llm
+):
+    _, channel = make_setup(user_rate_limit_per_minute=2)
+    for i in range(3):
+        post_message(client, channel, id=f"m-{i}", text=f"question {i}")
+        wait_for(lambda i=i: len(platform_api.sent) == i + 1, what=f"answer {i}")
+    assert llm.calls == 2
+    assert "too fast" in platform_api.texts()[2]
+    wait_for(lambda: InboundMessage.objects.get(platform_message_id="m-2").status == S.RATE_LIMITED, what="status")
+    refused = InboundMessage.objects.get(platform_message_id="m-2")
+    assert refused.text == "question 2" and refused.refused_by == "user"
+    assert Message.objects.filter(inbound=refused, role="user", text="question 2").exists()
+
+
+def test_commands_on_the_worker(client, make_setup, celery_worker, platform_api, llm):
+    _, channel = make_setup(help_text="Ask me about ACME parcels.")
+    post_message(client, channel, id="c-1", text="/help")
+    wait_for(lambda: platform_api.sent, what="help")
+    assert platform_api.texts() == ["Ask me about ACME parcels."]
+    assert llm.calls == 0
+
+    llm.then(delay=5, text="a long answer nobody wants")
+    post_message(client, channel, id="m-1", text="Tell me everything about parcels")
+    wait_for(lambda: llm.calls == 1, what="the model call")
+    post_message(client, channel, id="c-2", text="/stop")
+    wait_for(lambda: len(platform_api.sent) == 2, what="stop answer")
+    wait_for(lambda: InboundMessage.objects.get(platform_message_id="m-1").status == S.INTERRUPTED, what="stopped")
+    settle()
+    assert platform_api.texts()[1] == "Stopped."
+    assert len(platform_api.sent) == 2
+
+    post_message(client, channel, id="c-3", text="/reset")
+    wait_for(lambda: len(platform_api.sent) == 3, what="reset answer")
+    llm.set(text="Fresh start.")
+    post_message(client, channel, id="m-2", text="hello again")
+    wait_for(lambda: len(platform_api.sent) == 4, what="answer after reset")
+    users = [m["content"] for m in llm.requests[-1].json()["messages"] if m["role"] == "user"]
+    assert users == ["hello again"]
+
+
+def test_pii_never_reaches_a_log_line(client, make_setup, celery_worker, platform_api, llm):
+    _, channel = make_setup()
+    secrets = ["13812345678", "alice.wong@example.com", "11010519491231002X", "4111 1111 1111 1111"]
+    llm.set(text="Noted: " + " ".join(secrets))  # the model echoes it back, too
+    post_message(
+        client,
+        channel,
+        id="pii-1",
+        text="My phone 13812345678, mail alice.wong@example.com, id 11010519491231002X, card 4111 1111 1111 1111",
+    )
+    wait_for(lambda: platform_api.sent, what="the answer")
+    # The model saw masked text (the bot's policy is "mask").
+    sent_to_model = llm.requests[0].json()["messages"][-1]["content"]
+    assert not any(s in sent_to_model for s in secrets)
+    settle(0.3)
+    output = celery_worker.output()
+    assert "message answered" in output  # the worker did log about this message
+    for s in secrets:
+        assert s not in output
