@@ -128,3 +128,13 @@ def test_origin_rules(channel, allowed, origin, host, ok, settings):
     settings.PUBLIC_BASE_URL = "http://127.0.0.1:8000"
     channel.allowed_origins = allowed
     assert services.origin_allowed(channel, origin=origin, host=host) is ok
+
+
+def test_token_requests_are_rate_limited_per_address(client, channel, settings):
+    settings.WEBCHAT_TOKENS_PER_MINUTE = 3
+    assert [post(client).status_code for _ in range(3)] == [200, 200, 200]
+    refused = post(client)
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert refused["Access-Control-Allow-Origin"] == ORIGIN  # so the widget can read the refusal
+    other = client.post(URL, data="{}", content_type="application/json", HTTP_ORIGIN=ORIGIN, REMOTE_ADDR="10.9.8.7")
+    assert other.status_code == 200

@@ -15,6 +15,8 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
+from apps.core import ratelimit
+
 from . import services
 
 WIDGET_PATH = Path(settings.BASE_DIR) / "static" / "parley" / "widget.js"
@@ -40,7 +42,8 @@ def token(request: HttpRequest, key: str) -> HttpResponse:
     Body (JSON, optional): ``{"token": "<earlier token>", "new_conversation": false}`` — an earlier
     token keeps the visitor and conversation (see ``visitor_token_issue``). 403 for an Origin the
     channel does not allow, 404 for an unknown or disabled channel, 400 for a body that is not a
-    JSON object, 413 for a body over 8 KiB. A request without an Origin (not from a browser) is served.
+    JSON object, 413 for a body over 8 KiB, 429 (with Retry-After) past ``WEBCHAT_TOKENS_PER_MINUTE``
+    per client address. A request without an Origin (not from a browser) is served.
     """
     origin = request.headers.get("Origin", "")
     channel = services.webchat_channel(key=key)
@@ -56,6 +59,18 @@ def token(request: HttpRequest, key: str) -> HttpResponse:
         return _cors(response, origin)
     if request.method != "POST":
         return _cors(_error(405, "use POST"), origin)
+    # Per client address (uvicorn puts the real one there behind a trusted proxy). Tokens cost no
+    # storage, but a script minting identities in bulk is refused all the same.
+    decision = ratelimit.hit(
+        "webchat_token",
+        request.META.get("REMOTE_ADDR", "") or "unknown",
+        limit=int(getattr(settings, "WEBCHAT_TOKENS_PER_MINUTE", 60)),
+        window_seconds=60,
+    )
+    if not decision.allowed:
+        response = _error(429, "too many token requests; try again shortly")
+        response["Retry-After"] = str(max(1, int(decision.retry_after) + 1))
+        return _cors(response, origin)
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
