@@ -40,5 +40,9 @@ worker: install
 beat: install
 	$(BIN)/celery -A config beat -l INFO
 
+## Production-shape benchmark on this machine (needs PostgreSQL + Redis; see bench/README.md).
+bench: install-test
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) var/staticfiles .pytest_cache .ruff_cache

@@ -216,7 +216,7 @@ def make_client(connections: int):
     import httpx
 
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0))
+    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(20.0))
 
 
 async def post(client, hooks: Webhooks, sent: Sent, text: str, user: str) -> None:
@@ -297,7 +297,16 @@ async def run_open(args) -> dict[str, Any]:
         text = f"Hello, can you help me with order {i}? [bench:{marker}]"
         tasks.append(asyncio.create_task(post(client, hooks, s, text, user=f"U{run_id.upper()}{i:06d}")))
     send_end = time.monotonic()
-    await asyncio.gather(*tasks)
+    # Bounded: requests still unanswered ``--ack-grace`` s after the last send are abandoned and
+    # counted ("no ack in time"), so an overloaded server cannot hold the phase open.
+    _, pending = await asyncio.wait(tasks, timeout=args.ack_grace)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+    for s in sent:
+        if s.status is None and not s.error:
+            s.error = "no ack in time"
     acked = [s for s in sent if s.status == 200]
     result: dict[str, Any] = {
         "mode": "open",
@@ -431,6 +440,9 @@ async def run_ws(args) -> dict[str, Any]:
         protocols = ["parley.v1"] + ([f"parley.auth.{tokens[i]}"] if tokens else [])
         async with sem:
             started = time.monotonic()
+            if started > give_up_at:
+                failures["not tried: connect deadline"] += 1
+                return
             try:
                 ws = await connect(
                     args.url,
@@ -453,6 +465,7 @@ async def run_ws(args) -> dict[str, Any]:
             sockets.append(ws)
 
     started = time.monotonic()
+    give_up_at = started + args.deadline
     await asyncio.gather(*(one(i) for i in range(count)))
     ready = {
         "open": len(sockets),
@@ -484,6 +497,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=512)
+    parser.add_argument("--ack-grace", type=float, default=20, help="open: wait this long after the last send")
     parser.add_argument("--no-replies", action="store_true")
     parser.add_argument("--idle", type=float, default=10, help="drain: give up after this long with no reply")
     parser.add_argument("--cap", type=float, default=60, help="drain: give up after this long in all")
@@ -495,6 +509,7 @@ def main() -> None:
     parser.add_argument("--url", default="")
     parser.add_argument("--tokens-file", default="")
     parser.add_argument("--connect-concurrency", type=int, default=64)
+    parser.add_argument("--deadline", type=float, default=120, help="ws: stop opening sockets after this long")
     args = parser.parse_args()
     runner = {"open": run_open, "closed": run_closed, "sequential": run_sequential, "ws": run_ws}[args.mode]
     try:
