@@ -15,6 +15,9 @@ import httpx
 from apps.channels.platforms.base import Inbound, MalformedRequest, PlatformAdapter, PlatformError, SentRef
 
 PLATFORM = "fakeim"
+# One pooled client for the process, as a real adapter keeps (a new client per send would spend
+# most of its time building a TLS context).
+_http = httpx.Client(timeout=5)
 ADAPTER_PATH = "tests.conversations.fake_platform.FakeIMAdapter"
 
 
@@ -52,7 +55,7 @@ class FakeIMAdapter(PlatformAdapter):
             "idempotency_key": reply.idempotency_key,
         }
         try:
-            resp = httpx.post(f"{channel.api_base}/send", json=payload, timeout=5)
+            resp = _http.post(f"{channel.api_base}/send", json=payload)
         except httpx.HTTPError as exc:
             raise PlatformError(f"send failed: {type(exc).__name__}") from exc
         if resp.status_code >= 400:

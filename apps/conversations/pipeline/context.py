@@ -31,7 +31,6 @@ def context_turns(conv: Conversation, *, limit: int) -> list[Message]:
         conv.messages.filter(role__in=[Message.Role.USER, Message.Role.ASSISTANT], interrupted=False)
         .exclude(source__in=NOT_CONTEXT_SOURCES)
         .exclude(role=Message.Role.ASSISTANT, failed=True)
-        .only("id", "role", "text", "author_name", "author_id", "created_at")
         .order_by("-created_at", "-id")
     )
     turns = list(qs[:limit])

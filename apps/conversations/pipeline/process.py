@@ -97,19 +97,21 @@ def _handle(claim: Claim) -> None:
             _answer(claim, conv, text=text, source="rate_limited", status=S.RATE_LIMITED)
             return
 
-        store_user_turn(conv, inbound, language=language)
+        store_user_turn(conv, inbound, language=language, first_attempt=claim.attempt == 1)
+        waited = False
         if merge_applies(bot, inbound.text):
             due = inbound.received_at.timestamp() + bot.merge_window_ms / 1000
             wait = due - time.time()
             if wait > 0:
                 time.sleep(min(wait, bot.merge_window_ms / 1000))
+                waited = True
         newer = newer_turn(inbound)
         if newer is not None:
             # The sender wrote again: the newer message is answered with the whole context, this
             # turn included (merged), unless the newer one is /stop.
             claim.finish(S.INTERRUPTED if parse_command(newer.text) is not None else S.MERGED)
             return
-        if not claim.touch():
+        if waited and not claim.touch():
             return
         _absorb_pending(inbound, conv)
 

@@ -57,26 +57,27 @@ def touch_conversation(conv: Conversation, **fields) -> None:
     Conversation.objects.filter(pk=conv.pk).update(last_activity_at=timezone.now(), **fields)
 
 
-def store_user_turn(conv: Conversation, inbound: InboundMessage, *, language: str = "", source: str = "") -> Message:
+def store_user_turn(
+    conv: Conversation, inbound: InboundMessage, *, language: str = "", source: str = "", first_attempt: bool = False
+) -> Message:
     """The user's turn for ``inbound`` (created once), dated when the message arrived so that turns
-    handled out of order still read in the order they were written."""
-    existing = Message.objects.filter(inbound=inbound, role=Message.Role.USER).first()
-    if existing is not None:
-        return existing
-    try:
-        with transaction.atomic():
-            msg = Message.objects.create(
-                conversation=conv,
-                inbound=inbound,
-                role=Message.Role.USER,
-                text=inbound.text,
-                author_id=inbound.user_id,
-                author_name=inbound.user_name,
-                language=language,
-                source=source,
-            )
-    except IntegrityError:  # pragma: no cover - no unique constraint today; kept for clarity
-        return Message.objects.get(inbound=inbound, role=Message.Role.USER)
+    handled out of order still read in the order they were written. ``first_attempt``: the caller
+    holds the first claim of ``inbound``, so no turn can exist yet (saves a query)."""
+    if not first_attempt:
+        existing = Message.objects.filter(inbound=inbound, role=Message.Role.USER).first()
+        if existing is not None:
+            return existing
+    msg = Message.objects.create(
+        conversation=conv,
+        inbound=inbound,
+        role=Message.Role.USER,
+        text=inbound.text,
+        author_id=inbound.user_id,
+        author_name=inbound.user_name,
+        language=language,
+        source=source,
+    )
+    # auto_now_add ignores a given value on create, so the arrival time is set afterwards.
     Message.objects.filter(pk=msg.pk).update(created_at=inbound.received_at)
     msg.created_at = inbound.received_at
     return msg
