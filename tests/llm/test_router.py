@@ -276,3 +276,22 @@ def test_a_failing_token_sink_does_not_lose_the_answer(bot, chain, fake_openai):
 
     answer = router.generate(bot=bot, messages=MESSAGES, on_token=sink)
     assert answer.text == "a b c" and not answer.failed and seen == ["a "]
+
+
+def test_metrics_count_outcomes_fallbacks_and_tokens(bot, chain, fake_openai, fake_anthropic):
+    from apps.core import metrics
+
+    def value(metric, *labels):
+        return metric.labels(*labels)._value.get()
+
+    before_timeout = value(metrics.MODEL_CALLS, "acme", "primary", "openai", "timeout")
+    before_ok = value(metrics.MODEL_CALLS, "acme", "fallback", "anthropic", "ok")
+    before_fb = value(metrics.FALLBACKS, "acme", "helpdesk")
+    before_out = value(metrics.MODEL_TOKENS, "acme", "fallback", "anthropic", "out")
+    fake_openai.set(delay=5)
+    fake_anthropic.set(tokens_out=7)
+    router.generate(bot=bot, messages=MESSAGES)
+    assert value(metrics.MODEL_CALLS, "acme", "primary", "openai", "timeout") == before_timeout + 1
+    assert value(metrics.MODEL_CALLS, "acme", "fallback", "anthropic", "ok") == before_ok + 1
+    assert value(metrics.FALLBACKS, "acme", "helpdesk") == before_fb + 1
+    assert value(metrics.MODEL_TOKENS, "acme", "fallback", "anthropic", "out") == before_out + 7
