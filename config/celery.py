@@ -24,6 +24,11 @@ app.conf.beat_schedule = {
         "task": "apps.conversations.tasks.sweep_inbound",
         "schedule": float(os.environ.get("PARLEY_SWEEP_INTERVAL", "30")),
     },
+    # Data retention: conversations older than their bot's retention_days.
+    "purge-expired": {
+        "task": "apps.conversations.tasks.purge_expired",
+        "schedule": float(os.environ.get("PARLEY_RETENTION_INTERVAL", "3600")),
+    },
 }
 
 from apps.core.celery_signals import connect as _connect_signals  # noqa: E402 - after app setup

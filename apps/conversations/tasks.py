@@ -28,3 +28,12 @@ def sweep_inbound() -> int:
     from .services import sweep_inbound as sweep
 
     return sweep()
+
+
+@shared_task(queue="default", acks_late=True, soft_time_limit=600, time_limit=660)
+def purge_expired() -> dict:
+    """Beat: delete conversations past their bot's retention period."""
+    from .retention import retention_purge
+
+    result = retention_purge()
+    return {"conversations": result.conversations, "inbound": result.inbound}

@@ -44,6 +44,10 @@ class Command(BaseCommand):
             lines.append(f"  Admin console: {url}admin/")
         sys.stdout.write("\n".join(lines) + "\n\n")
         sys.stdout.flush()
+        if settings.TASKS_MODE == "inprocess":
+            from apps.core.scheduler import start_inprocess_beat
+
+            start_inprocess_beat()  # the sweeper and retention cleanup, without a celery beat
         uvicorn.run(
             "config.asgi:application",
             host=host,
