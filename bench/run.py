@@ -531,7 +531,7 @@ def main() -> int:
     parser.add_argument("--skip", default="", help="comma list of parts to skip: ack,closed,cache,ws,ceiling")
     parser.add_argument("--profile", action="store_true", help="py-spy the web and worker processes in one phase")
     parser.add_argument("--profile-rate", type=float, default=100, help="the open-loop rate --profile samples")
-    parser.add_argument("--ws-deadline", type=float, default=float(os.environ.get("BENCH_WS_DEADLINE", 75)))
+    parser.add_argument("--ws-deadline", type=float, default=float(os.environ.get("BENCH_WS_DEADLINE", 60)))
     parser.add_argument(
         "--variant", choices=["shipped", "tuned"], default="shipped", help="tuned: bench/harness/settings_tuned.py"
     )
@@ -751,7 +751,7 @@ def run(args: argparse.Namespace, skip: set[str], res: dict[str, Any]) -> None:
     if "closed" not in skip and pipeline_ok:
         for users in [int(x) for x in args.users.split(",") if x.strip()]:
             log(f"closed loop, {users} users, {ps:g} s")
-            cpu0 = cpu_now()
+            cpu0, x0 = cpu_now(), pg_xacts(db_url)
             r = load(
                 ["closed", *common, "--users", str(users), "--seconds", str(ps)],
                 env,
@@ -759,6 +759,14 @@ def run(args: argparse.Namespace, skip: set[str], res: dict[str, Any]) -> None:
                 name=f"load-closed-{users}",
             )
             r["cpu_s"] = cpu_since(cpu0)
+            x1, answered = pg_xacts(db_url), (r.get("e2e") or {}).get("n") or 0
+            if x0 is not None and x1 is not None and answered:
+                # Per answered message: database transactions, and CPU ms of the web and worker.
+                r["per_message"] = {
+                    "pg_transactions": round((x1 - x0) / answered, 1),
+                    **{f"cpu_ms_{k}": round(v * 1000 / answered, 1) for k, v in r["cpu_s"].items()},
+                }
+                log(f"  per message: {r['per_message']}")
             res["closed"][str(users)] = r
             e = r.get("e2e") or {}
             log(f"  {r.get('msgs_per_s', 0):.1f} msg/s, e2e p50 {f(e.get('p50'))} p99 {f(e.get('p99'))} ms")
@@ -838,8 +846,8 @@ def run(args: argparse.Namespace, skip: set[str], res: dict[str, Any]) -> None:
             else:
                 failed_at = rate
                 res["sustained"]["first_failure"] = f"{rate:g}/s: {why}"
-            if not wait_idle(db_url, 45):
-                log("  backlog still queued after 45 s")
+            if not wait_idle(db_url, 30):
+                log("  backlog still queued after 30 s")
         for label, popen, path in profilers:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 popen.wait(timeout=30)
@@ -936,16 +944,19 @@ def run(args: argparse.Namespace, skip: set[str], res: dict[str, Any]) -> None:
             log(summarize_open(r))
             a = r.get("ack") or {}
             clean = r.get("statuses") == {"200": r.get("sent")} and r.get("offered_rate", 0) >= 0.95 * rate
-            if clean and (a.get("p99") or 1e9) <= 50:
-                res["ceiling"]["sustained"]["best"] = rate
-            else:
+            # Kept pace: every request answered 200 and the p99 stays under a second (no queue growing).
+            if clean and (a.get("p99") or 1e9) <= 1000:
+                if "first_failure" not in res["ceiling"]["sustained"]:
+                    res["ceiling"]["sustained"]["best"] = rate
+            elif "first_failure" not in res["ceiling"]["sustained"]:
                 why = (
                     f"p99 {f(a.get('p99'))} ms, offered {f(r.get('offered_rate'), 0)}/s, {r.get('statuses')}"
                     if "error" not in r
                     else r["error"]
                 )
                 res["ceiling"]["sustained"]["first_failure"] = f"{rate:g}/s: {why}"
-                break
+            if "first_failure" in res["ceiling"]["sustained"] and rate >= 500:
+                break  # 50/200/500 are always measured (the table compares them with Parley)
         procs.stop(hello)
         if "ws" not in skip:
             port = procs.free_port()
@@ -964,6 +975,19 @@ def run(args: argparse.Namespace, skip: set[str], res: dict[str, Any]) -> None:
                 deadline=args.ws_deadline,
             )
             procs.stop(hello_ws)
+
+
+def pg_xacts(db_url: str) -> int | None:
+    """Committed transactions in the bench database so far (each autocommit query is one)."""
+    try:
+        import psycopg
+
+        name = urlsplit(db_url).path.lstrip("/")
+        with psycopg.connect(_admin_dsn(db_url), connect_timeout=5) as conn:
+            row = conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s", [name]).fetchone()
+            return int(row[0]) if row else None
+    except Exception:
+        return None
 
 
 def wait_idle(db_url: str, timeout: float) -> bool:

@@ -85,6 +85,8 @@ def stop(proc: Proc, *, timeout: float = 8.0) -> None:
     """Record the tree's peak memory, then SIGTERM the process group, SIGKILL after ``timeout``."""
     if proc in _procs:
         _procs.remove(proc)
+    elif proc in _finished:
+        return  # already stopped (and its peaks recorded)
     if proc.alive():
         with contextlib.suppress(Exception):
             proc.peaks = {pid: (label, hwm) for pid, label, hwm in tree_peaks(proc.pid)}
