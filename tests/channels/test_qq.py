@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as fuzz_settings
 from hypothesis import strategies as st
 
-from apps.channels.platforms.base import PlatformError, Target
+from apps.channels.platforms.base import OutboundReply, PlatformError, Target
 from apps.channels.platforms.qq.adapter import QQAdapter, signing_key
 from apps.channels.platforms.registry import get_adapter
 from apps.conversations.models import InboundMessage
@@ -189,7 +189,7 @@ def test_c2c_message_is_answered_with_a_passive_reply(client, qq_channel, fake_q
     payload = sent.json()
     assert payload["msg_type"] == 0
     assert payload["content"].startswith(ANSWER_PLAIN)
-    assert "**" not in payload["content"] and "https://" not in payload["content"]
+    assert "**" not in payload["content"] and "http" not in payload["content"]  # no URL QQ could refuse
     assert payload["msg_id"] == json.loads(body)["d"]["id"]
     assert payload["msg_seq"] == 1
     inbound = InboundMessage.objects.get()
@@ -257,6 +257,12 @@ def test_rejected_token_is_refreshed_once(qq_channel, fake_server):
     assert ref.platform_message_id == "qq-sent"
     assert seen == [f"QQBot {TOKEN}", "QQBot qq-access-token-2"]
     assert len(fake.token_requests) == 2
+
+
+def test_rating_link_is_left_out_because_qq_refuses_unregistered_urls(qq_channel, fake_qq):
+    reply = OutboundReply(markdown="Hi", feedback_url="https://parley.example/feedback/t0k/")
+    QQAdapter().send(qq_channel, Target(chat_id="E4F4"), reply)
+    assert fake_qq.sent[0].json()["content"] == "Hi"
 
 
 def test_send_test_message_reports_the_platform_answer(qq_channel, fake_qq):

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as fuzz_settings
 from hypothesis import strategies as st
 
-from apps.channels.platforms.base import PlatformError, SignatureInvalid, Target
+from apps.channels.platforms.base import OutboundReply, PlatformError, SignatureInvalid, Target
 from apps.channels.platforms.registry import get_adapter
 from apps.channels.platforms.slack.adapter import SlackAdapter, slack_text_to_plain
 from apps.conversations.models import InboundMessage
@@ -205,6 +205,12 @@ def test_unsupported_slash_command_is_acknowledged(client, slack_channel):
     response = post(client, body, signed_headers(body), content_type="application/x-www-form-urlencoded")
     assert response.status_code == 200
     assert not InboundMessage.objects.exists()
+
+
+def test_rating_link_is_appended_as_a_slack_link(slack_channel, fake_slack):
+    reply = OutboundReply(markdown="Hi", feedback_url="https://parley.example/feedback/t0k/")
+    SlackAdapter().send(slack_channel, Target(chat_id="D0PNCRP9N"), reply)
+    assert fake_slack.sent[0].json()["text"] == "Hi\n\n<https://parley.example/feedback/t0k/|Rate this answer>"
 
 
 def test_send_test_message_reports_the_platform_answer(slack_channel, fake_slack):

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as fuzz_settings
 from hypothesis import strategies as st
 
-from apps.channels.platforms.base import PlatformError, Target
+from apps.channels.platforms.base import OutboundReply, PlatformError, Target
 from apps.channels.platforms.registry import get_adapter
 from apps.channels.platforms.telegram.adapter import TelegramAdapter
 from apps.channels.platforms.telegram.formatting import utf16_len
@@ -161,6 +161,13 @@ def test_characters_the_database_cannot_hold_are_dropped_not_crashed_on(client, 
     body = sample("private_message.json").replace(b"What are", b"What\\u0000 are\\udfca")
     assert post(client, body).status_code == 200
     assert InboundMessage.objects.get().text == "What are? your opening hours?"
+
+
+def test_rating_link_is_appended_as_an_html_link(tg_channel, fake_tg):
+    reply = OutboundReply(markdown="Hi", feedback_url="https://parley.example/feedback/t0k/?a=1&b=2")
+    TelegramAdapter().send(tg_channel, Target(chat_id="412503776"), reply)
+    text = fake_tg.sent[0].json()["text"]
+    assert text == 'Hi\n\n<a href="https://parley.example/feedback/t0k/?a=1&amp;b=2">Rate this answer</a>'
 
 
 def test_send_test_message_reports_the_platform_answer(tg_channel, fake_tg):

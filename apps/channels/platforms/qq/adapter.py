@@ -297,9 +297,9 @@ class QQAdapter(PlatformAdapter):
     def send(self, channel: Any, target: Target, reply: OutboundReply) -> SentRef:
         """Post ``reply`` to the user (C2C) or group as plain text; a passive reply when the target
         carries the user's ``msg_id``. Returns the first message's id. Raises ``PlatformError``."""
+        # No rating link: QQ refuses messages with URLs of domains not registered for the bot, and
+        # a refused answer is worse than an answer without a link.
         markdown = reply.markdown
-        if reply.feedback_url:
-            markdown += f"\n\nRate this answer: {reply.feedback_url}"
         kind = "groups" if target.is_group else "users"
         url = f"{self.api_base(channel)}/v2/{kind}/{quote(target.chat_id, safe='')}/messages"
         msg_id = str((target.reply_context or {}).get("msg_id") or "")
