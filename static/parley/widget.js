@@ -656,7 +656,8 @@
     byId[frame.id] = node;
     renderMarkdown(node._text, node.firstChild);
     if (/^parley-\d+$/.test(frame.id)) ratingButtons(node, frame.id, rating);
-    append(node);
+    if (!node.parentNode) append(node); // a streamed answer stays where it started
+    else scrollDown();
     return node;
   }
 
