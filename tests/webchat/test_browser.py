@@ -53,7 +53,7 @@ def fake_model():
         FakeOpenAI = None
     if FakeOpenAI is not None:
         with FakeOpenAI() as fake:
-            fake.set(text=ANSWER, token_delay=0.12)
+            fake.set(text=ANSWER, token_delay=0.12, first_token_delay=1.0)
             yield fake.url
         return
     with FakeServer() as srv:
@@ -132,6 +132,7 @@ def test_visitor_chats_with_streaming_safe_markdown_feedback_history_and_reconne
                 page.get_by_label("Message").fill("When are you open?")
                 page.get_by_label("Message").press("Enter")
                 expect(page.locator(".msg.user")).to_have_text("When are you open?")
+                expect(page.get_by_label("The assistant is typing")).to_be_visible()  # the model has not begun
 
                 if streams:
                     # Part of the answer is on screen while the model is still writing.
