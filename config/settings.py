@@ -201,6 +201,14 @@ API_KEY = env.str("API_KEY", default="")
 MODEL_NAME = env.str("MODEL_NAME", default="")
 MAX_TOKENS = env.int("MAX_TOKENS", default=2048)
 AI_FALLBACK_TIMEOUT = env.float("AI_FALLBACK_TIMEOUT", default=3.0)
+# Circuit breaker per model config: open after this many failures in a row, probe after the cool-down.
+LLM_BREAKER_FAILURES = env.int("LLM_BREAKER_FAILURES", default=5)
+LLM_BREAKER_COOLDOWN = env.float("LLM_BREAKER_COOLDOWN", default=30.0)
+# After the first token: longest pause between streamed pieces, and longest whole answer (seconds).
+LLM_STREAM_IDLE_TIMEOUT = env.float("LLM_STREAM_IDLE_TIMEOUT", default=30.0)
+LLM_MAX_ANSWER_SECONDS = env.float("LLM_MAX_ANSWER_SECONDS", default=120.0)
+# How long a feedback (rating) link in an answer stays valid, in seconds (default 30 days).
+FEEDBACK_LINK_MAX_AGE = env.int("FEEDBACK_LINK_MAX_AGE", default=30 * 24 * 3600)
 
 # --- Background work -----------------------------------------------------------------------------
 # Embedded default: tasks run in-process on a small thread pool after the transaction commits.
