@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 import time
-from typing import Any
 
-from apps.bots.knowledge import match_knowledge
 from apps.channels.platforms.registry import get_adapter
 from apps.llm import router
 from apps.llm.types import Answer
@@ -16,10 +13,6 @@ from .claim import Claim, lease_seconds
 from .context import build_context
 from .deliver import target_for
 from .turns import latest_id
-
-# The router takes over knowledge entries and the answer cache when it accepts ``question``; until
-# then the pipeline matches knowledge entries itself (same behaviour, one place at a time).
-ROUTER_TAKES_QUESTION = "question" in inspect.signature(router.generate).parameters
 
 
 class Canceller:
@@ -63,22 +56,11 @@ def generate_answer(claim: Claim, conv: Conversation, *, language: str) -> Answe
     if adapter is not None:
         on_token = adapter.token_sink(inbound.channel, target_for(inbound), reply_ref=f"inbound-{inbound.pk}")
     cancelled = Canceller(claim)
-    kwargs: dict[str, Any] = {
-        "bot": bot,
-        "messages": messages,
-        "language": language,
-        "on_token": on_token,
-        "cancelled": cancelled,
-    }
-    if ROUTER_TAKES_QUESTION:
-        kwargs["question"] = question
-    elif question:
-        entry = match_knowledge(bot, question)
-        if entry is not None:
-            if on_token is not None:
-                on_token(entry.answer)
-            return Answer(text=entry.answer, source="knowledge", cached=True)
-    answer = router.generate(**kwargs)
+    # ``question`` (context-free turns only) lets the router answer from a knowledge entry or the
+    # answer cache, and share one model call among identical questions in flight.
+    answer = router.generate(
+        bot=bot, messages=messages, language=language, on_token=on_token, cancelled=cancelled, question=question
+    )
     if cancelled.cancelled and not answer.cancelled:
         answer.cancelled = True
     return answer

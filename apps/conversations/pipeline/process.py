@@ -76,7 +76,7 @@ def _handle(claim: Claim) -> None:
     if inbound.reply_id is not None:  # resumed after a crash: the answer exists, send it (once)
         reply = inbound.reply
         send_reply(inbound, reply)
-        claim.finish(S.RATE_LIMITED if reply.source == "rate_limited" else S.ANSWERED)
+        claim.finish(S.RATE_LIMITED if inbound.refused_by else S.ANSWERED)
         return
     conv = inbound.conversation if inbound.conversation_id else get_conversation(inbound)
     if conv.status != Conversation.Status.ACTIVE:
@@ -94,7 +94,7 @@ def _handle(claim: Claim) -> None:
         if inbound.refused_by:
             store_user_turn(conv, inbound, language=language, source="rate_limited")
             text = text_for(f"rate_limited_{inbound.refused_by}", language)
-            _answer(claim, conv, text=text, source="rate_limited", status=S.RATE_LIMITED)
+            _answer(claim, conv, text=text, source="system", status=S.RATE_LIMITED)
             return
 
         store_user_turn(conv, inbound, language=language, first_attempt=claim.attempt == 1)
