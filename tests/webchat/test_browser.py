@@ -139,9 +139,11 @@ def test_visitor_chats_with_streaming_safe_markdown_feedback_history_and_reconne
                     streaming = page.locator(".msg.bot.streaming")
                     expect(streaming).to_contain_text("opening hours", timeout=30_000)
                     partial = streaming.inner_text()
-                    assert 0 < len(partial) < len("Our opening hours are: Monday to Friday")
                 final = page.locator(".msg.bot:not(.streaming)").last
                 expect(final.locator(".rate button")).to_have_count(2, timeout=30_000)
+                if streams:
+                    # What was on screen mid-stream was a part of the answer, not all of it.
+                    assert 0 < len(partial.strip()) < len(final.inner_text().strip())
                 if streams:
                     assert len(seen("token")) > 1
 

@@ -274,6 +274,7 @@ def feedback_record(*, channel: Channel, visitor: Visitor, message_ref: str, rat
     Returns the Feedback row. Raises ``ValueError`` for a rating other than "up"/"down" and
     ``FeedbackNotFound`` for an answer that is not this visitor's."""
     from apps.conversations.models import Feedback, Message
+    from apps.conversations.review import record_feedback
 
     if rating not in RATINGS:
         raise ValueError("rating must be 'up' or 'down'")
@@ -289,7 +290,4 @@ def feedback_record(*, channel: Channel, visitor: Visitor, message_ref: str, rat
     ).first()
     if message is None:
         raise FeedbackNotFound("unknown message")
-    feedback, _ = Feedback.objects.update_or_create(
-        message=message, defaults={"rating": RATINGS[rating], "source": Feedback.Source.BUTTON}
-    )
-    return feedback
+    return record_feedback(message=message, rating=RATINGS[rating], source=Feedback.Source.BUTTON)
