@@ -9,12 +9,12 @@ from .base import PlatformAdapter
 
 ADAPTERS: dict[str, str] = {
     "web": "apps.channels.platforms.web.adapter.WebAdapter",
-    "qq": "apps.channels.platforms.qq.adapter.QQAdapter",
-    "slack": "apps.channels.platforms.slack.adapter.SlackAdapter",
-    "telegram": "apps.channels.platforms.telegram.adapter.TelegramAdapter",
     "feishu": "apps.channels.platforms.feishu.adapter.FeishuAdapter",
     "wecom": "apps.channels.platforms.wecom.adapter.WeComAdapter",
     "dingtalk": "apps.channels.platforms.dingtalk.adapter.DingTalkAdapter",
+    "qq": "apps.channels.platforms.qq.adapter.QQAdapter",
+    "slack": "apps.channels.platforms.slack.adapter.SlackAdapter",
+    "telegram": "apps.channels.platforms.telegram.adapter.TelegramAdapter",
 }
 
 
