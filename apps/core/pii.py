@@ -17,9 +17,9 @@ _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-]{1,64})@([A-Za-z0-9-
 _CN_ID = re.compile(r"(?<!\d)([1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx])(?!\d)")
 # 13-19 digit card numbers, optionally grouped by spaces or dashes. Issued cards never start with 0,
 # and a number right after "+" or inside a longer digit group is a phone number, not a card.
-_CARD = re.compile(r"(?<![\d+])(?<!\d[ -])([1-9](?:[ -]?\d){12,18})(?![\d])(?![ -]\d)")
+_CARD = re.compile(r"(?<![\d+])(?<!\d[ -])(?<!\d\.)([1-9](?:[ -]?\d){12,18})(?![\d])(?![ -]\d)")
 # Mainland mobile: 1[3-9]x, 11 digits, optional +86 / 0086 prefix (kept visible).
-_CN_MOBILE = re.compile(r"(?<![\d+])((?:\+|00)86[ -]?)?(1[3-9]\d[ -]?\d{4}[ -]?\d{4})(?![\d])")
+_CN_MOBILE = re.compile(r"(?<![\d+])(?<!\d\.)((?:\+|00)86[ -]?)?(1[3-9]\d[ -]?\d{4}[ -]?\d{4})(?![\d])")
 # International: +CC or 00CC, then 6-14 more digits with optional separators and parentheses.
 _INTL_PHONE = re.compile(r"(?<![\w+*])((?:\+|00)[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,5}\d)(?![\d*])")
 # Landline: area code 0xx / 0xxx (optionally in parentheses), then a 7-8 digit number.

@@ -115,3 +115,10 @@ def test_log_lines_are_masked():
     record.detail = "card 4111 1111 1111 1111"
     line = json.loads(JsonFormatter().format(record))
     assert "13812345678" not in line["message"] and "4111 1111" not in line["detail"]
+
+
+def test_decimal_fractions_are_not_mistaken_for_cards_or_phones():
+    # Durations in log lines (e.g. Celery's "succeeded in 0.25439077600003657s") stay readable.
+    for text in ("succeeded in 0.25439077600003657s", "took 1.4111111111111111 s", "ratio 3.13812345678"):
+        assert mask_text(text) == text
+    assert mask_text("card 4111 1111 1111 1111.") == "card ************1111."
