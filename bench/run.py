@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import procs  # noqa: E402
+from bench.harness import procs, wrk  # noqa: E402
 
 OUT = ROOT / "var" / "bench"
 LOGS = OUT / "logs"
@@ -461,6 +461,21 @@ def build_report(res: dict[str, Any]) -> str:
         cval += f" (next step: {ceil['sustained']['first_failure']})"
     lines.append(f"| 3 | highest sustained rate, 0 lost, 0 duplicated | {val} | {cval} | {ratio} | ≥ 300 msg/s |")
 
+    wp, wh = (res.get("wrk") or {}).get("parley") or {}, (res.get("wrk") or {}).get("hello") or {}
+
+    def wfmt(w: dict[str, Any]) -> str:
+        if not w.get("rps"):
+            return f"n/a: {w.get('error') or (res.get('wrk') or {}).get('why') or 'not run'}"
+        out = f"{w['rps']:.0f} req/s, p50 {f(w.get('p50'))} / p99 {f(w.get('p99'))} ms"
+        if w.get("non_2xx") or w.get("socket_errors"):
+            out += f" ({w.get('non_2xx', 0)} non-2xx, {w.get('socket_errors', 0)} socket errors)"
+        return out
+
+    ratio = f"{wp['rps'] / wh['rps']:.3f}×" if wp.get("rps") and wh.get("rps") else "n/a"
+    note = "" if wp.get("worker_running", True) else " (worker stopped)"
+    conns = (wp or wh).get("connections", "")
+    lines.append(f"| 7 | most acks per second (wrk, {conns} connections){note} | {wfmt(wp)} | {wfmt(wh)} | {ratio} | |")
+
     for kind, label in (("knowledge", "knowledge entry"), ("answer", "cached answer")):
         r = res.get("cache", {}).get(kind, {})
         rr = r.get("reply") or {}
@@ -528,13 +543,14 @@ def main() -> int:
     parser.add_argument("--ceiling-rates", default="50,200,500,1000,2000")
     parser.add_argument("--kept-up-s", type=float, default=2.0, help="sustained: last reply within this of last send")
     parser.add_argument("--quick", action="store_true", help="short smoke run: 3 s phases, fewer steps, 500 sockets")
-    parser.add_argument("--skip", default="", help="comma list of parts to skip: ack,closed,cache,ws,ceiling")
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: ack,closed,cache,wrk,ws,ceiling")
     parser.add_argument("--profile", action="store_true", help="py-spy the web and worker processes in one phase")
     parser.add_argument("--profile-rate", type=float, default=100, help="the open-loop rate --profile samples")
     parser.add_argument("--ws-deadline", type=float, default=float(os.environ.get("BENCH_WS_DEADLINE", 60)))
     parser.add_argument(
         "--variant", choices=["shipped", "tuned"], default="shipped", help="tuned: bench/harness/settings_tuned.py"
     )
+    parser.add_argument("--wrk-connections", type=int, default=32)
     parser.add_argument("--write-docs", action="store_true", help="put the table into docs/performance.md")
     args = parser.parse_args()
     if args.quick:
@@ -895,6 +911,27 @@ def run(args: argparse.Namespace, skip: set[str], res: dict[str, Any]) -> None:
                 res["ack"][f"{rate:g}"] = r
                 log(summarize_open(r))
 
+    # 7 (saturation): the most acks per second, from a C load generator.
+    res["wrk"] = {}
+    if "wrk" not in skip:
+        if not wrk.available():
+            res["wrk"]["why"] = "wrk is not installed (Debian package wrk)"
+        else:
+            script = OUT / "wrk-slack.lua"
+            wrk.signed_requests_script(
+                script, url_path=f"/webhooks/slack/{seed['slack_key']}/", secret=seed["signing_secret"], count=6000
+            )
+            log(f"saturation: wrk, {args.wrk_connections} connections, 5 s, signed webhooks")
+            w = wrk.run(
+                f"{target}/webhooks/slack/{seed['slack_key']}/",
+                seconds=5,
+                connections=args.wrk_connections,
+                script=script,
+            )
+            w["worker_running"] = celery.alive()
+            res["wrk"]["parley"] = w
+            log(f"  {json.dumps(w)}")
+
     with contextlib.suppress(Exception):
         res.setdefault("redis_peak", r_info_peak(redis_url))
     procs.stop(celery)
@@ -957,6 +994,11 @@ def run(args: argparse.Namespace, skip: set[str], res: dict[str, Any]) -> None:
                 res["ceiling"]["sustained"]["first_failure"] = f"{rate:g}/s: {why}"
             if "first_failure" in res["ceiling"]["sustained"] and rate >= 500:
                 break  # 50/200/500 are always measured (the table compares them with Parley)
+        if "wrk" not in skip and wrk.available():
+            log(f"ceiling saturation: wrk, {args.wrk_connections} connections, 5 s")
+            w = wrk.run(f"http://127.0.0.1:{port}/webhooks/slack/hello/", seconds=5, connections=args.wrk_connections)
+            res["wrk"]["hello"] = w
+            log(f"  {json.dumps(w)}")
         procs.stop(hello)
         if "ws" not in skip:
             port = procs.free_port()
