@@ -8,10 +8,12 @@ values and replies into platform API calls, nothing else.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 
@@ -83,6 +85,45 @@ class PlatformError(Exception):
         super().__init__(message)
         self.permanent = permanent
         self.status = status
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+
+
+class AccessTokenCache:
+    """A platform access token per channel, kept in the Django cache (Redis in production, so every
+    process shares it) until shortly before it expires.
+
+    The key includes a digest of the API base and the credentials, so editing a channel's
+    credentials never reuses the old token. ``fetch`` returns ``(token, expires_in_seconds)`` and
+    raises ``PlatformError``; ``margin`` is how long before expiry the token is fetched anew.
+    """
+
+    def __init__(self, platform: str, *, margin: Callable[[int], int] = lambda expires: min(300, expires // 2)):
+        self.platform = platform
+        self.margin = margin
+
+    def key(self, channel: Any, *identity: str) -> str:
+        return f"parley:{self.platform}:access-token:{channel.pk}:{_digest(*identity)}"
+
+    def get(
+        self, channel: Any, identity: tuple[str, ...], fetch: Callable[[], tuple[str, int]], *, refresh: bool = False
+    ) -> str:
+        key = self.key(channel, *identity)
+        if not refresh:
+            token = cache.get(key)
+            if token:
+                return token
+        token, expires_in = fetch()
+        ttl = expires_in - self.margin(expires_in)
+        if ttl > 0:
+            cache.set(key, token, timeout=ttl)
+        return token
+
+    def forget(self, channel: Any, identity: tuple[str, ...]) -> None:
+        """Drop a token the platform said is invalid or expired."""
+        cache.delete(self.key(channel, *identity))
 
 
 class PlatformAdapter:

@@ -33,6 +33,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from apps.channels.markdown import Dialect, plain_text, render_dialect, split_text
 
 from ..base import (
+    AccessTokenCache,
     Inbound,
     MalformedRequest,
     OutboundReply,
@@ -45,6 +46,7 @@ from ..base import (
 )
 
 logger = logging.getLogger(__name__)
+TOKENS = AccessTokenCache("dingtalk")
 
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 MAX_SKEW_MS = 3600 * 1000
@@ -232,23 +234,23 @@ class DingTalkAdapter(PlatformAdapter):
                     raise PlatformError("dingtalk send: user not reachable by the robot", permanent=True)
                 return SentRef(platform_message_id=str(data["processQueryKey"]), raw=data)
             if (status == 401 or data.get("code") in TOKEN_INVALID_CODES) and attempt == 1:
-                cache.delete(self._token_key(channel))
+                TOKENS.forget(channel, self._token_identity(channel))
                 continue
             raise _error(status, data, what="robot send")
         raise PlatformError("dingtalk: token rejected twice")  # pragma: no cover
 
-    def _token_key(self, channel: Any) -> str:
+    def _token_identity(self, channel: Any) -> tuple[str, ...]:
         creds = channel.credentials or {}
-        return "parley:dingtalk:access-token:{}:{}".format(
-            channel.pk, _digest(self.api_base(channel), str(creds.get("client_id")), str(creds.get("client_secret")))
-        )
+        return (self.api_base(channel), str(creds.get("client_id")), str(creds.get("client_secret")))
+
+    def _token_key(self, channel: Any) -> str:
+        return TOKENS.key(channel, *self._token_identity(channel))
 
     def access_token(self, channel: Any) -> str:
         """The app's access token, cached until ~5 min before it expires. Raises ``PlatformError``."""
-        key = self._token_key(channel)
-        token = cache.get(key)
-        if token:
-            return token
+        return TOKENS.get(channel, self._token_identity(channel), lambda: self._fetch_token(channel))
+
+    def _fetch_token(self, channel: Any) -> tuple[str, int]:
         creds = channel.credentials or {}
         status, data = _request(
             "POST",
@@ -259,8 +261,7 @@ class DingTalkAdapter(PlatformAdapter):
         if status != 200 or not isinstance(token, str) or not token:
             raise _error(status, data, what="access token")
         expires = _int(data.get("expireIn"), 7200)
-        cache.set(key, token, timeout=max(expires - min(300, expires // 2), 1))
-        return token
+        return token, expires
 
 
 def _title(text: str, limit: int = 30) -> str:

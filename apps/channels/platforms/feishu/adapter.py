@@ -30,6 +30,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from apps.channels.markdown import Dialect, render_dialect, split_text
 
 from ..base import (
+    AccessTokenCache,
     Inbound,
     MalformedRequest,
     OutboundReply,
@@ -43,6 +44,7 @@ from ..base import (
 from . import crypto
 
 logger = logging.getLogger(__name__)
+TOKENS = AccessTokenCache("feishu")
 
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 #: Codes meaning "this tenant access token is invalid or expired": drop it, fetch a new one, retry once.
@@ -284,16 +286,17 @@ class FeishuAdapter(PlatformAdapter):
             if status == 200 and code == 0:
                 return data
             if code in TOKEN_INVALID_CODES and attempt == 1:
-                cache.delete(self._token_key(channel))
+                TOKENS.forget(channel, self._token_identity(channel))
                 continue
             raise _error(status, data)
         raise PlatformError("feishu: token rejected twice", permanent=False)  # pragma: no cover
 
-    def _token_key(self, channel: Any) -> str:
+    def _token_identity(self, channel: Any) -> tuple[str, ...]:
         creds = channel.credentials or {}
-        return "parley:feishu:tenant-token:{}:{}".format(
-            channel.pk, _digest(self.api_base(channel), str(creds.get("app_id")), str(creds.get("app_secret")))
-        )
+        return (self.api_base(channel), str(creds.get("app_id")), str(creds.get("app_secret")))
+
+    def _token_key(self, channel: Any) -> str:
+        return TOKENS.key(channel, *self._token_identity(channel))
 
     def _bot_key(self, channel: Any) -> str:
         creds = channel.credentials or {}
@@ -302,10 +305,9 @@ class FeishuAdapter(PlatformAdapter):
     def tenant_token(self, channel: Any) -> str:
         """The channel's tenant access token, from the cache or fetched (and cached until ~5 min before
         it expires). Raises ``PlatformError`` (permanent for rejected credentials)."""
-        key = self._token_key(channel)
-        token = cache.get(key)
-        if token:
-            return token
+        return TOKENS.get(channel, self._token_identity(channel), lambda: self._fetch_token(channel))
+
+    def _fetch_token(self, channel: Any) -> tuple[str, int]:
         creds = channel.credentials or {}
         status, data = _request(
             "POST",
@@ -316,8 +318,7 @@ class FeishuAdapter(PlatformAdapter):
         if status != 200 or data.get("code") != 0 or not isinstance(token, str) or not token:
             raise _error(status, data, what="tenant token")
         expire = _int(data.get("expire"), 7200)
-        cache.set(key, token, timeout=max(expire - min(300, expire // 2), 1))
-        return token
+        return token, expire
 
     def _remember_bot_id(self, channel: Any) -> None:
         """Learn the bot's open_id (after a send, off the webhook path) so group messages can be

@@ -35,6 +35,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from apps.channels.markdown import TreeRenderer
 
 from ..base import (
+    AccessTokenCache,
     Inbound,
     MalformedRequest,
     OutboundReply,
@@ -80,6 +81,7 @@ MENTION_RE = re.compile(r"^\s*(<@!?[A-Za-z0-9_-]+>\s*)+")
 
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 TOKEN_REFRESH_MARGIN_S = 60  # QQ hands out a new token in the last 60 s of the old one's life
+TOKENS = AccessTokenCache("qq", margin=lambda expires: TOKEN_REFRESH_MARGIN_S)
 MESSAGE_LIMIT = 2000  # characters per message; QQ publishes no figure, this stays well clear
 MAX_MESSAGES = 5  # passive replies allowed per msg_id (QQ: about 5); the rest is cut
 SEQ_TTL_S = 2 * 3600  # passive reply windows: ~60 min (C2C), ~5 min (group)
@@ -244,18 +246,15 @@ class QQAdapter(PlatformAdapter):
     def _token_base(self, channel: Any) -> str:
         return (channel.api_base or self.token_api_base).rstrip("/")
 
-    def _token_cache_key(self, channel: Any) -> str:
-        app_id = str(channel.credentials.get("app_id") or "")
-        return f"parley:qq:token:{channel.pk}:{hashlib.sha256(app_id.encode()).hexdigest()[:16]}"
+    def _token_identity(self, channel: Any) -> tuple[str, ...]:
+        return (self._token_base(channel), str(channel.credentials.get("app_id") or ""))
 
     def access_token(self, channel: Any, *, refresh: bool = False) -> str:
         """The channel's OpenAPI access token, from the cache unless ``refresh`` or within 60 s of
         expiry. Raises ``PlatformError`` (permanent for refused credentials)."""
-        key = self._token_cache_key(channel)
-        if not refresh:
-            token = cache.get(key)
-            if token:
-                return token
+        return TOKENS.get(channel, self._token_identity(channel), lambda: self._fetch_token(channel), refresh=refresh)
+
+    def _fetch_token(self, channel: Any) -> tuple[str, int]:
         creds = channel.credentials or {}
         if not creds.get("app_id") or not creds.get("app_secret"):
             raise PlatformError("QQ channel needs app_id and app_secret", permanent=True)
@@ -271,10 +270,7 @@ class QQAdapter(PlatformAdapter):
             expires_in = int(data.get("expires_in") or 0)  # QQ sends it as a string
         except (TypeError, ValueError):
             expires_in = 0
-        ttl = expires_in - TOKEN_REFRESH_MARGIN_S
-        if ttl > 0:
-            cache.set(key, token, timeout=ttl)
-        return token
+        return token, expires_in
 
     def _next_seq(self, channel: Any, msg_id: str, slot: str) -> int:
         """A ``msg_seq`` for this reply to ``msg_id``: distinct per piece of text, the same again when

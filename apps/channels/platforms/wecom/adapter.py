@@ -11,7 +11,6 @@ it expires, refreshed on 40014/42001) and ``message/send`` with the ``markdown``
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from typing import Any
@@ -19,12 +18,12 @@ from typing import Any
 import httpx
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
 from apps.channels.markdown import Dialect, render_dialect, split_text
 
 from ..base import (
+    AccessTokenCache,
     Inbound,
     MalformedRequest,
     OutboundReply,
@@ -38,6 +37,7 @@ from ..base import (
 from . import crypto
 
 logger = logging.getLogger(__name__)
+TOKENS = AccessTokenCache("wecom")
 
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 TOKEN_INVALID_CODES = frozenset({40014, 42001, 41001})
@@ -67,10 +67,6 @@ IGNORED_EVENTS = frozenset(
     }
 )
 MARKDOWN = Dialect(italic="", strike="", code_blocks=False, tables=False, hr="———")
-
-
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
 
 
 def _parse_xml(data: bytes | str) -> dict[str, str]:
@@ -218,24 +214,24 @@ class WeComAdapter(PlatformAdapter):
                     raise PlatformError(f"wecom send: invalid user {str(data['invaliduser'])[:100]}", permanent=True)
                 return data
             if code in TOKEN_INVALID_CODES and attempt == 1:
-                cache.delete(self._token_key(channel))
+                TOKENS.forget(channel, self._token_identity(channel))
                 continue
             raise _error(status, data)
         raise PlatformError("wecom: token rejected twice")  # pragma: no cover
 
-    def _token_key(self, channel: Any) -> str:
+    def _token_identity(self, channel: Any) -> tuple[str, ...]:
         creds = channel.credentials or {}
-        return "parley:wecom:access-token:{}:{}".format(
-            channel.pk, _digest(self.api_base(channel), str(creds.get("corp_id")), str(creds.get("secret")))
-        )
+        return (self.api_base(channel), str(creds.get("corp_id")), str(creds.get("secret")))
+
+    def _token_key(self, channel: Any) -> str:
+        return TOKENS.key(channel, *self._token_identity(channel))
 
     def access_token(self, channel: Any) -> str:
         """The channel's access token, cached until ~5 min before it expires (``gettoken`` is rate
         limited). Raises ``PlatformError`` (permanent for rejected credentials)."""
-        key = self._token_key(channel)
-        token = cache.get(key)
-        if token:
-            return token
+        return TOKENS.get(channel, self._token_identity(channel), lambda: self._fetch_token(channel))
+
+    def _fetch_token(self, channel: Any) -> tuple[str, int]:
         creds = channel.credentials or {}
         status, data = _request(
             "GET",
@@ -249,8 +245,7 @@ class WeComAdapter(PlatformAdapter):
             expires = int(data.get("expires_in") or 7200)
         except (TypeError, ValueError):
             expires = 7200
-        cache.set(key, token, timeout=max(expires - min(300, expires // 2), 1))
-        return token
+        return token, expires
 
 
 def _request(method: str, url: str, *, params: dict | None = None, json: Any = None) -> tuple[int, dict]:
