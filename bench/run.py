@@ -921,7 +921,9 @@ def run(args: argparse.Namespace, skip: set[str], res: dict[str, Any]) -> None:
             wrk.signed_requests_script(
                 script, url_path=f"/webhooks/slack/{seed['slack_key']}/", secret=seed["signing_secret"], count=6000
             )
-            log(f"saturation: wrk, {args.wrk_connections} connections, 5 s, signed webhooks")
+            # Requests abandoned by the previous phase's client may still be running in the server.
+            quiet = wait_quiet(workers_of(web), timeout=60)
+            log(f"saturation: wrk, {args.wrk_connections} connections, 5 s, signed webhooks (web quiet: {quiet})")
             w = wrk.run(
                 f"{target}/webhooks/slack/{seed['slack_key']}/",
                 seconds=5,
@@ -1017,6 +1019,17 @@ def run(args: argparse.Namespace, skip: set[str], res: dict[str, Any]) -> None:
                 deadline=args.ws_deadline,
             )
             procs.stop(hello_ws)
+
+
+def wait_quiet(pids: list[int], *, timeout: float, busy: float = 0.1) -> bool:
+    """Wait until ``pids`` together use less than ``busy`` of a core over a second."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = sum(procs.cpu_seconds(p) for p in pids)
+        time.sleep(1.0)
+        if sum(procs.cpu_seconds(p) for p in pids) - before < busy:
+            return True
+    return False
 
 
 def pg_xacts(db_url: str) -> int | None:
