@@ -37,6 +37,7 @@ LOGS = OUT / "logs"
 PY = sys.executable
 BIN = Path(PY).parent
 MODEL_DELAY_S = 0.2
+WEB_POOL_MAX = 8  # PostgreSQL connections per web worker when the settings use a pool
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/parley_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/8"
@@ -657,9 +658,9 @@ def run(args: argparse.Namespace, skip: set[str], res: dict[str, Any]) -> None:
     res["machine"] = machine_info(db_url, redis_url)
     log(json.dumps(res["machine"]))
     free = free_pg_connections(db_url)
-    needed = args.celery_concurrency + 3 * args.web_workers + 10
+    needed = args.celery_concurrency + 2 + WEB_POOL_MAX * args.web_workers + 10
     if free is not None and free < needed:
-        reduced = max(8, free - 3 * args.web_workers - 10)
+        reduced = max(8, free - 2 - WEB_POOL_MAX * args.web_workers - 10)
         log(f"only {free} PostgreSQL connections free: Celery concurrency {args.celery_concurrency} -> {reduced}")
         args.celery_concurrency = reduced
         res["settings"]["celery_concurrency"] = reduced
@@ -720,6 +721,11 @@ def run(args: argparse.Namespace, skip: set[str], res: dict[str, Any]) -> None:
         # Celery's threads are long-lived: they keep theirs (settings' default, 60 s).
         web_only_env = {**web_env, "DB_CONN_MAX_AGE": os.environ.get("BENCH_WEB_CONN_MAX_AGE", "0")}
         celery_env = web_env
+    # Settings with a connection pool (DB_POOL_MAX_SIZE) size it per process: each Celery thread
+    # needs its own connection; the web needs one per request in flight. Ignored by settings
+    # without a pool.
+    web_only_env.setdefault("DB_POOL_MAX_SIZE", str(WEB_POOL_MAX))
+    celery_env = {**celery_env, "DB_POOL_MAX_SIZE": str(args.celery_concurrency + 2)}
     log(f"Parley web (gunicorn, {args.web_workers} uvicorn workers) and Celery (threads, {args.celery_concurrency})")
     web = start_gunicorn(
         "web", "config.asgi:application", port=web_port, workers=args.web_workers, env=web_only_env, conf=True
