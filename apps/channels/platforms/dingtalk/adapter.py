@@ -43,6 +43,8 @@ from ..base import (
     SignatureInvalid,
     Target,
     WebhookRejected,
+    api_request,
+    as_int,
 )
 
 logger = logging.getLogger(__name__)
@@ -275,25 +277,11 @@ def _title(text: str, limit: int = 30) -> str:
     return cut.rstrip(" ,.;:，。；：") + "…"
 
 
-def _int(value: Any, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
+_int = as_int
 
 
-def _request(method: str, url: str, *, json: Any = None, headers: dict | None = None) -> tuple[int, dict]:
-    try:
-        with httpx.Client(timeout=TIMEOUT) as client:
-            resp = client.request(method, url, json=json, headers=headers)
-    except httpx.HTTPError as exc:
-        # Only the type: a session webhook URL carries its own session credential.
-        raise PlatformError(f"dingtalk: {type(exc).__name__} calling the API") from exc
-    try:
-        data = resp.json()
-    except ValueError:
-        data = {}
-    return resp.status_code, data if isinstance(data, dict) else {}
+def _request(method: str, url: str, **kwargs: Any) -> tuple[int, dict]:
+    return api_request("dingtalk", method, url, timeout=TIMEOUT, **kwargs)
 
 
 def _error(status: int, data: dict, *, what: str) -> PlatformError:

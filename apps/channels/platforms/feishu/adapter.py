@@ -40,6 +40,8 @@ from ..base import (
     SignatureInvalid,
     Target,
     WebhookRejected,
+    api_request,
+    as_int,
 )
 from . import crypto
 
@@ -340,26 +342,11 @@ class FeishuAdapter(PlatformAdapter):
             cache.set(f"{key}:miss", 1, timeout=3600)  # don't ask on every send
 
 
-def _int(value: Any, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
+_int = as_int
 
 
-def _request(
-    method: str, url: str, *, json: Any = None, params: dict | None = None, headers: dict | None = None
-) -> tuple[int, dict]:
-    try:
-        with httpx.Client(timeout=TIMEOUT) as client:
-            resp = client.request(method, url, json=json, params=params, headers=headers)
-    except httpx.HTTPError as exc:
-        raise PlatformError(f"feishu: {type(exc).__name__} calling the API") from exc
-    try:
-        data = resp.json()
-    except ValueError:
-        data = {}
-    return resp.status_code, data if isinstance(data, dict) else {}
+def _request(method: str, url: str, **kwargs: Any) -> tuple[int, dict]:
+    return api_request("feishu", method, url, timeout=TIMEOUT, **kwargs)
 
 
 def _error(status: int, data: dict, *, what: str = "send") -> PlatformError:

@@ -33,6 +33,7 @@ from ..base import (
     SignatureInvalid,
     Target,
     WebhookRejected,
+    api_request,
 )
 from . import crypto
 
@@ -248,18 +249,8 @@ class WeComAdapter(PlatformAdapter):
         return token, expires
 
 
-def _request(method: str, url: str, *, params: dict | None = None, json: Any = None) -> tuple[int, dict]:
-    try:
-        with httpx.Client(timeout=TIMEOUT) as client:
-            resp = client.request(method, url, params=params, json=json)
-    except httpx.HTTPError as exc:
-        # Only the exception type: the URL carries the access token or the secret.
-        raise PlatformError(f"wecom: {type(exc).__name__} calling the API") from exc
-    try:
-        data = resp.json()
-    except ValueError:
-        data = {}
-    return resp.status_code, data if isinstance(data, dict) else {}
+def _request(method: str, url: str, **kwargs: Any) -> tuple[int, dict]:
+    return api_request("wecom", method, url, timeout=TIMEOUT, **kwargs)
 
 
 def _error(status: int, data: dict, *, what: str = "send") -> PlatformError:
