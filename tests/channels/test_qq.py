@@ -16,6 +16,7 @@ from apps.channels.platforms.base import OutboundReply, PlatformError, Target
 from apps.channels.platforms.qq.adapter import QQAdapter, signing_key
 from apps.channels.platforms.registry import get_adapter
 from apps.conversations.models import InboundMessage
+from tests.channels.strategies import json_values
 from tests.factories import make_bot, make_channel, make_knowledge, make_tenant
 
 SAMPLES = Path(__file__).resolve().parents[2] / "apps/channels/platforms/qq/samples"
@@ -374,11 +375,6 @@ def test_unknown_or_disabled_channel_is_404(client, qq_channel):
 
 # -- authentic requests with random payloads reach the parser: never a 500 ----------------------------
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
-    max_leaves=10,
-)
 qq_payloads = st.fixed_dictionaries(
     {
         "op": st.sampled_from([0, 12, 13]) | json_values,

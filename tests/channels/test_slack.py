@@ -20,6 +20,7 @@ from apps.channels.platforms.base import OutboundReply, PlatformError, Signature
 from apps.channels.platforms.registry import get_adapter
 from apps.channels.platforms.slack.adapter import SlackAdapter, slack_text_to_plain
 from apps.conversations.models import InboundMessage
+from tests.channels.strategies import json_values
 from tests.factories import make_bot, make_channel, make_knowledge, make_tenant
 
 SAMPLES = Path(__file__).resolve().parents[2] / "apps/channels/platforms/slack/samples"
@@ -332,11 +333,6 @@ def test_unknown_or_disabled_channel_is_404(client, slack_channel):
 
 # -- authentic requests with random payloads reach the parser: never a 500 ----------------------------
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
-    max_leaves=10,
-)
 slack_payloads = st.fixed_dictionaries(
     {
         "type": st.sampled_from(["event_callback", "url_verification", "app_rate_limited"]) | json_values,

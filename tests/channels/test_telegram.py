@@ -16,6 +16,7 @@ from apps.channels.platforms.registry import get_adapter
 from apps.channels.platforms.telegram.adapter import TelegramAdapter
 from apps.channels.platforms.telegram.formatting import utf16_len
 from apps.conversations.models import InboundMessage
+from tests.channels.strategies import json_values
 from tests.factories import make_bot, make_channel, make_knowledge, make_tenant
 
 SAMPLES = Path(__file__).resolve().parents[2] / "apps/channels/platforms/telegram/samples"
@@ -302,11 +303,6 @@ def test_unknown_or_disabled_channel_is_404(client, tg_channel):
 
 # -- authentic requests with random payloads reach the parser: never a 500 ----------------------------
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
-    max_leaves=10,
-)
 entity = st.fixed_dictionaries(
     {
         "type": st.sampled_from(["mention", "bot_command", "text_mention"]) | json_values,
