@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -190,6 +191,49 @@ class _Interrupted(Exception):
         self.partial = partial
 
 
+class _Helpers:
+    """Reusable daemon threads for model calls (one per call at a time; an idle one is reused,
+    else one is started, and one left idle for ``IDLE_S`` ends). Never a fixed-size pool: a call
+    abandoned at its deadline keeps its thread until its own HTTP timeout ends it, and must never
+    make the next call wait for a thread."""
+
+    IDLE_S = 60.0
+
+    def __init__(self) -> None:
+        self._idle: list[queue.SimpleQueue] = []
+        self._lock = threading.Lock()
+
+    def run(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(inbox,), name="llm-call", daemon=True).start()
+        inbox.put(job)
+
+    def _serve(self, inbox: queue.SimpleQueue) -> None:
+        while True:
+            try:
+                job = inbox.get(timeout=self.IDLE_S)
+            except queue.Empty:
+                with self._lock:
+                    if inbox in self._idle:
+                        self._idle.remove(inbox)
+                        return
+                continue  # handed a job just as it timed out: the job is on its way
+            try:
+                job()
+            except BaseException:  # the job reports its own errors; never lose the thread to one
+                logger.debug("model call helper failed", exc_info=True)
+            with self._lock:
+                self._idle.append(inbox)
+
+
+_helpers = _Helpers()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _helpers.__init__())
+
+
 def _call(
     spec: ModelSpec,
     messages: list[dict],
@@ -203,6 +247,8 @@ def _call(
     The provider runs on a helper thread and reports through a queue, so this thread can give up
     at the exact deadline — no answer (no first token when streaming) within ``spec.timeout_s`` —
     even while the helper is stuck connecting or reading; ``on_token`` is called on this thread.
+    The provider's HTTP client is the process's long-lived one for the model's endpoint and key
+    (connections are reused); abandoning a call closes only that call's response.
     Raises ProviderError, _Cancelled or _Interrupted.
     """
     provider = provider_for(
@@ -239,8 +285,7 @@ def _call(
     hard_stop = started + max(_max_answer_s(), spec.timeout_s)
     deadline = started + spec.timeout_s
     received: list[str] = []
-    thread = threading.Thread(target=work, name=f"llm-call-{spec.name}", daemon=True)
-    thread.start()
+    _helpers.run(work)
     try:
         while True:
             if cancelled is not None and cancelled():
@@ -272,9 +317,9 @@ def _call(
                 raise err
     finally:
         abandoned.set()
-        # Closing the client makes an abandoned helper fail fast where the socket allows it; otherwise
-        # it ends at the HTTP client's own timeouts (set from spec.timeout_s) — it is a daemon thread
-        # and nobody waits for it.
+        # Closing this call's streamed response makes an abandoned helper fail fast where the socket
+        # allows it; otherwise it ends at the request's own timeouts (set from spec.timeout_s) —
+        # nobody waits for it. The shared client and its other connections stay open.
         try:
             provider.close()
         except Exception:

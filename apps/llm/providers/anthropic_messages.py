@@ -11,7 +11,16 @@ import anthropic.resources.messages  # resources load on first use otherwise: se
 import httpx
 
 from ..types import Completion, ProviderError
-from .base import TextStream, estimate_tokens, http_client, redact, status_error
+from .base import (
+    CallHandle,
+    TextStream,
+    estimate_tokens,
+    http_client,
+    redact,
+    request_timeout,
+    shared_clients,
+    status_error,
+)
 from .openai_compatible import provider_message
 
 
@@ -36,22 +45,26 @@ def to_anthropic(messages: list[dict]) -> tuple[str, list[dict]]:
 
 
 class AnthropicProvider:
+    """One call to the Messages API, on the process's shared client for the endpoint and key."""
+
     def __init__(self, *, endpoint: str, api_key: str) -> None:
         endpoint = endpoint.rstrip("/")
         # The client adds /v1/messages itself; accept a base given with /v1 too.
         self.endpoint = endpoint[:-3] if endpoint.endswith("/v1") else endpoint
         self.api_key = api_key
-        self._http: httpx.Client | None = None
+        self._call = CallHandle()
 
-    def _client(self, timeout: float, *, streaming: bool) -> anthropic.Anthropic:
-        self._http = http_client(timeout, streaming=streaming)
+    def _client(self) -> anthropic.Anthropic:
+        return shared_clients.get(("anthropic", self.endpoint, self.api_key, ""), self._build)
+
+    def _build(self) -> anthropic.Anthropic:
         return anthropic.Anthropic(
-            api_key=self.api_key or "missing", base_url=self.endpoint or None, max_retries=0, http_client=self._http
+            api_key=self.api_key or "missing", base_url=self.endpoint or None, max_retries=0, http_client=http_client()
         )
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
+        """Abandon this call (its streamed response is closed); the shared client stays open."""
+        self._call.close()
 
     def _params(self, messages: list[dict], model: str, max_tokens: int, temperature: float | None) -> dict:
         system, turns = to_anthropic(messages)
@@ -68,20 +81,19 @@ class AnthropicProvider:
         started = time.perf_counter()
         try:
             params = self._params(messages, model, max_tokens, temperature)
-            with self._client(timeout, streaming=False) as client:
-                resp = client.messages.create(**params)
-                blocks = resp.content
-                if not isinstance(blocks, list):
-                    raise ProviderError("malformed answer: no content blocks", outcome="error")
-                text = "".join(getattr(b, "text", "") or "" for b in blocks if getattr(b, "type", "") == "text")
-                usage = resp.usage
-                return Completion(
-                    text=text,
-                    tokens_in=getattr(usage, "input_tokens", None) or estimate_tokens(json.dumps(params["messages"])),
-                    tokens_out=getattr(usage, "output_tokens", None) or estimate_tokens(text),
-                    latency_ms=int((time.perf_counter() - started) * 1000),
-                    model=resp.model or model,
-                )
+            resp = self._client().messages.create(**params, timeout=request_timeout(timeout, streaming=False))
+            blocks = resp.content
+            if not isinstance(blocks, list):
+                raise ProviderError("malformed answer: no content blocks", outcome="error")
+            text = "".join(getattr(b, "text", "") or "" for b in blocks if getattr(b, "type", "") == "text")
+            usage = resp.usage
+            return Completion(
+                text=text,
+                tokens_in=getattr(usage, "input_tokens", None) or estimate_tokens(json.dumps(params["messages"])),
+                tokens_out=getattr(usage, "output_tokens", None) or estimate_tokens(text),
+                latency_ms=int((time.perf_counter() - started) * 1000),
+                model=resp.model or model,
+            )
         except Exception as exc:
             raise anthropic_error(exc, self.api_key) from exc
 
@@ -95,26 +107,28 @@ class AnthropicProvider:
         answered_model = model
         try:
             params = self._params(messages, model, max_tokens, temperature)
-            with self._client(timeout, streaming=True) as client:
-                events = client.messages.create(**params, stream=True)
-                with events:
-                    for event in events:
-                        kind = getattr(event, "type", "")
-                        if kind == "message_start":
-                            usage = event.message.usage
-                            tokens_in = getattr(usage, "input_tokens", 0) or 0
-                            answered_model = event.message.model or answered_model
-                        elif kind == "content_block_delta":
-                            piece = getattr(event.delta, "text", None)
-                            if piece:
-                                if not pieces:
-                                    first_ms = int((time.perf_counter() - started) * 1000)
-                                pieces.append(piece)
-                                yield piece
-                        elif kind == "message_delta":
-                            tokens_out = getattr(event.usage, "output_tokens", 0) or tokens_out
-                        elif kind == "error":  # an error event mid-stream (e.g. overloaded)
-                            raise ProviderError(f"stream error: {getattr(event, 'error', '')}", outcome="error")
+            events = self._client().messages.create(
+                **params, stream=True, timeout=request_timeout(timeout, streaming=True)
+            )
+            self._call.attach(events)
+            with events:
+                for event in events:
+                    kind = getattr(event, "type", "")
+                    if kind == "message_start":
+                        usage = event.message.usage
+                        tokens_in = getattr(usage, "input_tokens", 0) or 0
+                        answered_model = event.message.model or answered_model
+                    elif kind == "content_block_delta":
+                        piece = getattr(event.delta, "text", None)
+                        if piece:
+                            if not pieces:
+                                first_ms = int((time.perf_counter() - started) * 1000)
+                            pieces.append(piece)
+                            yield piece
+                    elif kind == "message_delta":
+                        tokens_out = getattr(event.usage, "output_tokens", 0) or tokens_out
+                    elif kind == "error":  # an error event mid-stream (e.g. overloaded)
+                        raise ProviderError(f"stream error: {getattr(event, 'error', '')}", outcome="error")
         except GeneratorExit:
             raise
         except Exception as exc:

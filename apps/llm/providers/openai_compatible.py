@@ -19,33 +19,47 @@ import openai
 import openai.resources.chat.completions
 
 from ..types import Completion, ProviderError
-from .base import TextStream, estimate_tokens, http_client, redact, status_error
+from .base import (
+    CallHandle,
+    TextStream,
+    estimate_tokens,
+    http_client,
+    redact,
+    request_timeout,
+    shared_clients,
+    status_error,
+)
 
 # Keyless servers (Ollama, a local vLLM) still get a bearer header; the client insists on a key.
 KEYLESS_PLACEHOLDER = "not-needed"
 
 
 class OpenAICompatibleProvider:
+    """One call to an OpenAI-compatible endpoint, on the process's shared client for it."""
+
     def __init__(self, *, endpoint: str, api_key: str, api_version: str = "") -> None:
         self.endpoint = endpoint.rstrip("/")
         self.api_key = api_key
         self.api_version = api_version
-        self._http: httpx.Client | None = None
+        self._call = CallHandle()
 
-    def _client(self, timeout: float, *, streaming: bool) -> openai.OpenAI:
-        self._http = http_client(timeout, streaming=streaming)
+    def _client(self) -> openai.OpenAI:
+        key = ("openai", self.endpoint, self.api_key, self.api_version)
+        return shared_clients.get(key, self._build)
+
+    def _build(self) -> openai.OpenAI:
         common: dict[str, Any] = {
             "api_key": self.api_key or KEYLESS_PLACEHOLDER,
             "max_retries": 0,  # the router falls back to the next model instead
-            "http_client": self._http,
+            "http_client": http_client(),
         }
         if self.api_version:
             return openai.AzureOpenAI(azure_endpoint=self.endpoint, api_version=self.api_version, **common)
         return openai.OpenAI(base_url=self.endpoint or None, **common)
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
+        """Abandon this call (its streamed response is closed); the shared client stays open."""
+        self._call.close()
 
     def _params(self, messages: list[dict], model: str, max_tokens: int, temperature: float | None) -> dict:
         params: dict[str, Any] = {
@@ -62,22 +76,24 @@ class OpenAICompatibleProvider:
     ) -> Completion:
         started = time.perf_counter()
         try:
-            with self._client(timeout, streaming=False) as client:
-                resp = client.chat.completions.create(**self._params(messages, model, max_tokens, temperature))
-                try:
-                    text = resp.choices[0].message.content
-                except (TypeError, IndexError, AttributeError):
-                    text = None
-                if not isinstance(text, str):
-                    raise ProviderError("malformed answer: no choices[0].message.content", outcome="error")
-                usage = resp.usage
-                return Completion(
-                    text=text,
-                    tokens_in=getattr(usage, "prompt_tokens", None) or estimate_tokens(_joined(messages)),
-                    tokens_out=getattr(usage, "completion_tokens", None) or estimate_tokens(text),
-                    latency_ms=int((time.perf_counter() - started) * 1000),
-                    model=resp.model or model,
-                )
+            resp = self._client().chat.completions.create(
+                **self._params(messages, model, max_tokens, temperature),
+                timeout=request_timeout(timeout, streaming=False),
+            )
+            try:
+                text = resp.choices[0].message.content
+            except (TypeError, IndexError, AttributeError):
+                text = None
+            if not isinstance(text, str):
+                raise ProviderError("malformed answer: no choices[0].message.content", outcome="error")
+            usage = resp.usage
+            return Completion(
+                text=text,
+                tokens_in=getattr(usage, "prompt_tokens", None) or estimate_tokens(_joined(messages)),
+                tokens_out=getattr(usage, "completion_tokens", None) or estimate_tokens(text),
+                latency_ms=int((time.perf_counter() - started) * 1000),
+                model=resp.model or model,
+            )
         except Exception as exc:
             raise self._error(exc) from exc
 
@@ -90,25 +106,30 @@ class OpenAICompatibleProvider:
         tokens_in = tokens_out = 0
         answered_model = model
         try:
-            with self._client(timeout, streaming=True) as client:
-                params = self._params(messages, model, max_tokens, temperature)
-                # Usage arrives in a last chunk only when asked for; servers that ignore the option
-                # get estimated counts below.
-                events = client.chat.completions.create(**params, stream=True, stream_options={"include_usage": True})
-                with events:
-                    for chunk in events:
-                        if chunk.usage is not None:
-                            tokens_in = chunk.usage.prompt_tokens or tokens_in
-                            tokens_out = chunk.usage.completion_tokens or tokens_out
-                        answered_model = chunk.model or answered_model
-                        if not chunk.choices:
-                            continue
-                        piece = chunk.choices[0].delta.content if chunk.choices[0].delta else None
-                        if piece:
-                            if not pieces:
-                                first_ms = int((time.perf_counter() - started) * 1000)
-                            pieces.append(piece)
-                            yield piece
+            params = self._params(messages, model, max_tokens, temperature)
+            # Usage arrives in a last chunk only when asked for; servers that ignore the option
+            # get estimated counts below.
+            events = self._client().chat.completions.create(
+                **params,
+                stream=True,
+                stream_options={"include_usage": True},
+                timeout=request_timeout(timeout, streaming=True),
+            )
+            self._call.attach(events)
+            with events:
+                for chunk in events:
+                    if chunk.usage is not None:
+                        tokens_in = chunk.usage.prompt_tokens or tokens_in
+                        tokens_out = chunk.usage.completion_tokens or tokens_out
+                    answered_model = chunk.model or answered_model
+                    if not chunk.choices:
+                        continue
+                    piece = chunk.choices[0].delta.content if chunk.choices[0].delta else None
+                    if piece:
+                        if not pieces:
+                            first_ms = int((time.perf_counter() - started) * 1000)
+                        pieces.append(piece)
+                        yield piece
         except GeneratorExit:
             raise
         except Exception as exc:
