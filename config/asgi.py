@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP goes to Django, WebSocket to the web-chat consumers."""
+"""ASGI entry point: webhooks go to the webhook lane, other HTTP to Django, WebSocket to the web-chat
+consumers."""
 
 import os
 
@@ -10,11 +11,13 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402,F401
 
+from apps.channels.asgi import WebhookLane  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # /webhooks/… skip the middleware stack and run on long-lived threads (apps/channels/asgi.py).
+        "http": WebhookLane(django_asgi_app),
         # Origin checks are per channel (its allowed origins), done by the consumer itself.
         "websocket": URLRouter(websocket_urlpatterns),
     }

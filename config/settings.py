@@ -134,7 +134,7 @@ else:
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "apps.core.cache.RedisCache",
             "LOCATION": REDIS_URL,
             # One pool per process, not per thread (ASGI runs each request on a new thread).
             "OPTIONS": {"pool_class": "apps.core.cache.SharedConnectionPool"},
@@ -237,6 +237,10 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://
 CELERY_RESULT_BACKEND = None
 # Nothing reads task results; ignoring them also spares every publish a result-backend lookup.
 CELERY_TASK_IGNORE_RESULT = True
+# Results are disabled and the disabled backend holds no state: build it once per process, not once
+# per thread (Celery otherwise resolves it again in every new thread by reading every installed
+# package's entry points — and ASGI runs each request on a new thread).
+CELERY_RESULT_BACKEND_THREAD_SAFE = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -249,6 +253,11 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = TIME_ZONE
 # A claimed message whose worker stops renewing its lease this long is re-driven by the sweeper.
 PARLEY_INBOUND_LEASE_SECONDS = env.int("PARLEY_INBOUND_LEASE_SECONDS", default=120)
+# Webhooks under ASGI run on this many long-lived threads per web process (apps/channels/asgi.py).
+PARLEY_WEBHOOK_THREADS = env.int("PARLEY_WEBHOOK_THREADS", default=8)
+# Seconds a web process reuses a webhook's channel lookup; a channel disabled (or re-keyed) in
+# another process is refused within this time. 0 looks the channel up on every request.
+PARLEY_CHANNEL_CACHE_SECONDS = env.float("PARLEY_CHANNEL_CACHE_SECONDS", default=5.0)
 
 # --- Logging: one JSON object per line on stdout --------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

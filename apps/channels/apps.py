@@ -6,3 +6,6 @@ class ImChannelsConfig(AppConfig):
     name = "apps.channels"
     label = "im_channels"
     verbose_name = "IM channels"
+
+    def ready(self) -> None:
+        from . import services  # noqa: F401 - connects the signals that clear cached channel lookups

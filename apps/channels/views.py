@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.core import metrics
+from apps.core.crypto import SecretDecryptionError
 from apps.core.logging import log_context
 
 from .platforms.base import Inbound, WebhookRejected
@@ -46,8 +47,11 @@ def _storable(item: Inbound) -> Inbound:
     return dataclasses.replace(item, **{f.name: _clean(getattr(item, f.name)) for f in dataclasses.fields(item)})
 
 
-@csrf_exempt
-def webhook(request: HttpRequest, platform: str, key: str) -> HttpResponse:
+def handle_webhook(request: HttpRequest, platform: str, key: str) -> HttpResponse:
+    """Verify, parse, store and acknowledge one webhook request (no model or platform I/O).
+
+    Called by the Django view below and by the ASGI webhook lane (``apps/channels/asgi.py``), which
+    runs it on a small pool of long-lived threads without the middleware stack."""
     started = time.perf_counter()
     adapter = get_adapter(platform)
     if adapter is None or platform == "web":
@@ -67,9 +71,14 @@ def webhook(request: HttpRequest, platform: str, key: str) -> HttpResponse:
         metrics.INBOUND_MESSAGES.labels(platform, "rejected").inc()
         return _error(413, "request body too large")
 
-    channel = channel_for_webhook(platform=platform, key=key)
-    if channel is None:
-        return _error(404, "unknown or disabled channel")
+    try:
+        channel = channel_for_webhook(platform=platform, key=key)
+        if channel is None:
+            return _error(404, "unknown or disabled channel")
+    except SecretDecryptionError:  # credentials are decrypted as the row is loaded
+        # Not the sender's fault: the deployment's keys changed. 503 makes platforms retry later.
+        logger.error("webhook refused: channel credentials cannot be decrypted", extra={"channel": key})
+        return _error(503, "this channel's credentials cannot be read; the operator must check PARLEY_ENCRYPTION_KEYS")
 
     from apps.conversations.services import accept_inbound
 
@@ -89,3 +98,6 @@ def webhook(request: HttpRequest, platform: str, key: str) -> HttpResponse:
         response = adapter.ack(request, channel, inbounds)
     metrics.WEBHOOK_ACK.labels(platform).observe(time.perf_counter() - started)
     return response
+
+
+webhook = csrf_exempt(handle_webhook)

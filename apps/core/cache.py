@@ -1,4 +1,4 @@
-"""One Redis connection pool per process for Django's cache.
+"""One Redis connection pool, and one client, per process for Django's cache.
 
 Django keeps a cache backend (and with it a Redis client and connection pool) per thread. Under
 ASGI every request runs on a fresh thread, so each request would open a new Redis connection —
@@ -12,6 +12,8 @@ import threading
 from typing import Any
 
 import redis
+from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+from django.core.cache.backends.redis import RedisCacheClient
 
 
 class SharedConnectionPool(redis.ConnectionPool):
@@ -27,3 +29,28 @@ class SharedConnectionPool(redis.ConnectionPool):
                 pool = redis.ConnectionPool.from_url(url, **kwargs)
                 cls._shared[key] = pool
             return pool
+
+
+class SharedClientRedisCacheClient(RedisCacheClient):
+    """Django's Redis cache client, handing out one ``redis.Redis`` per pool instead of a new one
+    per cache call (building a client copies its table of response callbacks: about 0.2 ms, paid
+    on every ``get``/``set``/``incr``). ``redis.Redis`` is thread-safe; connections come from the
+    pool per command."""
+
+    _clients: dict[int, redis.Redis] = {}
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> redis.Redis:
+        pool = self._get_connection_pool(write)
+        client = self._clients.get(id(pool))
+        if client is None or client.connection_pool is not pool:
+            client = self._clients[id(pool)] = self._client(connection_pool=pool)
+        return client
+
+
+class RedisCache(DjangoRedisCache):
+    """``django.core.cache.backends.redis.RedisCache`` with the shared client above; use it with
+    ``OPTIONS={"pool_class": "apps.core.cache.SharedConnectionPool"}`` (config/settings.py)."""
+
+    def __init__(self, server: Any, params: dict[str, Any]) -> None:
+        super().__init__(server, params)
+        self._class = SharedClientRedisCacheClient

@@ -1,19 +1,36 @@
 """Rate limits kept in the cache (Redis in production, local memory in the embedded default).
 
-Fixed-window counters: one key per scope, subject and window number, created with ``add`` and
-counted with ``incr`` — both atomic on Redis, so every web and worker replica shares one count.
-A fixed window lets a burst of up to twice the limit through at a window edge; that is acceptable
-for protecting model spend and keeps each check to one or two cache round trips.
+Fixed-window counters: one key per scope, subject and window number, counted atomically — on Redis
+every web and worker replica shares one count. A fixed window lets a burst of up to twice the limit
+through at a window edge; that is acceptable for protecting model spend and keeps each check cheap.
+
+``hit`` counts one limit. ``hit_chain`` counts several in order and stops at the first that
+refuses (a message refused by its user's limit does not use up the bot's); on Redis the whole
+chain is one round trip (a Lua script), which matters on the webhook path.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.cache import cache
 
 KEY_PREFIX = "parley:rl"
+
+# KEYS: the counters; ARGV: limit and ttl for each key in turn. Counts keys in order until one
+# is over its limit (that one is counted too, later ones are not); returns the counts so far.
+_CHAIN_LUA = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('EXPIRE', key, ARGV[2 * i]) end
+  out[i] = n
+  if n > tonumber(ARGV[2 * i - 1]) then break end
+end
+return out
+"""
 
 
 @dataclass(frozen=True)
@@ -24,6 +41,23 @@ class Decision:
     count: int
     limit: int
     retry_after: float
+    scope: str = ""
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One limit of a ``hit_chain``: at most ``limit`` events per ``window_seconds`` for ``subject``."""
+
+    scope: str
+    subject: str
+    limit: int
+    window_seconds: float
+
+
+def _key(scope: str, subject: str, window_seconds: float, now: float) -> tuple[str, int, float]:
+    window_no = int(now // window_seconds)
+    retry_after = (window_no + 1) * window_seconds - now
+    return f"{KEY_PREFIX}:{scope}:{subject}:{window_no}", max(1, int(window_seconds) + 1), retry_after
 
 
 def hit(scope: str, subject: str, *, limit: int, window_seconds: float, now: float | None = None) -> Decision:
@@ -35,14 +69,53 @@ def hit(scope: str, subject: str, *, limit: int, window_seconds: float, now: flo
     if limit <= 0:
         return Decision(True, 0, limit, 0.0)
     now = time.time() if now is None else now
-    window_no = int(now // window_seconds)
-    key = f"{KEY_PREFIX}:{scope}:{subject}:{window_no}"
-    ttl = max(1, int(window_seconds) + 1)
+    key, ttl, retry_after = _key(scope, subject, window_seconds, now)
     cache.add(key, 0, timeout=ttl)
     try:
         count = cache.incr(key)
     except ValueError:  # expired between add and incr
         cache.add(key, 1, timeout=ttl)
         count = 1
-    retry_after = (window_no + 1) * window_seconds - now
-    return Decision(count <= limit, count, limit, retry_after)
+    return Decision(count <= limit, count, limit, retry_after, scope)
+
+
+_scripts: dict[int, Any] = {}
+
+
+def _redis_script() -> Any:
+    """The chain script bound to the cache's Redis client, or None when the cache is not Redis."""
+    backend = getattr(cache, "_cache", None)  # django.core.cache.backends.redis.RedisCacheClient
+    if backend is None or not hasattr(backend, "get_client"):
+        return None
+    client = backend.get_client(write=True)
+    script = _scripts.get(id(client))
+    if script is None or script.registered_client is not client:
+        script = _scripts[id(client)] = client.register_script(_CHAIN_LUA)
+    return script
+
+
+def hit_chain(limits: list[Limit], *, now: float | None = None) -> Decision | None:
+    """Count one event against each limit in order; the first refusing limit's ``Decision`` (its
+    ``scope`` says which), or None when every limit allows it. Limits of 0 (unlimited) are skipped."""
+    limits = [lim for lim in limits if lim.limit > 0]
+    if not limits:
+        return None
+    now = time.time() if now is None else now
+    script = _redis_script()
+    if script is None:
+        for lim in limits:
+            decision = hit(lim.scope, lim.subject, limit=lim.limit, window_seconds=lim.window_seconds, now=now)
+            if not decision.allowed:
+                return decision
+        return None
+    keys, argv, retry = [], [], []
+    for lim in limits:
+        key, ttl, retry_after = _key(lim.scope, lim.subject, lim.window_seconds, now)
+        keys.append(cache.make_and_validate_key(key))
+        argv += [lim.limit, ttl]
+        retry.append(retry_after)
+    counts = script(keys=keys, args=argv)
+    for lim, count, retry_after in zip(limits, counts, retry, strict=False):
+        if int(count) > lim.limit:
+            return Decision(False, int(count), lim.limit, retry_after, lim.scope)
+    return None
