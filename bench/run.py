@@ -37,7 +37,7 @@ LOGS = OUT / "logs"
 PY = sys.executable
 BIN = Path(PY).parent
 MODEL_DELAY_S = 0.2
-WEB_POOL_MAX = 8  # PostgreSQL connections per web worker when the settings use a pool
+WEB_POOL_MAX = 12  # PostgreSQL connections per web worker when the settings use a pool
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/parley_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/8"

@@ -113,6 +113,9 @@ if DATABASE_URL:
     _pool_max = env.int("DB_POOL_MAX_SIZE", default=20)
     if _pool_max > 0 and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["CONN_MAX_AGE"] = 0
+        # A pooled connection is checked (one empty round trip) as it leaves the pool, so after a
+        # database restart or failover the pool hands out live connections, not dead ones.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
             "max_size": _pool_max,

@@ -213,10 +213,11 @@ class Sent:
 
 
 def make_client(connections: int):
-    import httpx
+    # Not httpx: its async client costs ~1 ms of CPU per request, which made the generator the
+    # bottleneck above ~150 req/s (docs/performance.md, finding 8). See lean_http.py.
+    from bench.harness.lean_http import LeanClient
 
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(20.0))
+    return LeanClient(connections, timeout=20.0)
 
 
 async def post(
@@ -225,7 +226,7 @@ async def post(
     """Send one webhook. With ``gate`` (open loop) ``sent.started`` is the scheduled send time set
     by the caller, so time spent waiting for a free connection counts against the server, not
     hidden (no coordinated omission); the gate keeps httpx's pool from ever queueing requests
-    itself, which costs it time proportional to the queue on every event."""
+    itself."""
     body, headers = hooks.request(channel=sent.channel, user=user, text=text)
     if gate is None:
         sent.started = time.monotonic()

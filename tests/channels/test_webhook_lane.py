@@ -40,7 +40,9 @@ def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
 
 @pytest.fixture
 def live(transactional_db, settings):
-    settings.TASKS_MODE = "eager"
+    # As in production: accepted messages are published to the broker (no worker runs here; the
+    # lane's job ends when a message is stored, enqueued and acknowledged).
+    settings.TASKS_MODE = "celery"
     server = LiveParley().start()
     yield server
     server.stop()
@@ -48,8 +50,6 @@ def live(transactional_db, settings):
 
 @pytest.fixture
 def channel(transactional_db):
-    # A model that cannot be reached: the answer is the bot's failure text, sent to nowhere — the
-    # lane's job ends when the message is stored and acknowledged.
     bot = make_bot(make_tenant("acme"), merge_window_ms=0)
     return make_channel(
         bot,
@@ -143,3 +143,24 @@ def test_a_change_made_elsewhere_is_seen_within_the_cache_time(live, channel, se
     time.sleep(0.6)
     body = slack_event("Ev-lane-8")
     assert post(live, body, signed(body)).status_code == 404
+
+
+def test_after_the_database_drops_its_connections_webhooks_are_accepted_again(live, channel):
+    from django.db import connection
+
+    body = slack_event("Ev-lane-9")
+    assert post(live, body, signed(body)).status_code == 200  # the lane thread now holds a connection
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (terminates the server's sessions)")
+    with connection.cursor() as cursor:  # what a database restart does to every other session
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    # The lane thread notices its dead connection and retries on a fresh one: nothing is refused.
+    statuses = []
+    for n in range(10, 13):
+        body = slack_event(f"Ev-lane-{n}")
+        statuses.append(post(live, body, signed(body)).status_code)
+    assert statuses == [200, 200, 200]
+    assert InboundMessage.objects.filter(channel=channel).count() == 4
