@@ -10,23 +10,36 @@ Outbound: ``chat.postMessage`` with the bot token, text in mrkdwn. A mention in 
 answered in a thread under it (so a busy channel is not flooded); a direct message is answered in
 the conversation (or in its thread, when it was written in one).
 
+Retries without duplicates: Slack has no idempotency key for ``chat.postMessage``, so every message
+carries the reply's key in its message metadata (``event_type`` ``parley_reply``). A send whose
+outcome is unknown (a timeout or a dropped connection after the request was written, a 5xx) is
+remembered in the cache; the next send of the same reply first looks for its messages in the
+conversation's recent history and posts only what is not there. Without a history scope it posts
+again (at-least-once) and warns once per channel and hour.
+
 Official SDK: ``slack_sdk`` (its ``SignatureVerifier`` and ``WebClient``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import logging
 import re
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.error import URLError
 from urllib.parse import parse_qs
 
+from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from ..base import (
@@ -45,7 +58,7 @@ from .mrkdwn import Mrkdwn
 logger = logging.getLogger(__name__)
 
 MAX_SKEW_S = 300  # Slack's own replay window
-TIMEOUT_S = 10
+DEFAULT_TIMEOUT_S = 10  # the SLACK_SEND_TIMEOUT setting replaces it
 MESSAGE_LIMIT = 3900  # Slack recommends at most 4,000 characters of text per message
 
 # Outer envelope types acknowledged without action.
@@ -71,6 +84,19 @@ ANSWERED_SUBTYPES = {"", "file_share", "thread_broadcast"}
 # Unstable errors: trying again later can help.
 TRANSIENT_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 
+# Errors after which a message may have been posted all the same (Slack: "it's possible some aspect
+# of the operation succeeded before the error was raised").
+UNSURE_ERRORS = {"internal_error", "fatal_error"}
+
+#: ``event_type`` of the message metadata that carries the reply's idempotency key.
+METADATA_EVENT = "parley_reply"
+#: How long a send with an unknown outcome is remembered (the pipeline retries well within it).
+PENDING_TTL_S = 3600
+#: History is read from this long before the first attempt (clock skew between Parley and Slack).
+HISTORY_MARGIN_S = 60
+#: Messages read back from the conversation (or thread) when looking for an earlier attempt.
+HISTORY_LIMIT = 50
+
 USER_MENTION_RE = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
 LINK_RE = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
 SPECIAL_RE = re.compile(r"<[!#]([^|>]+)(?:\|([^>]*))?>")
@@ -82,6 +108,24 @@ class _Clock(Clock):
 
     def now(self) -> float:
         return self._now()
+
+
+class _RefusedConnectionRetry(ConnectionErrorRetryHandler):
+    """The SDK's connection-error retry, limited to connections that were refused: the request was
+    never written, so posting it again cannot post it twice. (The SDK's default also retries a
+    connection reset after the request was sent, which can duplicate a message.)"""
+
+    def _can_retry(self, *, state, request, response=None, error=None) -> bool:
+        return response is None and _never_sent(error)
+
+
+class OutcomeUnknown(PlatformError):
+    """``chat.postMessage`` failed after the request may have reached Slack: the message may
+    have been posted. Retryable (never permanent)."""
+
+
+def send_timeout() -> float:
+    return float(getattr(settings, "SLACK_SEND_TIMEOUT", DEFAULT_TIMEOUT_S))
 
 
 def slack_text_to_plain(text: str, *, bot_user_id: str = "") -> str:
@@ -213,24 +257,61 @@ class SlackAdapter(PlatformAdapter):
         token = str((channel.credentials or {}).get("bot_token") or "")
         if not token:
             raise PlatformError("Slack channel has no bot_token", permanent=True)
-        return WebClient(token=token, base_url=self.api_base(channel) + "/api/", timeout=TIMEOUT_S)
+        return WebClient(
+            token=token,
+            base_url=self.api_base(channel) + "/api/",
+            timeout=send_timeout(),
+            retry_handlers=[_RefusedConnectionRetry()],
+        )
 
     def send(self, channel: Any, target: Target, reply: OutboundReply) -> SentRef:
         """``chat.postMessage`` of ``reply`` in mrkdwn (several messages when it is long), in the
-        target's thread when it has one. Returns the first message's ``ts``. Raises ``PlatformError``."""
+        target's thread when it has one. Returns the first message's ``ts``. Raises ``PlatformError``.
+
+        With an ``idempotency_key``, each message carries it in its metadata, and a failed send is
+        remembered (which parts were posted, whether the last one may have been): sending the same
+        reply again skips the parts already posted, looking for the uncertain one in the
+        conversation's history first (module docstring)."""
         markdown = reply.markdown
         if reply.feedback_url:
             markdown += f"\n\n[Rate this answer]({reply.feedback_url})"
         client = self.client(channel)
         thread_ts = str((target.reply_context or {}).get("thread_ts") or "")
+        key = reply.idempotency_key
+        pending_key = _pending_key(channel, target.chat_id, key) if key else ""
+        pending = cache.get(pending_key) if key else None
+        pending = pending if isinstance(pending, dict) else None
+        since = float(pending["since"]) if pending else time.time()
+        posted: dict[int, dict[str, Any]] = {int(k): v for k, v in (pending or {}).get("posted", {}).items()}
+        if pending and pending.get("unsure"):
+            posted.update(self._find_posted(client, channel, target.chat_id, thread_ts, key, since))
         first: SentRef | None = None
-        for text in self.render(markdown):
-            kwargs: dict[str, Any] = {"channel": target.chat_id, "text": text, "mrkdwn": True, "unfurl_links": False}
-            if thread_ts:
-                kwargs["thread_ts"] = thread_ts
-            data = self._call(client, kwargs)
+        for part, text in enumerate(self.render(markdown)):
+            if part in posted:
+                data = posted[part]
+            else:
+                kwargs: dict[str, Any] = {
+                    "channel": target.chat_id,
+                    "text": text,
+                    "mrkdwn": True,
+                    "unfurl_links": False,
+                }
+                if thread_ts:
+                    kwargs["thread_ts"] = thread_ts
+                if key:
+                    kwargs["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"reply": key, "part": part}}
+                try:
+                    data = self._call(client, kwargs)
+                except PlatformError as exc:
+                    if key and not exc.permanent:
+                        state = {"since": since, "unsure": isinstance(exc, OutcomeUnknown), "posted": posted}
+                        cache.set(pending_key, state, timeout=PENDING_TTL_S)
+                    raise
+                posted[part] = data
             ref = SentRef(platform_message_id=str(data.get("ts") or ""), raw=data)
             first = first or ref
+        if pending:
+            cache.delete(pending_key)
         return first or SentRef()
 
     def _call(self, client: WebClient, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -240,11 +321,88 @@ class SlackAdapter(PlatformAdapter):
             status = exc.response.status_code
             data = exc.response.data if isinstance(exc.response.data, dict) else {}
             error = str(data.get("error") or f"HTTP {status}")
-            transient = status == 429 or status >= 500 or error in TRANSIENT_ERRORS
-            raise PlatformError(f"Slack chat.postMessage: {error}", permanent=not transient, status=status)
+            message = f"Slack chat.postMessage: {error}"
+            if status >= 500 or error in UNSURE_ERRORS:
+                raise OutcomeUnknown(message, status=status)
+            transient = status == 429 or error in TRANSIENT_ERRORS
+            raise PlatformError(message, permanent=not transient, status=status)
         except Exception as exc:  # network failures, timeouts, a body that is not JSON
-            raise PlatformError(f"Slack chat.postMessage: {type(exc).__name__}")
+            message = f"Slack chat.postMessage: {type(exc).__name__}"
+            if _never_sent(exc):
+                raise PlatformError(message)
+            raise OutcomeUnknown(message)
         return dict(response.data) if isinstance(response.data, dict) else {}
+
+    def _find_posted(
+        self, client: WebClient, channel: Any, chat_id: str, thread_ts: str, key: str, since: float
+    ) -> dict[int, dict[str, Any]]:
+        """The parts of reply ``key`` found in the conversation (or thread) since ``since``, by part
+        number. {} when the history cannot be read: the caller then posts again (at-least-once)."""
+        args: dict[str, Any] = {
+            "channel": chat_id,
+            "oldest": f"{since - HISTORY_MARGIN_S:.6f}",
+            "limit": HISTORY_LIMIT,
+            "include_all_metadata": True,
+        }
+        method = "conversations.replies" if thread_ts else "conversations.history"
+        try:
+            if thread_ts:
+                response = client.conversations_replies(ts=thread_ts, **args)
+            else:
+                response = client.conversations_history(**args)
+            messages = response.data.get("messages") if isinstance(response.data, dict) else None
+        except SlackApiError as exc:
+            data = exc.response.data if isinstance(exc.response.data, dict) else {}
+            self._warn_history_unreadable(channel, chat_id, method, str(data.get("error") or "error"), data)
+            return {}
+        except Exception as exc:  # network failures, timeouts, a body that is not JSON
+            self._warn_history_unreadable(channel, chat_id, method, type(exc).__name__, {})
+            return {}
+        found: dict[int, dict[str, Any]] = {}
+        for message in messages if isinstance(messages, list) else []:
+            meta = message.get("metadata") if isinstance(message, dict) else None
+            if not isinstance(meta, dict) or meta.get("event_type") != METADATA_EVENT:
+                continue
+            payload = meta.get("event_payload")
+            if isinstance(payload, dict) and payload.get("reply") == key and isinstance(message.get("ts"), str):
+                part = payload.get("part", 0)
+                if isinstance(part, int) and not isinstance(part, bool):
+                    found.setdefault(part, {"ok": True, "channel": chat_id, "ts": message["ts"], "message": message})
+        return found
+
+    def _warn_history_unreadable(self, channel: Any, chat_id: str, method: str, error: str, data: dict) -> None:
+        """One warning per channel, reason and hour (every process shares the cache)."""
+        if not cache.add(f"parley:slack:history-warned:{channel.pk}:{error[:60]}", 1, timeout=PENDING_TTL_S):
+            return
+        needed = str(data.get("needed") or "") or _history_scope(chat_id)
+        logger.warning(
+            "slack %s failed (%s): a reply whose first send timed out is posted again and may appear "
+            "twice; grant the bot the %s scope to avoid duplicates",
+            method,
+            error[:100],
+            needed,
+            extra={"slack_method": method, "slack_error": error[:100], "needed_scope": needed},
+        )
+
+
+def _never_sent(error: BaseException | None) -> bool:
+    """The request cannot have reached Slack: the connection was refused or the host not found."""
+    reason = error.reason if isinstance(error, URLError) else None
+    return isinstance(reason, (ConnectionRefusedError, socket.gaierror))
+
+
+def _pending_key(channel: Any, chat_id: str, idempotency_key: str) -> str:
+    digest = hashlib.sha256(f"{chat_id}\x00{idempotency_key}".encode()).hexdigest()[:24]
+    return f"parley:slack:pending-send:{channel.pk}:{digest}"
+
+
+def _history_scope(chat_id: str) -> str:
+    """The scope ``conversations.history`` needs for this kind of conversation."""
+    if chat_id.startswith("D"):
+        return "im:history"
+    if chat_id.startswith("G"):
+        return "groups:history (private channels) or mpim:history (group DMs)"
+    return "channels:history (public channels) or groups:history (private channels)"
 
 
 def _bot_user_id(payload: dict[str, Any]) -> str:
