@@ -74,10 +74,15 @@ class Reply:
 
 @dataclass
 class FakeSlack:
-    """``chat.postMessage`` recording every reply with its arrival time; wakes waiting senders."""
+    """``chat.postMessage`` recording every reply with its arrival time; wakes waiting senders.
+    ``conversations.history`` / ``conversations.replies`` answer from the posted messages (with
+    their metadata when asked), so a send whose answer came too late is found, not posted again."""
 
     replies: list[Reply] = field(default_factory=list)
     by_channel: dict[str, list[Reply]] = field(default_factory=lambda: defaultdict(list))
+    #: Posted messages as Slack's history shows them (ts, text, thread_ts, metadata), per channel.
+    history: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
+    history_reads: int = 0
     waiters: dict[str, asyncio.Future] = field(default_factory=dict)
     bad_auth: int = 0
 
@@ -104,14 +109,19 @@ class FakeSlack:
             self.bad_auth += 1
             await _json(send, 200, {"ok": False, "error": "not_authed"})
             return
-        if not scope["path"].endswith("/chat.postMessage"):
-            await _json(send, 200, {"ok": False, "error": "unknown_method"})
-            return
         ctype = headers.get(b"content-type", b"")
         if ctype.startswith(b"application/json"):
             data = json.loads(body or b"{}")
         else:
             data = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        method = scope["path"].rsplit("/", 1)[-1]
+        if method in ("conversations.history", "conversations.replies"):
+            query = {k: v[0] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
+            await _json(send, 200, self._read_history(method, {**query, **data}))
+            return
+        if method != "chat.postMessage":
+            await _json(send, 200, {"ok": False, "error": "unknown_method"})
+            return
         channel = str(data.get("channel") or "")
         reply = Reply(
             channel=channel, text=str(data.get("text") or ""), at=at, thread_ts=str(data.get("thread_ts", ""))
@@ -122,7 +132,31 @@ class FakeSlack:
         if waiter is not None and not waiter.done():
             waiter.set_result(reply)
         ts = f"{time.time():.6f}"
+        message = {"type": "message", "text": reply.text, "ts": ts}
+        if reply.thread_ts:
+            message["thread_ts"] = reply.thread_ts
+        if isinstance(data.get("metadata"), dict):
+            message["metadata"] = data["metadata"]
+        self.history[channel].append(message)
         await _json(send, 200, {"ok": True, "channel": channel, "ts": ts, "message": {"text": reply.text, "ts": ts}})
+
+    def _read_history(self, method: str, args: dict) -> dict:
+        """Newest first, since ``oldest``, at most ``limit``; in a thread for ``conversations.replies``."""
+        self.history_reads += 1
+        try:
+            oldest, limit = float(args.get("oldest") or 0), int(args.get("limit") or 100)
+        except ValueError:
+            return {"ok": False, "error": "invalid_arguments"}
+        thread = str(args.get("ts") or "") if method == "conversations.replies" else ""
+        if method == "conversations.replies" and not thread:
+            return {"ok": False, "error": "thread_not_found"}
+        with_metadata = str(args.get("include_all_metadata") or "").lower() in ("1", "true")
+        found = [
+            {k: v for k, v in m.items() if with_metadata or k != "metadata"}
+            for m in reversed(self.history[str(args.get("channel") or "")])
+            if float(m["ts"]) >= oldest and (not thread or m.get("thread_ts") == thread)
+        ]
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
 
 
 async def _json(send, status: int, data: dict) -> None:
