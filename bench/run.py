@@ -444,6 +444,12 @@ def build_report(res: dict[str, Any]) -> str:
             )
             if r.get("timeouts") or r.get("duplicated"):
                 val += f" ({r.get('timeouts', 0)} timeouts, {r.get('duplicated', 0)} dup)"
+            pm = r.get("per_message") or {}
+            if pm:
+                val += (
+                    f"; per message: CPU web {f(pm.get('cpu_ms_web'))} + worker {f(pm.get('cpu_ms_celery'))} ms, "
+                    f"{f(pm.get('pg_transactions'))} PostgreSQL transactions"
+                )
         else:
             val = f"n/a: {r.get('error', 'no replies')}"
         lines.append(f"| 2 | closed loop, {c} users: overhead p50 / p99, throughput | {val} | — | — | |")
