@@ -106,6 +106,10 @@ def serve_fakes() -> None:
     platform = FakeServer()
     platform.route("POST", "/send", lambda req: (200, {"ok": True}))
     with platform, FakeOpenAI() as llm:
+        # The test fakes write headers and body separately without TCP_NODELAY: on a kept-alive
+        # connection every answer would then wait ~40 ms for a delayed ACK (a real server sets it).
+        for server in (platform, llm.server):
+            server._server.RequestHandlerClass.disable_nagle_algorithm = True
         llm.set(text=ANSWER)
         print(json.dumps({"llm": llm.url, "platform": platform.url}), flush=True)
         for line in sys.stdin:
@@ -157,10 +161,14 @@ class RedisCounter:
 
 
 def committed_transactions() -> int:
-    """PostgreSQL's count of committed + rolled back transactions in this database (from a
-    connection of its own; the stats collector lags, so callers wait before reading)."""
+    """PostgreSQL's count of committed + rolled back transactions in this database, read from a
+    connection of its own after this process's connection has flushed its counts (a backend
+    otherwise reports them only every second or, when idle, every ten)."""
     import psycopg
 
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")  # PostgreSQL 15+
+    time.sleep(0.2)
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)
     params.pop("context", None)
@@ -237,7 +245,6 @@ def bench_cost(channel, n: int, *, profile: bool = False, show_queries: bool = F
     counter = QueryCounter()
     kinds: Counter[str] = Counter()
     shown: list[str] = []
-    time.sleep(1.0)
     xact_before = committed_transactions()
     profiler = AllThreadsProfile() if profile else contextlib.nullcontext()
     with RedisCounter() as redis_counter, profiler:
@@ -252,13 +259,12 @@ def bench_cost(channel, n: int, *, profile: bool = False, show_queries: bool = F
             queries.append(counter.count)
             kinds.update(counter.kinds)
             handle_ms.append(total)
-            model_ms.append(_model_ms(row))
-            own_ms.append(total - model_ms[-1])
     redis_commands = redis_counter.count
-    time.sleep(1.5)  # the statistics collector flushes about once a second
-    # Two transactions of this bench per message (reading the reply's figures, above) and one of
-    # committed_transactions() itself are not the pipeline's.
-    xacts = committed_transactions() - xact_before - 2 * len(rows) - 1
+    # The flush statement itself is one transaction, not the pipeline's.
+    xacts = committed_transactions() - xact_before - 1
+    for row, total in zip(rows, handle_ms, strict=True):
+        model_ms.append(_model_ms(row))
+        own_ms.append(total - model_ms[-1])
     answered = InboundMessage.objects.filter(channel=channel, status="answered").count()
     result = {
         "messages": len(rows),

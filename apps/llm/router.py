@@ -119,32 +119,27 @@ def _bot_row(bot: Any) -> dict[str, Any]:
     return row if row is not None else {f: getattr(bot, f) for f in _BOT_FIELDS}
 
 
-def model_chain(bot: Any, language: str = "", *, row: dict[str, Any] | None = None) -> list[ModelSpec]:
+def _bot_fields(bot: Any) -> dict[str, Any]:
+    """The routing and caching settings of a ``bot`` object that was just read from the database."""
+    return {f: getattr(bot, f) for f in _BOT_FIELDS}
+
+
+def model_chain(
+    bot: Any, language: str = "", *, row: dict[str, Any] | None = None, configs: list[Any] | None = None
+) -> list[ModelSpec]:
     """Primary (per-language route first, then the bot's model, else the env default), then fallbacks.
 
     Reads the bot's model settings fresh from the database (``row``: already read by the caller),
     so a long-lived ``bot`` object (a web-chat socket's) still gets the models configured now. Only
-    the bot's own tenant's enabled models are used. One query besides the bot row.
+    the bot's own tenant's enabled models are used. One query besides the bot row, none when the
+    caller read the bot's usable model rows already (``configs``: ModelConfig rows of the bot's
+    tenant, enabled, that are its model, a fallback — with ``fb_position`` / ``fb_id`` — or a
+    language route's model; the pipeline's claim reads them in its own statement).
     """
-    from django.db.models import OuterRef, Q, Subquery
-
-    from apps.bots.models import BotFallback
-
-    from .models import ModelConfig
-
     row = row or _bot_row(bot)
     route = (row["language_routes"] or {}).get(language[:2]) if language else None
-    fallback = BotFallback.objects.filter(bot_id=bot.pk, model_id=OuterRef("pk")).order_by("position", "id")
-    wanted = Q(pk__in=BotFallback.objects.filter(bot_id=bot.pk).values("model_id"))
-    if row["model_id"]:
-        wanted |= Q(pk=row["model_id"])
-    if route:
-        wanted |= Q(name=route)
-    configs = list(
-        ModelConfig.objects.filter(wanted, tenant_id=row["tenant_id"], enabled=True)
-        .select_related("tenant")
-        .annotate(fb_position=Subquery(fallback.values("position")[:1]), fb_id=Subquery(fallback.values("id")[:1]))
-    )
+    if configs is None:
+        configs = _usable_configs(bot, row, route)
     chain: list[Any] = [c for c in configs if route and c.name == route]
     chain += [c for c in configs if c.pk == row["model_id"] and c not in chain]
     chain += sorted(
@@ -154,6 +149,26 @@ def model_chain(bot: Any, language: str = "", *, row: dict[str, Any] | None = No
     if not specs:
         specs = [ModelSpec.env_default()]
     return specs
+
+
+def _usable_configs(bot: Any, row: dict[str, Any], route: str | None) -> list[Any]:
+    from django.db.models import OuterRef, Q, Subquery
+
+    from apps.bots.models import BotFallback
+
+    from .models import ModelConfig
+
+    fallback = BotFallback.objects.filter(bot_id=bot.pk, model_id=OuterRef("pk")).order_by("position", "id")
+    wanted = Q(pk__in=BotFallback.objects.filter(bot_id=bot.pk).values("model_id"))
+    if row["model_id"]:
+        wanted |= Q(pk=row["model_id"])
+    if route:
+        wanted |= Q(name=route)
+    return list(
+        ModelConfig.objects.filter(wanted, tenant_id=row["tenant_id"], enabled=True)
+        .select_related("tenant")
+        .annotate(fb_position=Subquery(fallback.values("position")[:1]), fb_id=Subquery(fallback.values("id")[:1]))
+    )
 
 
 def failure_text(bot: Any) -> str:
@@ -469,6 +484,8 @@ def generate(
     on_token: Callable[[str], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     question: str | None = None,
+    models: list[Any] | None = None,
+    knowledge_stamp: str | None = None,
 ) -> Answer:
     """Answer ``messages`` (system prompt + context + the new turn) for ``bot``.
 
@@ -479,6 +496,11 @@ def generate(
     failure answers arrive as one piece). ``cancelled()``: polled while waiting; when it returns
     True the call stops and the Answer has ``cancelled=True``.
 
+    ``models`` (with ``knowledge_stamp``): ``bot`` and its usable model rows were just read from
+    the database together (see ``model_chain``), so neither is read again; ``knowledge_stamp`` is
+    the digest of the bot's knowledge entries read with them (see ``match_knowledge``). Without
+    them the bot's settings and models are read here, fresh.
+
     Never raises for provider trouble: the Answer then has ``failed=True`` and the failure text.
     Every model attempt is in ``Answer.attempts``.
     """
@@ -487,9 +509,9 @@ def generate(
     started = time.monotonic()
     tenant = bot.tenant.slug
     on_token = _guarded(on_token)
-    fresh = _bot_row(bot)
+    fresh = _bot_fields(bot) if models is not None else _bot_row(bot)
     fail_text = fresh["failure_text"] or DEFAULT_FAILURE_TEXT
-    specs = model_chain(bot, language, row=fresh)
+    specs = model_chain(bot, language, row=fresh, configs=models)
 
     def run() -> Answer:
         return _run_chain(
@@ -499,7 +521,7 @@ def generate(
     if question is None or not question.strip():
         return run()
 
-    entry = match_knowledge(bot, question)
+    entry = match_knowledge(bot, question, stamp=knowledge_stamp)
     metrics.record_cache_lookup(tenant=tenant, bot=bot.slug, kind="knowledge", hit=entry is not None)
     if entry is not None:
         if on_token is not None:

@@ -8,7 +8,7 @@ from apps.channels.platforms.registry import get_adapter
 from apps.llm import router
 from apps.llm.types import Answer
 
-from ..models import Conversation
+from ..models import Conversation, Message
 from .claim import Claim, lease_seconds
 from .context import build_context
 from .deliver import target_for
@@ -45,12 +45,16 @@ class Canceller:
         return self.cancelled
 
 
-def generate_answer(claim: Claim, conv: Conversation, *, language: str) -> Answer:
+def generate_answer(claim: Claim, conv: Conversation, *, language: str, turns: list[Message] | None = None) -> Answer:
     """Ask the model router for the answer to the conversation as it stands. Returns an ``Answer``
-    (``cancelled=True`` when the sender wrote again while it was being made)."""
+    (``cancelled=True`` when the sender wrote again while it was being made). ``turns``: the
+    context turns, when the caller read them already. The bot's models and knowledge digest read
+    with the claim are handed to the router, which then reads neither again."""
     inbound = claim.inbound
     bot = conv.bot
-    messages, question = build_context(conv, mask_pii=bot.pii_policy == bot.PiiPolicy.MASK, language=language)
+    messages, question = build_context(
+        conv, mask_pii=bot.pii_policy == bot.PiiPolicy.MASK, language=language, turns=turns
+    )
     adapter = get_adapter(inbound.channel.platform)
     on_token = None
     if adapter is not None:
@@ -59,7 +63,14 @@ def generate_answer(claim: Claim, conv: Conversation, *, language: str) -> Answe
     # ``question`` (context-free turns only) lets the router answer from a knowledge entry or the
     # answer cache, and share one model call among identical questions in flight.
     answer = router.generate(
-        bot=bot, messages=messages, language=language, on_token=on_token, cancelled=cancelled, question=question
+        bot=bot,
+        messages=messages,
+        language=language,
+        on_token=on_token,
+        cancelled=cancelled,
+        question=question,
+        models=claim.models if bot is inbound.channel.bot else None,
+        knowledge_stamp=claim.knowledge_stamp,
     )
     if cancelled.cancelled and not answer.cancelled:
         answer.cancelled = True

@@ -21,12 +21,14 @@ from apps.core.language import detect_language
 from apps.core.logging import log_context
 
 from ..commands import parse_command, text_for
-from ..models import Conversation, InboundMessage, Message
+from ..models import Conversation, InboundMessage
+from . import sql
 from .claim import Claim, claim_inbound
 from .commands import run_command
-from .deliver import send_reply, store_reply
+from .context import read_snapshot
+from .deliver import deliver, store_reply
 from .generate import generate_answer
-from .session import get_conversation, store_user_turn, touch_conversation
+from .session import get_conversation, store_user_turn
 from .turns import newer_turn, sender_rows
 
 logger = logging.getLogger(__name__)
@@ -74,13 +76,9 @@ def _handle(claim: Claim) -> None:
     inbound = claim.inbound
     bot = inbound.channel.bot
     if inbound.reply_id is not None:  # resumed after a crash: the answer exists, send it (once)
-        reply = inbound.reply
-        send_reply(inbound, reply)
-        claim.finish(S.RATE_LIMITED if inbound.refused_by else S.ANSWERED)
+        deliver(claim, inbound.reply, status=S.RATE_LIMITED if inbound.refused_by else S.ANSWERED)
         return
-    conv = inbound.conversation if inbound.conversation_id else get_conversation(inbound)
-    if conv.status != Conversation.Status.ACTIVE:
-        conv = get_conversation(inbound)
+    conv = _conversation(claim)
     conv.bot = bot
     with log_context(conversation=conv.pk):
         cmd = parse_command(inbound.text)
@@ -105,35 +103,38 @@ def _handle(claim: Claim) -> None:
             if wait > 0:
                 time.sleep(min(wait, bot.merge_window_ms / 1000))
                 waited = True
-        newer = newer_turn(inbound)
-        if newer is not None:
-            # The sender wrote again: the newer message is answered with the whole context, this
-            # turn included (merged), unless the newer one is /stop.
-            claim.finish(S.INTERRUPTED if parse_command(newer.text) is not None else S.MERGED)
-            return
-        if waited and not claim.touch():
-            return
-        _absorb_pending(inbound, conv)
+        turns = None
+        if sql.fast():
+            # One read: still ours? written again? earlier messages waiting? and the context turns.
+            snapshot = read_snapshot(inbound, claim.attempt, conv, since=conv.started_at)
+            if snapshot.newer is not None:
+                _overtaken(claim, snapshot.newer[1])
+                return
+            if not snapshot.owned:
+                return
+            turns = snapshot.turns
+            if snapshot.pending and _absorb_pending(inbound, conv, snapshot.pending):
+                turns = None  # the merged turns belong in the context: read it again
+        else:
+            newer = newer_turn(inbound)
+            if newer is not None:
+                _overtaken(claim, newer.text)
+                return
+            if waited and not claim.touch():
+                return
+            _absorb_pending(inbound, conv)
 
-        answer = generate_answer(claim, conv, language=language)
-        if answer.cancelled or newer_turn(inbound) is not None:
-            if answer.text and not answer.cancelled:
-                # Made but overtaken before it was sent: kept for review, out of the context.
-                Message.objects.create(
-                    conversation=conv,
-                    inbound=inbound,
-                    role=Message.Role.ASSISTANT,
-                    text=answer.text,
-                    source=answer.source,
-                    interrupted=True,
-                    language=language,
-                )
+        answer = generate_answer(claim, conv, language=language, turns=turns)
+        if answer.cancelled:
             claim.finish(S.INTERRUPTED)
             return
+        # Stored only if the sender has not written again meanwhile (else kept for review, out of
+        # the context, and the message is finished as interrupted).
         reply = store_reply(
             claim,
             conv,
             text=answer.text,
+            check_newer=True,
             language=language,
             model_config=answer.model_config,
             model_name=answer.model_name,
@@ -148,14 +149,33 @@ def _handle(claim: Claim) -> None:
             source=answer.source,
             failed=answer.failed,
         )
-        if reply is None:
+        if reply is None or reply.interrupted:
             return
-        send_reply(inbound, reply)
-        claim.finish(S.ANSWERED)
-        touch_conversation(conv, **({} if conv.language_pinned else {"language": language}))
+        deliver(claim, reply, status=S.ANSWERED, conv=conv, language=None if conv.language_pinned else language)
         elapsed = (timezone.now() - inbound.received_at).total_seconds()
         metrics.AI_RESPONSE_DURATION.labels(bot.tenant.slug, bot.slug, inbound.channel.platform).observe(elapsed)
         logger.info("message answered", extra={"inbound": inbound.pk, "elapsed_ms": int(elapsed * 1000)})
+
+
+def _conversation(claim: Claim) -> Conversation:
+    """The conversation ``claim.inbound`` belongs to: the one it is linked to (a resumed message)
+    while that is active, else its sender's active one unless idle too long, else a new one."""
+    inbound = claim.inbound
+    if not claim.prefetched:
+        conv = inbound.conversation if inbound.conversation_id else get_conversation(inbound)
+        if conv.status != Conversation.Status.ACTIVE:
+            conv = get_conversation(inbound)
+        return conv
+    conv = claim.conversation
+    if claim.linked and conv is not None and conv.status == Conversation.Status.ACTIVE:
+        return conv
+    return get_conversation(inbound, active=None if claim.linked else conv)
+
+
+def _overtaken(claim: Claim, newer_text: str) -> None:
+    """The sender wrote again before an answer was made: the newer message is answered with the
+    whole context, this turn included (merged), unless the newer one is /stop."""
+    claim.finish(S.INTERRUPTED if parse_command(newer_text) is not None else S.MERGED)
 
 
 def _language(conv: Conversation, text: str) -> str:
@@ -169,18 +189,23 @@ def _answer(claim: Claim, conv: Conversation, *, text: str, source: str, status:
     reply = store_reply(claim, conv, text=text, source=source, language=_language(conv, text))
     if reply is None:
         return
-    send_reply(claim.inbound, reply)
-    claim.finish(status)
+    deliver(claim, reply, status=status)
 
 
-def _absorb_pending(inbound: InboundMessage, conv: Conversation) -> None:
+def _absorb_pending(inbound: InboundMessage, conv: Conversation, pending: list[int] | None = None) -> bool:
     """Fold earlier messages of the same sender that no worker has picked up yet (their task is
-    still queued or held for the merge window) into this answer, so that none is left unanswered."""
-    pending = sender_rows(inbound).filter(
+    still queued or held for the merge window) into this answer, so that none is left unanswered.
+    ``pending``: their ids, when the caller read them already. Returns whether any was folded."""
+    rows = sender_rows(inbound).filter(
         pk__lt=inbound.pk, status=S.RECEIVED, interrupts=True, refused_by="", received_at__gte=conv.started_at
     )
-    for row in pending:
+    if pending is not None:
+        rows = rows.filter(pk__in=pending)
+    absorbed = False
+    for row in rows:
         if InboundMessage.objects.filter(pk=row.pk, status=S.RECEIVED).update(
             status=S.MERGED, finished_at=timezone.now(), conversation=conv
         ):
             store_user_turn(conv, row, language=conv.language)
+            absorbed = True
+    return absorbed

@@ -1,0 +1,95 @@
+"""The message path's hot statements, written as single PostgreSQL statements.
+
+Each ordinary message used to cost about twenty ORM round trips; the ones here fold several steps
+into one statement each (data-modifying CTEs, ``UPDATE … RETURNING``, joins), so that the database
+does the bookkeeping in a handful of round trips and this process compiles no ORM query on the
+way. Every statement is atomic on its own (one implicit transaction), and every write that needs
+the worker to still own its message carries the ownership condition (status processing + attempt
+number) in the same statement.
+
+On other databases (SQLite in the embedded setup) ``fast()`` is False and the pipeline uses the
+plain ORM steps it always had.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connection
+from django.db.models import Model
+
+
+def fast() -> bool:
+    """Whether the single-statement path applies (PostgreSQL)."""
+    return connection.vendor == "postgresql"
+
+
+class Shape:
+    """The columns of one model in a hand-written SELECT (``alias."column", …``) and how to turn
+    them back into an instance with the same conversions the ORM applies (decryption, JSON)."""
+
+    def __init__(self, model: type[Model], alias: str, fields: Sequence[str] | None = None) -> None:
+        self.model = model
+        self.alias = alias
+        meta = model._meta
+        self.fields = [meta.get_field(name) for name in fields] if fields else list(meta.concrete_fields)
+        self.attnames = [f.attname for f in self.fields]
+        self.sql = ", ".join(f'{alias}."{f.column}"' for f in self.fields)
+        self.width = len(self.fields)
+        self._converters: list[tuple[int, list, Any]] | None = None
+
+    def _conversions(self) -> list[tuple[int, list, Any]]:
+        if self._converters is None:
+            found = []
+            for index, field in enumerate(self.fields):
+                col = field.get_col(self.alias)
+                funcs = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+                if funcs:
+                    found.append((index, funcs, col))
+            self._converters = found
+        return self._converters
+
+    def build(self, values: Sequence[Any]) -> Any:
+        """The instance for ``values`` (this shape's slice of a row), or None for an outer join's
+        empty side (no primary key)."""
+        if values[0] is None:
+            return None
+        values = list(values)
+        for index, funcs, col in self._conversions():
+            value = values[index]
+            for func in funcs:
+                value = func(value, col, connection)
+            values[index] = value
+        return self.model.from_db(DEFAULT_DB_ALIAS, self.attnames, values)
+
+
+def split(row: Sequence[Any], shapes: Iterable[Shape]) -> list[Any]:
+    """Cut a joined row into instances, one per shape, in order; what follows is returned as is."""
+    out: list[Any] = []
+    at = 0
+    for shape in shapes:
+        out.append(shape.build(row[at : at + shape.width]))
+        at += shape.width
+    out.extend(row[at:])
+    return out
+
+
+def columns(shapes: Iterable[Shape]) -> str:
+    return ", ".join(shape.sql for shape in shapes)
+
+
+def fetch(sql: str, params: Sequence[Any] | dict[str, Any]) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def db_values(obj: Model, fields: Sequence[Any]) -> list[Any]:
+    """``obj``'s values for ``fields`` as the database takes them (encrypted, JSON adapted), without
+    ``pre_save``: values such as ``created_at`` are written as given."""
+    return [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in fields]
+
+
+def table(model: type[Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
