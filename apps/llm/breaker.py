@@ -64,11 +64,17 @@ def state_of(spec_or_config: Any) -> BreakerState:
 
 
 def allow(spec: Any) -> bool:
-    """May this call go to the model? False while the breaker is open (or another caller probes)."""
+    """May this call go to the model? False while the breaker is open (or another caller probes).
+
+    Reads the failure count with the open mark (one round trip); when neither is set, the spec
+    remembers it (``breaker_clean``) and a success then has nothing to reset."""
     key = breaker_key(spec)
     if not key:
         return True
-    open_until = cache.get(key + ":open")
+    found = cache.get_many([key + ":open", key + ":fails"])
+    if hasattr(spec, "breaker_clean"):
+        spec.breaker_clean = not found
+    open_until = found.get(key + ":open")
     if open_until is None:
         return True
     if time.time() < float(open_until):
@@ -79,7 +85,7 @@ def allow(spec: Any) -> bool:
 
 def record_success(spec: Any) -> None:
     key = breaker_key(spec)
-    if key:
+    if key and not getattr(spec, "breaker_clean", False):
         cache.delete_many([key + ":fails", key + ":open", key + ":probe"])
 
 

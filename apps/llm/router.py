@@ -53,6 +53,7 @@ class ModelSpec:
     config: Any = None  # the ModelConfig, when there is one
     tenant_slug: str = ""
     api_version: str = ""
+    breaker_clean: bool = False  # set by breaker.allow: no failure recorded, a success resets nothing
 
     def __repr__(self) -> str:  # never print the key
         return f"ModelSpec({self.name!r}, {self.provider!r}, {self.model!r})"

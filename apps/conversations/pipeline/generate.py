@@ -25,7 +25,9 @@ class Canceller:
     def __init__(self, claim: Claim) -> None:
         self.claim = claim
         self.cancelled = False
-        self._last_check = 0.0
+        # The database was asked "written again?" just before (the snapshot): the cache is first
+        # read one interval from now.
+        self._last_check = time.monotonic()
         self._last_touch = time.monotonic()
         self._touch_every = max(1.0, lease_seconds() / 4)
 

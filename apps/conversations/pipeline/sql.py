@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
 
 
@@ -40,6 +40,8 @@ class Shape:
         self._converters: list[tuple[int, list, Any]] | None = None
 
     def _conversions(self) -> list[tuple[int, list, Any]]:
+        # The converters are the fields' own (and the backend's, none on PostgreSQL): the same for
+        # every connection, so they are looked up once and called with the caller's connection.
         if self._converters is None:
             found = []
             for index, field in enumerate(self.fields):
@@ -50,26 +52,28 @@ class Shape:
             self._converters = found
         return self._converters
 
-    def build(self, values: Sequence[Any]) -> Any:
+    def build(self, values: Sequence[Any], conn: Any = None) -> Any:
         """The instance for ``values`` (this shape's slice of a row), or None for an outer join's
         empty side (no primary key)."""
         if values[0] is None:
             return None
+        conn = conn or connections[DEFAULT_DB_ALIAS]
         values = list(values)
         for index, funcs, col in self._conversions():
             value = values[index]
             for func in funcs:
-                value = func(value, col, connection)
+                value = func(value, col, conn)
             values[index] = value
         return self.model.from_db(DEFAULT_DB_ALIAS, self.attnames, values)
 
 
 def split(row: Sequence[Any], shapes: Iterable[Shape]) -> list[Any]:
     """Cut a joined row into instances, one per shape, in order; what follows is returned as is."""
+    conn = connections[DEFAULT_DB_ALIAS]
     out: list[Any] = []
     at = 0
     for shape in shapes:
-        out.append(shape.build(row[at : at + shape.width]))
+        out.append(shape.build(row[at : at + shape.width], conn))
         at += shape.width
     out.extend(row[at:])
     return out
@@ -80,15 +84,17 @@ def columns(shapes: Iterable[Shape]) -> str:
 
 
 def fetch(sql: str, params: Sequence[Any] | dict[str, Any]) -> list[tuple]:
+    """Run one statement that returns rows (a SELECT, or a write with RETURNING) and fetch them."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
+        return cursor.fetchall()
 
 
 def db_values(obj: Model, fields: Sequence[Any]) -> list[Any]:
     """``obj``'s values for ``fields`` as the database takes them (encrypted, JSON adapted), without
     ``pre_save``: values such as ``created_at`` are written as given."""
-    return [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in fields]
+    conn = connections[DEFAULT_DB_ALIAS]
+    return [field.get_db_prep_save(getattr(obj, field.attname), conn) for field in fields]
 
 
 def table(model: type[Model]) -> str:
