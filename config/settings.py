@@ -261,6 +261,8 @@ PARLEY_WEBHOOK_THREADS = env.int("PARLEY_WEBHOOK_THREADS", default=8)
 # Seconds a web process reuses a webhook's channel lookup; a channel disabled (or re-keyed) in
 # another process is refused within this time. 0 looks the channel up on every request.
 PARLEY_CHANNEL_CACHE_SECONDS = env.float("PARLEY_CHANNEL_CACHE_SECONDS", default=5.0)
+# Seconds a Slack send may take before its outcome counts as unknown (docs/platforms.md).
+SLACK_SEND_TIMEOUT = env.float("SLACK_SEND_TIMEOUT", default=10.0)
 
 # --- Logging: one JSON object per line on stdout --------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
