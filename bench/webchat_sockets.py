@@ -1,14 +1,16 @@
 """Web-chat benchmark: idle sockets one Parley process holds per GiB, and message round trips.
 
-    .venv/bin/python bench/webchat_sockets.py [--sockets 2000] [--layer-rtts 300] [--messages 40]
+    .venv/bin/python bench/webchat_sockets.py [--sockets 2000] [--concurrency 50] [--layer-rtts 300] [--messages 40]
 
 Production shape: PostgreSQL + channels-redis. It uses its own database (BENCH_DATABASE_URL, default
 ``postgres://postgres@127.0.0.1:5432/parley_webchat_bench``, created and migrated if missing) and
 REDIS_URL (default ``redis://127.0.0.1:6379/5``). It starts one uvicorn process serving
 ``config.asgi`` on 127.0.0.1 (tasks on its in-process pool, so no Celery worker is needed), then:
 
-1. opens ``--sockets`` idle chat sockets (each with its own visitor token, Origin allowed) and reads
-   the server's resident memory (VmRSS) before and after → KiB per socket and sockets per GiB;
+1. opens ``--sockets`` idle chat sockets (each with its own visitor token, Origin allowed),
+   ``--concurrency`` handshakes at a time, each complete when its ``history`` frame arrives →
+   sockets per second, handshake times, and the server's CPU seconds per 1,000 handshakes; reads
+   the server's resident memory (VmRSS) before and after → MiB per 1,000 sockets and sockets per GiB;
 2. layer round trip: this process publishes a frame to a conversation's group through
    channels-redis — what a Celery worker on another machine does — and times its arrival on the
    socket;
@@ -95,13 +97,18 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def start_server(port: int) -> subprocess.Popen:
+def start_server(port: int, *, deflate: bool = True) -> subprocess.Popen:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -117,6 +124,8 @@ def start_server(port: int) -> subprocess.Popen:
             "--log-level",
             "warning",
             "--no-access-log",
+            "--ws-per-message-deflate",
+            str(deflate).lower(),
         ],
         cwd=ROOT,
         env=ENV,
@@ -172,16 +181,22 @@ async def run(args, channel, visitors, pid: int, port: int) -> dict:
     await asyncio.sleep(1)
     base = rss_kib(pid)
 
-    gate = asyncio.Semaphore(50)
+    gate = asyncio.Semaphore(args.concurrency)
+    handshakes: list[float] = []
 
     async def one(token: str):
         async with gate:
-            return await open_socket(url, token)
+            began = time.perf_counter()
+            ws = await open_socket(url, token)
+            handshakes.append((time.perf_counter() - began) * 1000)
+            return ws
 
+    cpu_before = cpu_seconds(pid)
     started = time.perf_counter()
     # In visitor order: socket i belongs to visitors[i]'s conversation.
     sockets = await asyncio.gather(*(one(token) for token, _ in visitors[: args.sockets]))
     connect_s = time.perf_counter() - started
+    connect_cpu = cpu_seconds(pid) - cpu_before
     await asyncio.sleep(2)
     loaded = rss_kib(pid)
     per_socket_kib = (loaded - base) / len(sockets)
@@ -211,9 +226,18 @@ async def run(args, channel, visitors, pid: int, port: int) -> dict:
         await ws.close()
     return {
         "sockets": len(sockets),
+        "concurrency": args.concurrency,
         "connect_seconds": round(connect_s, 2),
+        "sockets_per_second": round(len(sockets) / connect_s, 1),
+        "handshake_ms": {
+            "p50": round(statistics.median(handshakes), 1),
+            "p99": round(pct(handshakes, 99), 1),
+            "max": round(max(handshakes), 1),
+        },
+        "server_cpu_s_per_1000": round(connect_cpu / len(sockets) * 1000, 2),
         "rss_base_mib": round(base / 1024, 1),
         "rss_loaded_mib": round(loaded / 1024, 1),
+        "mib_per_1000": round((loaded - base) / 1024 / len(sockets) * 1000, 1),
         "kib_per_socket": round(per_socket_kib, 1),
         "sockets_per_gib": int(1024 * 1024 / per_socket_kib) if per_socket_kib > 0 else None,
         "layer_rtt_ms": {
@@ -234,6 +258,13 @@ async def run(args, channel, visitors, pid: int, port: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sockets", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=50, help="handshakes in flight at once")
+    parser.add_argument(
+        "--no-deflate",
+        action="store_true",
+        help="serve without permessage-deflate (uvicorn --ws-per-message-deflate false): its per-socket "
+        "compressor is most of what an idle socket weighs",
+    )
     parser.add_argument("--layer-rtts", type=int, default=300)
     parser.add_argument("--messages", type=int, default=40)
     args = parser.parse_args()
@@ -252,7 +283,7 @@ def main() -> None:
         visitors.append((issued.token, issued.visitor.chat_id))
 
     port = free_port()
-    server = start_server(port)
+    server = start_server(port, deflate=not args.no_deflate)
     try:
         result = asyncio.run(run(args, channel, visitors, server.pid, port))
     finally:
@@ -261,6 +292,7 @@ def main() -> None:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+    result["permessage_deflate"] = not args.no_deflate
     result["python"] = sys.version.split()[0]
     result["cpus"] = os.cpu_count()
     print(json.dumps(result, indent=2))
