@@ -7,6 +7,11 @@ and the visitor's token travels as a WebSocket subprotocol (``parley.auth.<token
 
 Frames are JSON objects; see ``docs/webchat.md``. Every bad frame is answered with an ``error``
 frame and the socket stays open, except a sustained flood, which is closed with 4429.
+
+A handshake costs one shared, short-lived channel lookup (``services.socket_channel``) and one
+history read; database work runs on the web chat's own thread pool (``services.run_db``), so many
+visitors connect at once. What a socket keeps while idle is small: the channel (shared by every
+socket opened from the same lookup), the visitor, its group name and a flood guard.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import time
 import uuid
 from typing import Any
 
-from channels.db import database_sync_to_async
+from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -44,6 +50,8 @@ class FloodGuard:
     """Per-socket token bucket: ``burst`` frames at once, refilled at ``rate`` per second. Kept in
     the consumer (not the cache) because a socket lives in one process; the pipeline's own per-user
     and per-bot limits still apply to the messages that get through."""
+
+    __slots__ = ("burst", "rate", "stamp", "strikes", "tokens")
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
@@ -78,7 +86,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         register_server_loop(asyncio.get_running_loop())
         key = self.scope["url_route"]["kwargs"]["key"]
-        self.channel_obj = await database_sync_to_async(services.webchat_channel)(key=key)
+        self.channel_obj = await services.socket_channel(key)
         if self.channel_obj is None:
             await self.close()  # before accept: the upgrade is answered with 403
             return
@@ -101,8 +109,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         await self.channel_layer.group_add(self.group, self.channel_name)
         metrics.WEBCHAT_SOCKETS.inc()
-        history = await database_sync_to_async(services.history_for)(channel=self.channel_obj, visitor=self.visitor)
+        history = await services.run_db(services.history_for, channel=self.channel_obj, visitor=self.visitor)
         await self.send_frame({"type": "history", "messages": history})
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' own dispatch first closes the old database connections of the process's single
+        # thread-sensitive thread, i.e. one hop to that thread per event (handshake, frame, published
+        # frame) of every socket. This consumer never uses that thread: its database work runs on
+        # ``services.run_db``, which closes its own connections. So the hop is left out.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        # As Channels' version, less the connection-closing hop (see ``dispatch``); ``self.groups``
+        # is unused here (the conversation's group is left in ``disconnect``).
+        await self.disconnect(message.get("code", 1000))
+        raise StopConsumer()
 
     async def disconnect(self, code: int) -> None:
         if self.group:
@@ -174,8 +198,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Typing goes out before the message is stored: every tab of the visitor shows it, and it can
         # never arrive after an answer that a fast pipeline already produced.
         await self.channel_layer.group_send(self.group, {"type": FRAME_EVENT, "frame": {"type": "typing"}})
-        new = await database_sync_to_async(services.message_accept)(
-            channel=self.channel_obj, visitor=self.visitor, client_id=client_id, text=text.strip(), trace_id=trace_id
+        new = await services.run_db(
+            services.message_accept,
+            channel=self.channel_obj,
+            visitor=self.visitor,
+            client_id=client_id,
+            text=text.strip(),
+            trace_id=trace_id,
         )
         await self.send_frame({"type": "ack", "id": client_id, "duplicate": not new})
 
@@ -185,8 +214,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.error("bad_frame", "Feedback needs a 'message_id' and a 'rating' of 'up' or 'down'.")
             return
         try:
-            await database_sync_to_async(services.feedback_record)(
-                channel=self.channel_obj, visitor=self.visitor, message_ref=message_ref, rating=rating
+            await services.run_db(
+                services.feedback_record,
+                channel=self.channel_obj,
+                visitor=self.visitor,
+                message_ref=message_ref,
+                rating=rating,
             )
         except services.FeedbackNotFound:
             await self.error("not_found", "That answer cannot be rated.", id=message_ref)

@@ -1,25 +1,41 @@
 """Web-chat services: visitor identity tokens, origin checks, storing messages, history, feedback.
 
-The consumer and the views stay thin and call these. Everything here is synchronous (the consumer
-wraps calls in ``database_sync_to_async``).
+The consumer and the views stay thin and call these. Everything here is synchronous except
+``run_db`` and ``socket_channel``, which the consumer uses to do its database work off the event loop.
+
+Socket database work runs on a small pool of long-lived threads of its own (``WEBCHAT_DB_THREADS``,
+default 4), not on the process's single thread-sensitive executor: a burst of handshakes is served
+that many at a time instead of one at a time, and the pool also bounds how many database connections
+the sockets of one process hold at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
+import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections, connection
+from django.db.models.signals import post_delete, post_save
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import Token
 
+from apps.bots.models import Bot
 from apps.channels.models import Channel
 from apps.channels.platforms.base import Inbound
+from apps.tenants.models import Tenant
 
 #: Client message ids (uuids made by the widget): short, URL- and log-safe.
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -87,7 +103,7 @@ class _RefreshableToken(VisitorToken):
         return refresh_window()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Visitor:
     """Who is on a socket: the channel key, the visitor id and the conversation (chat) id."""
 
@@ -156,6 +172,118 @@ def webchat_channel(*, key: str) -> Channel | None:
     )
 
 
+def channel_cache_seconds() -> float:
+    """How long one process reuses a channel lookup for socket handshakes
+    (``WEBCHAT_CHANNEL_CACHE_SECONDS``, default 5; 0 looks the channel up on every handshake).
+
+    So a burst of visitors opening the chat costs one query, not one each. The price: a channel that
+    is disabled (or whose bot or tenant is), whose allowed origins change, or that is created with a
+    key just tried, is seen by the handshakes of *other* web processes at most this many seconds
+    later. A save through the admin or
+    the ORM in the same process (``post_save``/``post_delete`` of a channel, bot or tenant) forgets
+    the process's lookups at once; queryset ``update()`` calls send no signal and wait out the time.
+    Sockets that are already open keep the channel they were opened with, as before."""
+    return max(0.0, float(_setting("WEBCHAT_CHANNEL_CACHE_SECONDS", 5.0)))
+
+
+_R = TypeVar("_R")
+_db_executor: ThreadPoolExecutor | None = None
+_db_executor_lock = threading.Lock()
+
+
+def db_executor() -> ThreadPoolExecutor:
+    """The process's pool of threads for web-chat socket database work (made on first use)."""
+    global _db_executor
+    with _db_executor_lock:
+        if _db_executor is None:
+            workers = max(1, int(_setting("WEBCHAT_DB_THREADS", 4)))
+            _db_executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webchat-db")
+        return _db_executor
+
+
+def _closing(func: Callable[..., _R], kwargs: dict[str, Any]) -> _R:
+    # Like channels' database_sync_to_async: the thread's connection is closed (with the pool:
+    # handed back) before and after, so an idle thread holds none and a broken one is not reused.
+    close_old_connections()
+    try:
+        return func(**kwargs)
+    finally:
+        close_old_connections()
+
+
+async def run_db(func: Callable[..., _R], /, **kwargs: Any) -> _R:
+    """Run the synchronous ``func(**kwargs)`` on the web-chat database threads."""
+    return await sync_to_async(_closing, thread_sensitive=False, executor=db_executor())(func, kwargs)
+
+
+class SocketChannels:
+    """``webchat_channel`` for socket handshakes, remembered per process for
+    ``channel_cache_seconds()`` (unknown keys too: a flood of made-up keys costs one query per key
+    and period). Concurrent handshakes for a key that is not remembered wait for one shared lookup.
+    Every socket opened from one lookup shares the same (read-only) ``Channel`` instance."""
+
+    MAX_KEYS = 1024
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, Channel | None]] = {}
+        self._loading: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[Channel | None]] = {}
+        self._generation = 0
+
+    def clear(self) -> None:
+        """Forget every lookup, and make lookups in flight not remember what they read. (Called from
+        any thread: a fresh dict, so no other thread is left iterating one that changes.)"""
+        self._generation += 1
+        self._entries = {}
+
+    async def get(self, key: str) -> Channel | None:
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1]
+        loop = asyncio.get_running_loop()
+        slot = (loop, key)
+        task = self._loading.get(slot)
+        if task is None:
+            task = loop.create_task(self._load(key))
+            self._loading[slot] = task
+            task.add_done_callback(lambda done: self._loaded(slot, done))
+        # Shielded: a visitor who gives up does not cancel the lookup the others are waiting for.
+        return await asyncio.shield(task)
+
+    def _loaded(self, slot: tuple[asyncio.AbstractEventLoop, str], task: asyncio.Task[Channel | None]) -> None:
+        if self._loading.get(slot) is task:
+            del self._loading[slot]
+        if not task.cancelled():
+            task.exception()  # retrieved here too, in case every waiter has gone
+
+    async def _load(self, key: str) -> Channel | None:
+        generation = self._generation
+        channel = await run_db(webchat_channel, key=key)
+        ttl = channel_cache_seconds()
+        if ttl > 0 and generation == self._generation:
+            if key not in self._entries and len(self._entries) >= self.MAX_KEYS:
+                self._entries.pop(next(iter(self._entries)), None)
+            self._entries[key] = (time.monotonic() + ttl, channel)
+        return channel
+
+
+socket_channels = SocketChannels()
+
+
+async def socket_channel(key: str) -> Channel | None:
+    """The enabled web-chat channel with this key (see ``webchat_channel``), for a socket handshake:
+    from this process's short-lived memo (``channel_cache_seconds``) or one shared query."""
+    return await socket_channels.get(key)
+
+
+def _forget_channels(**_kwargs: Any) -> None:
+    socket_channels.clear()
+
+
+for _model in (Channel, Bot, Tenant):
+    post_save.connect(_forget_channels, sender=_model, dispatch_uid=f"webchat-forget-{_model.__name__}-save")
+    post_delete.connect(_forget_channels, sender=_model, dispatch_uid=f"webchat-forget-{_model.__name__}-delete")
+
+
 def _netloc(url: str) -> str:
     try:
         return (urlsplit(url).netloc or "").lower()
@@ -209,12 +337,44 @@ def _thumb(rating: int | None) -> str | None:
     return "up" if rating >= 4 else "down" if rating <= 2 else None
 
 
+@lru_cache(maxsize=4)
+def _history_probe_sql(vendor: str) -> str:
+    from apps.conversations.models import Conversation, InboundMessage
+
+    q = connection.ops.quote_name
+
+    def rows_of(model: Any, *, pending: bool = False) -> str:
+        column = {name: q(model._meta.get_field(name).column) for name in ("channel", "chat_id", "user_id", "status")}
+        where = f"{column['channel']} = %s AND {column['chat_id']} = %s AND {column['user_id']} = %s"
+        if pending:
+            where += f" AND {column['status']} IN (%s, %s)"
+        return f"SELECT 1 FROM {q(model._meta.db_table)} WHERE {where}"  # noqa: S608 - names from the models
+
+    return f"SELECT 1 WHERE EXISTS ({rows_of(Conversation)}) OR EXISTS ({rows_of(InboundMessage, pending=True)})"
+
+
+def _has_history(*, channel: Channel, visitor: Visitor) -> bool:
+    """Whether the visitor has a conversation in this chat or a message waiting for the pipeline:
+    without either there is no history. One small query, written out in SQL because building it
+    with the ORM costs several times the CPU of running it, and most of a burst of handshakes are
+    first visits that stop here."""
+    from apps.conversations.models import InboundMessage
+
+    who = [channel.pk, visitor.chat_id, visitor.visitor_id]
+    pending = [InboundMessage.Status.RECEIVED.value, InboundMessage.Status.PROCESSING.value]
+    with connection.cursor() as cursor:
+        cursor.execute(_history_probe_sql(connection.vendor), [*who, *who, *pending])
+        return cursor.fetchone() is not None
+
+
 def history_for(*, channel: Channel, visitor: Visitor, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
     """The visitor's latest ``limit`` turns in this chat, oldest first, as widget frames:
     ``{id, role, text, reply_to, rating}`` (``rating`` "up"/"down"/None on answers). Messages still
     waiting for the pipeline are included as user turns so a reload does not hide them."""
     from apps.conversations.models import Feedback, InboundMessage, Message
 
+    if not _has_history(channel=channel, visitor=visitor):
+        return []
     turns = list(
         Message.objects.filter(
             conversation__channel=channel,
