@@ -27,16 +27,19 @@ def get_conversation(inbound: InboundMessage, *, active: Conversation | None = _
     channel = inbound.channel
     bot = channel.bot
     user_key = "" if inbound.is_group else inbound.user_id
-    query = Conversation.objects.filter(
-        channel=channel, chat_id=inbound.chat_id, user_id=user_key, status=Conversation.Status.ACTIVE
-    ).select_related("bot", "tenant")
-    conv = query.first() if active is _UNSET else active
+
+    def query():  # built only when needed: most messages come with ``active`` read already
+        return Conversation.objects.filter(
+            channel=channel, chat_id=inbound.chat_id, user_id=user_key, status=Conversation.Status.ACTIVE
+        ).select_related("bot", "tenant")
+
+    conv = query().first() if active is _UNSET else active
     idle_since = timezone.now() - timedelta(minutes=bot.idle_timeout_minutes)
     if conv is not None and conv.last_activity_at < idle_since:
         Conversation.objects.filter(pk=conv.pk, last_activity_at__lt=idle_since).update(
             status=Conversation.Status.CLOSED
         )
-        conv = query.first()
+        conv = query().first()
     if conv is None:
         conv = Conversation(
             tenant=bot.tenant,
@@ -48,7 +51,7 @@ def get_conversation(inbound: InboundMessage, *, active: Conversation | None = _
             is_group=inbound.is_group,
         )
         if not _insert_unless_active(conv):
-            conv = query.get()  # another worker started it a moment ago
+            conv = query().get()  # another worker started it a moment ago
     else:
         if conv.bot_id == bot.pk:
             conv.bot = bot
