@@ -261,6 +261,10 @@ PARLEY_WEBHOOK_THREADS = env.int("PARLEY_WEBHOOK_THREADS", default=8)
 # Seconds a web process reuses a webhook's channel lookup; a channel disabled (or re-keyed) in
 # another process is refused within this time. 0 looks the channel up on every request.
 PARLEY_CHANNEL_CACHE_SECONDS = env.float("PARLEY_CHANNEL_CACHE_SECONDS", default=5.0)
+# Web-chat sockets: threads per web process for their database work, and seconds a channel lookup
+# is reused by new sockets (a channel changed in another process reaches new sockets within it).
+WEBCHAT_DB_THREADS = env.int("WEBCHAT_DB_THREADS", default=4)
+WEBCHAT_CHANNEL_CACHE_SECONDS = env.float("WEBCHAT_CHANNEL_CACHE_SECONDS", default=5.0)
 # Seconds a Slack send may take before its outcome counts as unknown (docs/platforms.md).
 SLACK_SEND_TIMEOUT = env.float("SLACK_SEND_TIMEOUT", default=10.0)
 
