@@ -332,7 +332,8 @@ def start_profilers(pids: dict[str, int], seconds: float) -> list[tuple[str, sub
     for label, pid in pids.items():
         path = OUT / f"profile-{label}.txt"
         argv = [str(spy), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200"]
-        argv += ["--format", "raw", "--output", str(path), "--nonblocking", "--threads"]
+        # --gil: only the thread holding the GIL is sampled, so the profile is CPU, not waiting.
+        argv += ["--format", "raw", "--output", str(path), "--nonblocking", "--threads", "--gil"]
         popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         out.append((label, popen, path))
     return out
@@ -738,6 +739,7 @@ def run(args: argparse.Namespace, skip: set[str], res: dict[str, Any]) -> None:
     )
     celery_argv = [str(BIN / "celery"), "-A", "config", "worker", "-P", "threads", "-c", str(args.celery_concurrency)]
     celery_argv += ["-Q", "default,llm,webhooks", "-l", "INFO", "-n", f"bench-{os.getpid()}@%h"]
+    celery_argv += os.environ.get("BENCH_CELERY_ARGS", "").split()
     celery = procs.start("celery", celery_argv, env=celery_env, log_dir=LOGS, cwd=ROOT)
     procs.wait_until(lambda: http_ok(f"http://127.0.0.1:{web_port}/healthz"), timeout=60, what="/healthz", proc=web)
     target = f"http://127.0.0.1:{web_port}"
