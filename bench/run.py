@@ -722,10 +722,8 @@ def run(args: argparse.Namespace, skip: set[str], res: dict[str, Any]) -> None:
         web_only_env = {**web_env, "BENCH_DB_POOL_MAX": "16"}
         celery_env = {**web_env, "BENCH_DB_POOL_MAX": str(args.celery_concurrency + 4)}
     else:
-        # Under ASGI every request runs in its own thread (Django's ThreadSensitiveContext), so a
-        # persistent connection is left behind per request and PostgreSQL runs out of connections
-        # ("too many clients") within seconds at 50 msg/s. The web process must not keep them.
-        # Celery's threads are long-lived: they keep theirs (settings' default, 60 s).
+        # Only used when the pool is turned off (DB_POOL_MAX_SIZE=0): Django's other requests run
+        # on a new thread each and must not leave persistent connections behind.
         web_only_env = {**web_env, "DB_CONN_MAX_AGE": os.environ.get("BENCH_WEB_CONN_MAX_AGE", "0")}
         celery_env = web_env
     # Settings with a connection pool (DB_POOL_MAX_SIZE) size it per process: each Celery thread

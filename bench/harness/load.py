@@ -259,8 +259,7 @@ async def post(
 ) -> None:
     """Send one webhook. With ``gate`` (open loop) ``sent.started`` is the scheduled send time set
     by the caller, so time spent waiting for a free connection counts against the server, not
-    hidden (no coordinated omission); the gate keeps httpx's pool from ever queueing requests
-    itself."""
+    hidden (no coordinated omission); the gate bounds the requests in flight."""
     body, headers = hooks.request(channel=sent.channel, user=user, text=text)
     if gate is None:
         sent.started = time.monotonic()
