@@ -14,10 +14,11 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from apps.channels.asgi import WebhookLane  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
+webhook_lane = WebhookLane(django_asgi_app)
 application = ProtocolTypeRouter(
     {
         # /webhooks/… skip the middleware stack and run on long-lived threads (apps/channels/asgi.py).
-        "http": WebhookLane(django_asgi_app),
+        "http": webhook_lane,
         # Origin checks are per channel (its allowed origins), done by the consumer itself.
         "websocket": URLRouter(websocket_urlpatterns),
     }

@@ -21,11 +21,13 @@ Under WSGI (or Django's test client) the URL is served by the ordinary Django vi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import io
 import json
 import logging
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -109,6 +111,26 @@ class WebhookLane:
         if self._executor is None:  # created lazily: after a fork, in the process that serves
             self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="parley-webhook")
         return self._executor
+
+    def close_connections(self, timeout: float = 10.0) -> None:
+        """Close the database connections the lane's threads keep (for a clean shutdown, and for
+        tests that drop their database afterwards). Each thread gets exactly one closing job: they
+        all wait at one barrier, so no thread can take two."""
+        executor = self._executor
+        if executor is None:
+            return
+        threads = len(getattr(executor, "_threads", ())) or 0
+        if threads == 0:
+            return
+        barrier = threading.Barrier(threads)
+
+        def close() -> None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout)
+            connections.close_all()
+
+        for future in [executor.submit(close) for _ in range(threads)]:
+            future.result(timeout + 5)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         match = _PATH.fullmatch(scope.get("path", "")) if scope["type"] == "http" else None

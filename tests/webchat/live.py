@@ -47,6 +47,9 @@ class LiveParley:
         if self._thread is not None:
             self._thread.join(timeout=20)
         self._server = self._thread = None
+        from config.asgi import webhook_lane
+
+        webhook_lane.close_connections()  # its threads keep theirs; the test database is dropped later
 
     def restart(self) -> None:
         self.stop()
