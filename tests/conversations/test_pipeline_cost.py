@@ -178,3 +178,30 @@ def test_a_resumed_message_in_a_closed_conversation_starts_a_new_one(make_setup,
     row.refresh_from_db()
     assert row.status == S.ANSWERED and row.conversation_id != old.pk
     assert Conversation.objects.get(pk=row.conversation_id).status == Conversation.Status.ACTIVE
+
+
+@pytest.mark.skipif(not REAL_BACKENDS, reason="the single-statement path is PostgreSQL's")
+def test_an_earlier_message_claimed_by_another_worker_is_in_the_answer(make_setup, platform_api, llm):
+    """Two quick messages handled by two workers at once: the newer one's answer waits for the
+    older one's turn (stored a moment later by the other worker) instead of answering without it."""
+    from apps.conversations.pipeline.claim import claim_inbound
+    from apps.conversations.pipeline.session import get_conversation, store_user_turn
+
+    _, channel = make_setup(merge_window_ms=0)
+    older = _stored(channel, "m-1", "about my order")
+    newer = _stored(channel, "m-2", "number 42")
+    other = claim_inbound(older.pk)  # another worker holds it, its turn not stored yet
+    assert other is not None
+
+    def other_worker() -> None:
+        time.sleep(0.3)
+        conv = get_conversation(other.inbound)
+        store_user_turn(conv, other.inbound, first_attempt=True)
+        connection.close()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    process_inbound(newer.pk)
+    thread.join()
+    contents = [m["content"] for m in llm.requests[0].json()["messages"] if m["role"] == "user"]
+    assert contents == ["about my order", "number 42"]

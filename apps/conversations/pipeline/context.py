@@ -106,6 +106,9 @@ class Snapshot:
     newer: tuple[int, str] | None  # (id, text) of the sender's oldest newer interrupting message
     pending: list[int] = field(default_factory=list)  # earlier messages of the sender not yet picked up
     turns: list[Message] = field(default_factory=list)  # context_turns(), oldest first
+    # Earlier messages of the sender that another worker has claimed but whose turn is not stored
+    # yet: their text belongs in this answer's context, so the caller waits for it briefly.
+    in_flight: list[int] = field(default_factory=list)
 
 
 @cache
@@ -127,7 +130,10 @@ FROM (SELECT
      FROM {inbound} i
      WHERE i.channel_id = %(channel)s AND i.chat_id = %(chat)s AND i.user_id = %(user)s
        AND i.interrupts AND i.refused_by = ''
-       AND (i.id > %(id)s OR (i.id < %(id)s AND i.status = %(received)s AND i.received_at >= %(since)s))
+       AND (i.id > %(id)s
+            OR (i.id < %(id)s AND i.status = %(received)s AND i.received_at >= %(since)s)
+            OR (i.id < %(id)s AND i.status = %(processing)s AND i.received_at >= %(in_flight_since)s
+                AND NOT EXISTS (SELECT 1 FROM {message} u WHERE u.inbound_id = i.id AND u.role = %(user_role)s)))
     ) AS sender
 ) s
 LEFT JOIN LATERAL (
@@ -141,7 +147,9 @@ LEFT JOIN LATERAL (
 """  # noqa: S608 - names from the models' metadata and constants; every value is a bound parameter
 
 
-def read_snapshot(inbound: InboundMessage, attempt: int, conv: Conversation, *, since: datetime) -> Snapshot:
+def read_snapshot(
+    inbound: InboundMessage, attempt: int, conv: Conversation, *, since: datetime, in_flight_since: datetime
+) -> Snapshot:
     """In one statement (PostgreSQL): whether this worker still owns ``inbound`` (claim ``attempt``),
     its sender's newer interrupting message if any (``newer_turn``), the sender's earlier messages
     still waiting to be picked up since ``since`` (to be merged into this answer), and the context
@@ -157,6 +165,7 @@ def read_snapshot(inbound: InboundMessage, attempt: int, conv: Conversation, *, 
             "chat": inbound.chat_id,
             "user": inbound.user_id,
             "since": since,
+            "in_flight_since": in_flight_since,
             "conversation": conv.pk,
             "user_role": Message.Role.USER,
             "assistant_role": Message.Role.ASSISTANT,
@@ -169,4 +178,5 @@ def read_snapshot(inbound: InboundMessage, attempt: int, conv: Conversation, *, 
     turns.reverse()
     newer = next(((pk, text) for pk, text, _ in sender if pk > inbound.pk), None)
     pending = [pk for pk, _, status in sender if pk < inbound.pk and status == InboundMessage.Status.RECEIVED]
-    return Snapshot(owned=bool(owned), newer=newer, pending=pending, turns=turns)
+    in_flight = [pk for pk, _, status in sender if pk < inbound.pk and status == InboundMessage.Status.PROCESSING]
+    return Snapshot(owned=bool(owned), newer=newer, pending=pending, turns=turns, in_flight=in_flight)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from datetime import timedelta
 
 from django.db import DatabaseError
 from django.utils import timezone
@@ -33,6 +34,11 @@ from .turns import newer_turn, sender_rows
 
 logger = logging.getLogger(__name__)
 S = InboundMessage.Status
+
+#: An earlier message of the same sender, claimed by another worker, is waited for (up to
+#: ``IN_FLIGHT_WAIT_S``) when it arrived at most the merge window plus this long before.
+IN_FLIGHT_GRACE_MS = 2000
+IN_FLIGHT_WAIT_S = 1.0
 
 #: Messages longer than this are answered at once, not held for the merge window.
 MERGE_MAX_CHARS = 500
@@ -106,7 +112,17 @@ def _handle(claim: Claim) -> None:
         turns = None
         if sql.fast():
             # One read: still ours? written again? earlier messages waiting? and the context turns.
-            snapshot = read_snapshot(inbound, claim.attempt, conv, since=conv.started_at)
+            # Earlier messages of the sender claimed by other workers a moment ago store their turn
+            # within milliseconds; wait for them (bounded) so their text is in this answer.
+            in_flight_since = inbound.received_at - timedelta(milliseconds=bot.merge_window_ms + IN_FLIGHT_GRACE_MS)
+            deadline = time.monotonic() + IN_FLIGHT_WAIT_S
+            while True:
+                snapshot = read_snapshot(
+                    inbound, claim.attempt, conv, since=conv.started_at, in_flight_since=in_flight_since
+                )
+                if not snapshot.in_flight or snapshot.newer is not None or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.02)
             if snapshot.newer is not None:
                 _overtaken(claim, snapshot.newer[1])
                 return
