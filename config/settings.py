@@ -258,13 +258,11 @@ CELERY_TIMEZONE = TIME_ZONE
 PARLEY_INBOUND_LEASE_SECONDS = env.int("PARLEY_INBOUND_LEASE_SECONDS", default=120)
 # Webhooks under ASGI run on this many long-lived threads per web process (apps/channels/asgi.py).
 PARLEY_WEBHOOK_THREADS = env.int("PARLEY_WEBHOOK_THREADS", default=8)
-# Seconds a web process reuses a webhook's channel lookup; a channel disabled (or re-keyed) in
-# another process is refused within this time. 0 looks the channel up on every request.
+# Seconds a web process reuses a channel lookup (webhooks, web-chat handshakes and pages); a channel
+# disabled (or re-keyed) in another process is refused within this time. 0: look up every time.
 PARLEY_CHANNEL_CACHE_SECONDS = env.float("PARLEY_CHANNEL_CACHE_SECONDS", default=5.0)
-# Web-chat sockets: threads per web process for their database work, and seconds a channel lookup
-# is reused by new sockets (a channel changed in another process reaches new sockets within it).
+# Web-chat sockets: threads per web process for their database work.
 WEBCHAT_DB_THREADS = env.int("WEBCHAT_DB_THREADS", default=4)
-WEBCHAT_CHANNEL_CACHE_SECONDS = env.float("WEBCHAT_CHANNEL_CACHE_SECONDS", default=5.0)
 # Seconds a Slack send may take before its outcome counts as unknown (docs/platforms.md).
 SLACK_SEND_TIMEOUT = env.float("SLACK_SEND_TIMEOUT", default=10.0)
 

@@ -24,13 +24,13 @@ def _fast_password_hashing(settings):
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    from apps.channels.services import forget_webhook_channels
+    from apps.channels.services import forget_channels
 
     cache.clear()
-    forget_webhook_channels()  # rows rolled back between tests send no signal
+    forget_channels()  # rows rolled back between tests send no signal
     yield
     cache.clear()
-    forget_webhook_channels()
+    forget_channels()
 
 
 @pytest.fixture

@@ -14,42 +14,77 @@ from apps.tenants.models import Tenant
 
 from .models import Channel
 
-# Webhook channel lookups are kept in the process for a few seconds: a burst of messages to one
-# channel (hundreds per second at peak) then costs one query, not one per message. Saving or
-# deleting a channel, bot or tenant clears this process's copy at once; other processes see the
-# change within ``PARLEY_CHANNEL_CACHE_SECONDS`` (default 5; 0 turns the cache off).
-_webhook_channels: dict[tuple[str, str], tuple[float, Channel | None]] = {}
-_webhook_lock = threading.Lock()
+
+def channel_cache_seconds() -> float:
+    """How long a process reuses a channel lookup (``PARLEY_CHANNEL_CACHE_SECONDS``, default 5; 0
+    looks the channel up every time)."""
+    return max(0.0, float(getattr(settings, "PARLEY_CHANNEL_CACHE_SECONDS", 5)))
 
 
-def _channel_cache_seconds() -> float:
-    return float(getattr(settings, "PARLEY_CHANNEL_CACHE_SECONDS", 5))
+class ChannelLookups:
+    """Enabled channels by platform and key, remembered per process for ``channel_cache_seconds()``.
+
+    Webhooks and web-chat handshakes arrive in bursts (hundreds per second at peak) for a handful of
+    channels; with this a burst costs one query per channel, not one per request. Unknown keys are
+    remembered too (a flood of made-up keys costs one query per key and period; at most
+    ``MAX_KEYS`` are kept). Saving or deleting a channel, bot or tenant in this process forgets
+    everything at once (signals below); other processes see such a change within the cache time,
+    and queryset ``update()`` calls, which send no signal, wait it out too. The ``Channel`` returned
+    is shared by every caller in the process: read it, never change it.
+    """
+
+    MAX_KEYS = 10_000
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], tuple[float, Channel | None]] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        """Forget every lookup, and keep lookups in flight from remembering what they read."""
+        with self._lock:
+            self._generation += 1
+            self._entries = {}
+
+    def peek(self, platform: str, key: str) -> tuple[bool, Channel | None]:
+        """``(True, channel or None)`` when remembered and fresh, else ``(False, None)`` — no query."""
+        entry = self._entries.get((platform, key))
+        if entry is not None and entry[0] > time.monotonic():
+            return True, entry[1]
+        return False, None
+
+    def get(self, platform: str, key: str) -> Channel | None:
+        """The enabled channel with this platform and key whose bot and tenant are enabled, or None."""
+        found, channel = self.peek(platform, key)
+        if found:
+            return channel
+        generation = self._generation
+        channel = (
+            Channel.objects.select_related("bot", "bot__tenant")
+            .filter(key=key, platform=platform, enabled=True, bot__enabled=True, bot__tenant__is_active=True)
+            .first()
+        )
+        ttl = channel_cache_seconds()
+        if ttl > 0:
+            with self._lock:
+                if generation == self._generation:
+                    if len(self._entries) >= self.MAX_KEYS:
+                        self._entries.pop(next(iter(self._entries)), None)
+                    self._entries[(platform, key)] = (time.monotonic() + ttl, channel)
+        return channel
+
+
+channel_lookups = ChannelLookups()
 
 
 def channel_for_webhook(*, platform: str, key: str) -> Channel | None:
     """The enabled channel with this key and platform whose bot and tenant are enabled, or None."""
-    ttl = _channel_cache_seconds()
-    now = time.monotonic()
-    cached = _webhook_channels.get((platform, key))
-    if ttl > 0 and cached is not None and cached[0] > now:
-        return cached[1]
-    channel = (
-        Channel.objects.select_related("bot", "bot__tenant")
-        .filter(key=key, platform=platform, enabled=True, bot__enabled=True, bot__tenant__is_active=True)
-        .first()
-    )
-    if ttl > 0:
-        with _webhook_lock:
-            if len(_webhook_channels) > 10_000:  # unknown keys probed at random must not grow it forever
-                _webhook_channels.clear()
-            _webhook_channels[(platform, key)] = (now + ttl, channel)
-    return channel
+    return channel_lookups.get(platform, key)
 
 
-def forget_webhook_channels() -> None:
-    """Drop this process's cached webhook channel lookups."""
-    with _webhook_lock:
-        _webhook_channels.clear()
+def forget_channels() -> None:
+    """Drop this process's remembered channel lookups."""
+    channel_lookups.clear()
 
 
 @receiver(post_save, sender=Channel)
@@ -59,7 +94,7 @@ def forget_webhook_channels() -> None:
 @receiver(post_save, sender=Tenant)
 @receiver(post_delete, sender=Tenant)
 def _forget_on_change(**kwargs) -> None:
-    forget_webhook_channels()
+    forget_channels()
 
 
 def validate_credentials(platform: str, credentials: dict, *, enabled: bool = True) -> list[str]:

@@ -108,9 +108,9 @@ def test_unreadable_credentials_are_a_clear_503_not_a_500(live, channel):
             f"UPDATE {Channel._meta.db_table} SET credentials = %s WHERE id = %s",
             ["enc1:gAAAAABnot-a-valid-token", channel.pk],
         )
-    from apps.channels.services import forget_webhook_channels
+    from apps.channels.services import forget_channels
 
-    forget_webhook_channels()
+    forget_channels()
     body = slack_event("Ev-lane-4")
     resp = post(live, body, signed(body))
     assert resp.status_code == 503

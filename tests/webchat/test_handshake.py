@@ -1,6 +1,6 @@
 """Opening the chat: many visitors at once against a real Parley (uvicorn serving ``config.asgi`` on a
 thread, real WebSocket clients), and how soon a channel change reaches new sockets (each process
-remembers a channel lookup for ``WEBCHAT_CHANNEL_CACHE_SECONDS``)."""
+remembers a channel lookup for ``PARLEY_CHANNEL_CACHE_SECONDS``)."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def _seconds_until(predicate, limit: float) -> float:
 
 
 def test_a_channel_disabled_from_another_process_refuses_new_sockets_within_the_cache_time(chat_channel, settings):
-    settings.WEBCHAT_CHANNEL_CACHE_SECONDS = 1
+    settings.PARLEY_CHANNEL_CACHE_SECONDS = 1
     token = issue(chat_channel).token
     assert _connects(token)  # the lookup is remembered now
     # A queryset update sends no signal: what this process sees of a change made by another one.
@@ -136,7 +136,7 @@ def test_a_channel_disabled_from_another_process_refuses_new_sockets_within_the_
 
 
 def test_changed_allowed_origins_reach_new_sockets_within_the_cache_time(chat_channel, settings):
-    settings.WEBCHAT_CHANNEL_CACHE_SECONDS = 1
+    settings.PARLEY_CHANNEL_CACHE_SECONDS = 1
     token = issue(chat_channel).token
     assert _connects(token)
     Channel.objects.filter(pk=chat_channel.pk).update(allowed_origins="https://new-shop.example.com\n")
@@ -146,7 +146,7 @@ def test_changed_allowed_origins_reach_new_sockets_within_the_cache_time(chat_ch
 
 @pytest.mark.parametrize("change", ["channel", "bot", "tenant"])
 def test_a_change_saved_in_this_process_reaches_the_next_socket_at_once(chat_channel, settings, change):
-    settings.WEBCHAT_CHANNEL_CACHE_SECONDS = 3600  # only the save itself can make it visible
+    settings.PARLEY_CHANNEL_CACHE_SECONDS = 3600  # only the save itself can make it visible
     token = issue(chat_channel).token
     assert _connects(token)
     if change == "channel":

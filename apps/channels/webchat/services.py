@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,15 +26,13 @@ from urllib.parse import urlsplit
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connection
-from django.db.models.signals import post_delete, post_save
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import Token
 
-from apps.bots.models import Bot
 from apps.channels.models import Channel
 from apps.channels.platforms.base import Inbound
-from apps.tenants.models import Tenant
+from apps.channels.services import channel_lookups
 
 #: Client message ids (uuids made by the widget): short, URL- and log-safe.
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -164,26 +161,9 @@ def visitor_token_issue(*, channel: Channel, previous: str = "", new_conversatio
 
 
 def webchat_channel(*, key: str) -> Channel | None:
-    """The enabled web-chat channel with this key whose bot and tenant are enabled, or None."""
-    return (
-        Channel.objects.select_related("bot", "bot__tenant")
-        .filter(key=key, platform=Channel.Platform.WEB, enabled=True, bot__enabled=True, bot__tenant__is_active=True)
-        .first()
-    )
-
-
-def channel_cache_seconds() -> float:
-    """How long one process reuses a channel lookup for socket handshakes
-    (``WEBCHAT_CHANNEL_CACHE_SECONDS``, default 5; 0 looks the channel up on every handshake).
-
-    So a burst of visitors opening the chat costs one query, not one each. The price: a channel that
-    is disabled (or whose bot or tenant is), whose allowed origins change, or that is created with a
-    key just tried, is seen by the handshakes of *other* web processes at most this many seconds
-    later. A save through the admin or
-    the ORM in the same process (``post_save``/``post_delete`` of a channel, bot or tenant) forgets
-    the process's lookups at once; queryset ``update()`` calls send no signal and wait out the time.
-    Sockets that are already open keep the channel they were opened with, as before."""
-    return max(0.0, float(_setting("WEBCHAT_CHANNEL_CACHE_SECONDS", 5.0)))
+    """The enabled web-chat channel with this key whose bot and tenant are enabled, or None (the
+    process's shared channel lookups: ``apps.channels.services.ChannelLookups``)."""
+    return channel_lookups.get(Channel.Platform.WEB, key)
 
 
 _R = TypeVar("_R")
@@ -217,33 +197,22 @@ async def run_db(func: Callable[..., _R], /, **kwargs: Any) -> _R:
 
 
 class SocketChannels:
-    """``webchat_channel`` for socket handshakes, remembered per process for
-    ``channel_cache_seconds()`` (unknown keys too: a flood of made-up keys costs one query per key
-    and period). Concurrent handshakes for a key that is not remembered wait for one shared lookup.
-    Every socket opened from one lookup shares the same (read-only) ``Channel`` instance."""
-
-    MAX_KEYS = 1024
+    """``webchat_channel`` for socket handshakes: a remembered lookup is answered on the event loop,
+    and concurrent handshakes for a key that is not remembered wait for one shared lookup on the
+    web-chat database threads."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[float, Channel | None]] = {}
         self._loading: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[Channel | None]] = {}
-        self._generation = 0
-
-    def clear(self) -> None:
-        """Forget every lookup, and make lookups in flight not remember what they read. (Called from
-        any thread: a fresh dict, so no other thread is left iterating one that changes.)"""
-        self._generation += 1
-        self._entries = {}
 
     async def get(self, key: str) -> Channel | None:
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > time.monotonic():
-            return entry[1]
+        found, channel = channel_lookups.peek(Channel.Platform.WEB, key)
+        if found:
+            return channel
         loop = asyncio.get_running_loop()
         slot = (loop, key)
         task = self._loading.get(slot)
         if task is None:
-            task = loop.create_task(self._load(key))
+            task = loop.create_task(run_db(webchat_channel, key=key))
             self._loading[slot] = task
             task.add_done_callback(lambda done: self._loaded(slot, done))
         # Shielded: a visitor who gives up does not cancel the lookup the others are waiting for.
@@ -255,33 +224,13 @@ class SocketChannels:
         if not task.cancelled():
             task.exception()  # retrieved here too, in case every waiter has gone
 
-    async def _load(self, key: str) -> Channel | None:
-        generation = self._generation
-        channel = await run_db(webchat_channel, key=key)
-        ttl = channel_cache_seconds()
-        if ttl > 0 and generation == self._generation:
-            if key not in self._entries and len(self._entries) >= self.MAX_KEYS:
-                self._entries.pop(next(iter(self._entries)), None)
-            self._entries[key] = (time.monotonic() + ttl, channel)
-        return channel
-
 
 socket_channels = SocketChannels()
 
 
 async def socket_channel(key: str) -> Channel | None:
-    """The enabled web-chat channel with this key (see ``webchat_channel``), for a socket handshake:
-    from this process's short-lived memo (``channel_cache_seconds``) or one shared query."""
+    """The enabled web-chat channel with this key (see ``webchat_channel``), for a socket handshake."""
     return await socket_channels.get(key)
-
-
-def _forget_channels(**_kwargs: Any) -> None:
-    socket_channels.clear()
-
-
-for _model in (Channel, Bot, Tenant):
-    post_save.connect(_forget_channels, sender=_model, dispatch_uid=f"webchat-forget-{_model.__name__}-save")
-    post_delete.connect(_forget_channels, sender=_model, dispatch_uid=f"webchat-forget-{_model.__name__}-delete")
 
 
 def _netloc(url: str) -> str:
