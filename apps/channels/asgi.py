@@ -28,7 +28,6 @@ import json
 import logging
 import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
@@ -38,6 +37,7 @@ from django.http import HttpResponse
 
 from apps.core import metrics
 from apps.core.logging import log_context, new_trace_id
+from apps.core.threads import LazyPool
 
 logger = logging.getLogger(__name__)
 
@@ -104,19 +104,13 @@ class WebhookLane:
     def __init__(self, app: Any, *, threads: int | None = None) -> None:
         self.app = app
         self.threads = threads or int(getattr(settings, "PARLEY_WEBHOOK_THREADS", 8))
-        self._executor: ThreadPoolExecutor | None = None
-
-    @property
-    def executor(self) -> ThreadPoolExecutor:
-        if self._executor is None:  # created lazily: after a fork, in the process that serves
-            self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="parley-webhook")
-        return self._executor
+        self._pool = LazyPool("parley-webhook", lambda: self.threads)
 
     def close_connections(self, timeout: float = 10.0) -> None:
         """Close the database connections the lane's threads keep (for a clean shutdown, and for
         tests that drop their database afterwards). Each thread gets exactly one closing job: they
         all wait at one barrier, so no thread can take two."""
-        executor = self._executor
+        executor = self._pool.started
         if executor is None:
             return
         threads = len(getattr(executor, "_threads", ())) or 0
@@ -144,7 +138,7 @@ class WebhookLane:
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
         response = await loop.run_in_executor(
-            self.executor, context.run, _run, request, match["platform"], match["key"]
+            self._pool.get(), context.run, _run, request, match["platform"], match["key"]
         )
         content = response.content
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.items()]

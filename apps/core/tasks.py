@@ -15,25 +15,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
 
 from .logging import current_context, log_context
+from .threads import LazyPool
 
 logger = logging.getLogger(__name__)
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _get_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="parley-task")
-        return _pool
+_pool = LazyPool("parley-task", lambda: 16)
 
 
 def _run_inprocess(task: Any, args: tuple, kwargs: dict, context: dict) -> None:
@@ -64,10 +55,10 @@ def enqueue(task: Any, *args: Any, countdown: float | None = None, **kwargs: Any
                 task.apply(args=args, kwargs=kwargs, throw=False)
             return
         if countdown:
-            timer = threading.Timer(countdown, lambda: _get_pool().submit(_run_inprocess, task, args, kwargs, context))
+            timer = threading.Timer(countdown, lambda: _pool.get().submit(_run_inprocess, task, args, kwargs, context))
             timer.daemon = True
             timer.start()
         else:
-            _get_pool().submit(_run_inprocess, task, args, kwargs, context)
+            _pool.get().submit(_run_inprocess, task, args, kwargs, context)
 
     transaction.on_commit(_send)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +32,7 @@ from rest_framework_simplejwt.tokens import Token
 from apps.channels.models import Channel
 from apps.channels.platforms.base import Inbound
 from apps.channels.services import channel_lookups
+from apps.core.threads import LazyPool
 
 #: Client message ids (uuids made by the widget): short, URL- and log-safe.
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -167,18 +167,12 @@ def webchat_channel(*, key: str) -> Channel | None:
 
 
 _R = TypeVar("_R")
-_db_executor: ThreadPoolExecutor | None = None
-_db_executor_lock = threading.Lock()
+_db_pool = LazyPool("webchat-db", lambda: int(_setting("WEBCHAT_DB_THREADS", 4)))
 
 
 def db_executor() -> ThreadPoolExecutor:
     """The process's pool of threads for web-chat socket database work (made on first use)."""
-    global _db_executor
-    with _db_executor_lock:
-        if _db_executor is None:
-            workers = max(1, int(_setting("WEBCHAT_DB_THREADS", 4)))
-            _db_executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webchat-db")
-        return _db_executor
+    return _db_pool.get()
 
 
 def _closing(func: Callable[..., _R], kwargs: dict[str, Any]) -> _R:
