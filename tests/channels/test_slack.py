@@ -60,8 +60,8 @@ class FakeSlack:
         return self.server.requests_to("/api/chat.postMessage")
 
 
-@pytest.fixture
-def slack_channel(db, fake_server):
+def make_slack_channel(api_base: str):
+    """The Slack channel these tests talk to: a bot that knows ``QUESTION``, the fake Web API at ``api_base``."""
     bot = make_bot(make_tenant("acme"))
     make_knowledge(bot, QUESTION, ANSWER)
     return make_channel(
@@ -69,8 +69,13 @@ def slack_channel(db, fake_server):
         platform="slack",
         key="acme-slack",
         credentials={"signing_secret": SECRET, "bot_token": BOT_TOKEN},
-        api_base=fake_server.url,
+        api_base=api_base,
     )
+
+
+@pytest.fixture
+def slack_channel(db, fake_server):
+    return make_slack_channel(fake_server.url)
 
 
 @pytest.fixture

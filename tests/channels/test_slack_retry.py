@@ -15,8 +15,12 @@ import pytest
 from apps.channels.platforms.base import OutboundReply, PlatformError, Target
 from apps.channels.platforms.slack.adapter import SlackAdapter
 from apps.conversations.models import InboundMessage, Message
-from tests.channels.test_slack import ANSWER, BOT_TOKEN, QUESTION, SECRET, post, sample, signed_headers
-from tests.factories import make_bot, make_channel, make_knowledge, make_tenant
+from tests.channels.test_slack import (
+    make_slack_channel,
+    post,
+    sample,
+    signed_headers,
+)
 
 TIMEOUT = 0.5  # the adapter's timeout in these tests (SLACK_SEND_TIMEOUT)
 SLOW = TIMEOUT + 1.0  # how long a slow answer takes
@@ -92,15 +96,7 @@ def _short_timeout(settings):
 
 @pytest.fixture
 def slack_channel(db, fake_server):
-    bot = make_bot(make_tenant("acme"))
-    make_knowledge(bot, QUESTION, ANSWER)
-    return make_channel(
-        bot,
-        platform="slack",
-        key="acme-slack",
-        credentials={"signing_secret": SECRET, "bot_token": BOT_TOKEN},
-        api_base=fake_server.url,
-    )
+    return make_slack_channel(fake_server.url)
 
 
 @pytest.fixture
