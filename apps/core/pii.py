@@ -2,7 +2,9 @@
 resident ID numbers (checksum-validated) and bank card numbers (Luhn-validated).
 
 ``mask_text`` is applied to every log line, and to text sent to a model when a bot's PII policy asks.
-Validation (checksum / Luhn) keeps ordinary numbers such as order ids from being masked. The
+Validation (checksum / Luhn) keeps ordinary numbers such as order ids from being masked, and
+machine identifiers (trace ids, UUIDs, hashes: hex runs of 16+ characters mixing letters and digits)
+are left whole, so a log line's ids still match across processes. The
 patterns are hand-written because no maintained library covers Chinese identifiers and phone
 formats together; ``tests/core/test_pii.py`` holds the cases they must (and must not) match.
 """
@@ -25,6 +27,16 @@ _INTL_PHONE = re.compile(r"(?<![\w+*])((?:\+|00)[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\
 # Landline: area code 0xx / 0xxx (optionally in parentheses), then a 7-8 digit number.
 # (Phone patterns never start or end next to "*", so a number masked once is not masked again.)
 _CN_LANDLINE = re.compile(r"(?<![\d*])(\(?0\d{2,3}\)?[ -]?\d{3,4}[ -]?\d{4})(?![\d*])")
+
+# Machine identifiers: a standalone hex run of 16+ characters with at least one letter and one digit
+# (uuid4().hex, SHA digests, message ids), or a canonical hyphenated UUID. Their digit runs can look
+# like a phone number ("…c04050837401a…"), but they are never a person's data.
+_HEX_ID = re.compile(
+    r"(?<![0-9A-Za-z])(?:"
+    r"(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*[0-9])[0-9a-fA-F]{16,}"
+    r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r")(?![0-9A-Za-z])"
+)
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
@@ -99,8 +111,24 @@ def _mask_landline(m: re.Match) -> str:
 
 
 def mask_text(text: str) -> str:
-    """Return ``text`` with every recognised piece of PII masked. Order matters: the longest,
-    checksum-validated numbers first, so a phone pattern never eats part of an id or card."""
+    """Return ``text`` with every recognised piece of PII masked. Machine identifiers are kept
+    whole (see ``_HEX_ID``); the rest is masked piece by piece between them."""
+    if not text:
+        return text
+    pieces, start = [], 0
+    for m in _HEX_ID.finditer(text):
+        pieces.append(_mask_piece(text[start : m.start()]))
+        pieces.append(m.group(0))
+        start = m.end()
+    if not pieces:
+        return _mask_piece(text)
+    pieces.append(_mask_piece(text[start:]))
+    return "".join(pieces)
+
+
+def _mask_piece(text: str) -> str:
+    """Order matters: the longest, checksum-validated numbers first, so a phone pattern never eats
+    part of an id or card."""
     if not text:
         return text
     text = _EMAIL.sub(_mask_email, text)
