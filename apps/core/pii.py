@@ -1,5 +1,6 @@
 """PII masking: phone numbers (China mobile and landline, international), e-mail addresses, Chinese
-resident ID numbers (checksum-validated) and bank card numbers (Luhn-validated).
+resident ID numbers (18-character ones checksum-validated; the older 15-digit ones by province code
+and birth date) and bank card numbers (Luhn-validated).
 
 ``mask_text`` is applied to every log line, and to text sent to a model when a bot's PII policy asks.
 Validation (checksum / Luhn) keeps ordinary numbers such as order ids from being masked, and
@@ -17,6 +18,13 @@ import re
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-]{1,64})@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})")
 # 18-digit resident id: 6 region + 8 birth date + 3 sequence + check (digit or X).
 _CN_ID = re.compile(r"(?<!\d)([1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx])(?!\d)")
+# 15-digit first-generation resident id (issued until 2004, still in old records): province code,
+# 4 more region digits, birth date YYMMDD, 3 sequence digits; no check digit, so the province code
+# and the date are what tell it from an order number.
+_CN_ID15 = re.compile(
+    r"(?<![\d*])((?:1[1-5]|2[1-3]|3[1-7]|4[1-6]|5[0-4]|6[1-5]|71|8[12])\d{4}"
+    r"\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3})(?![\d*])"
+)
 # 13-19 digit card numbers, optionally grouped by spaces or dashes. Issued cards never start with 0,
 # and a number right after "+" or inside a longer digit group is a phone number, not a card.
 _CARD = re.compile(r"(?<![\d+])(?<!\d[ -])(?<!\d\.)([1-9](?:[ -]?\d){12,18})(?![\d])(?![ -]\d)")
@@ -84,6 +92,11 @@ def _mask_id(m: re.Match) -> str:
     return value[:3] + "*" * 11 + value[-4:] if cn_id_valid(value) else value
 
 
+def _mask_id15(m: re.Match) -> str:
+    value = m.group(1)
+    return value[:3] + "*" * 9 + value[-3:]
+
+
 def _mask_card(m: re.Match) -> str:
     value = m.group(1)
     digits = re.sub(r"[ -]", "", value)
@@ -133,6 +146,7 @@ def _mask_piece(text: str) -> str:
         return text
     text = _EMAIL.sub(_mask_email, text)
     text = _CN_ID.sub(_mask_id, text)
+    text = _CN_ID15.sub(_mask_id15, text)
     text = _CARD.sub(_mask_card, text)
     text = _CN_MOBILE.sub(_mask_cn_mobile, text)
     text = _INTL_PHONE.sub(_mask_phone, text)
