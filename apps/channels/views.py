@@ -88,6 +88,9 @@ def handle_webhook(request: HttpRequest, platform: str, key: str) -> HttpRespons
             if response is not None:
                 return response
             adapter.verify(request, channel)
+            click = adapter.rating_click(request, channel)
+            if click is not None:
+                return _rating(request, adapter, channel, click, started)
             inbounds = adapter.parse(request, channel)
         except WebhookRejected as exc:
             metrics.INBOUND_MESSAGES.labels(platform, exc.outcome).inc()
@@ -97,6 +100,19 @@ def handle_webhook(request: HttpRequest, platform: str, key: str) -> HttpRespons
         accept_inbound(channel=channel, inbounds=inbounds, trace_id=getattr(request, "trace_id", ""))
         response = adapter.ack(request, channel, inbounds)
     metrics.WEBHOOK_ACK.labels(platform).observe(time.perf_counter() - started)
+    return response
+
+
+def _rating(request: HttpRequest, adapter: Any, channel: Any, click: Any, started: float) -> HttpResponse:
+    """A thumbs-button click: stored as the answer's rating (never as a message), answered in the
+    platform's own shape."""
+    from apps.conversations.ratings import button_rating_record
+
+    outcome = button_rating_record(channel=channel, click=click)
+    if not outcome.ok:
+        logger.info("rating click refused: %s", outcome.kind, extra={"status": outcome.status})
+    response = adapter.rating_response(request, channel, click, outcome)
+    metrics.WEBHOOK_ACK.labels(adapter.platform).observe(time.perf_counter() - started)
     return response
 
 

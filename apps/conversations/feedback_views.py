@@ -7,27 +7,24 @@ client address through the shared cache, and speaks Chinese or English.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation.trans_real import parse_accept_lang_header
 from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods
 
-from apps.core import ratelimit
 from apps.core.pii import mask_text
 
-from .feedback_links import DEFAULT_MAX_AGE, FeedbackLinkInvalid, feedback_token_load
+from .feedback_links import FeedbackLinkInvalid
 from .models import Feedback, Message
+from .ratings import POST_LIMIT_PER_IP, POST_LIMIT_PER_TOKEN, feedback_answer_load, rating_limited, token_key
 from .review import COMMENT_MAX, ReviewError, record_feedback
 
-# (limit, window seconds). Submissions are few per person; the page views allow reloading.
-POST_LIMIT_PER_TOKEN = (10, 600)
-POST_LIMIT_PER_IP = (30, 600)
+# (limit, window seconds). Submissions are few per person (limits shared with the thumbs buttons
+# in ``ratings``); the page views allow reloading.
 VIEW_LIMIT_PER_IP = (120, 600)
 ANSWER_PREVIEW_CHARS = 600
 
@@ -105,15 +102,6 @@ def _client_ip(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
-def _token_key(token: str) -> str:
-    # Cache keys stay short and never hold the token itself.
-    return hashlib.sha256(token.encode()).hexdigest()[:32]
-
-
-def _limited(scope: str, subject: str, limit: tuple[int, int]) -> bool:
-    return not ratelimit.hit(f"feedback:{scope}", subject, limit=limit[0], window_seconds=limit[1]).allowed
-
-
 def _respond(request: HttpRequest, template: str, lang: str, status: int = 200, **context: Any) -> HttpResponse:
     context.update(t=TEXT[lang], lang=HTML_LANG[lang])
     response = render(request, template, context, status=status)
@@ -134,16 +122,7 @@ def _problem(request: HttpRequest, lang: str, kind: str, status: int) -> HttpRes
 def _load_answer(token: str) -> Message:
     """The answer a token is bound to. Raises ``FeedbackLinkInvalid`` for a bad, expired or
     mismatched token (another tenant's, a deleted answer, a user turn)."""
-    max_age = getattr(settings, "FEEDBACK_LINK_MAX_AGE", DEFAULT_MAX_AGE)
-    message_id, tenant_id = feedback_token_load(token, max_age=max_age)
-    message = (
-        Message.objects.select_related("conversation", "conversation__bot", "feedback")
-        .filter(pk=message_id, role=Message.Role.ASSISTANT, conversation__tenant_id=tenant_id)
-        .first()
-    )
-    if message is None:
-        raise FeedbackLinkInvalid("no such answer")
-    return message
+    return feedback_answer_load(token)
 
 
 def _existing(message: Message) -> Feedback | None:
@@ -160,7 +139,7 @@ def feedback_page(request: HttpRequest, token: str) -> HttpResponse:
     """GET: the rating form (pre-filled when already rated). POST: store the rating, then redirect
     to the thank-you page. 400 for a tampered token, 410 for an expired one, 429 when rate-limited."""
     browser_lang = page_language(request)
-    if _limited("view-ip", _client_ip(request), VIEW_LIMIT_PER_IP):
+    if rating_limited("view-ip", _client_ip(request), VIEW_LIMIT_PER_IP):
         return _problem(request, browser_lang, "limited", 429)
     try:
         message = _load_answer(token)
@@ -171,7 +150,7 @@ def feedback_page(request: HttpRequest, token: str) -> HttpResponse:
     existing = _existing(message)
     status = 200
     if request.method == "POST":
-        if _limited("post-token", _token_key(token), POST_LIMIT_PER_TOKEN) or _limited(
+        if rating_limited("post-token", token_key(token), POST_LIMIT_PER_TOKEN) or rating_limited(
             "post-ip", _client_ip(request), POST_LIMIT_PER_IP
         ):
             return _problem(request, lang, "limited", 429)
@@ -218,7 +197,7 @@ def feedback_page(request: HttpRequest, token: str) -> HttpResponse:
 def feedback_thanks(request: HttpRequest, token: str) -> HttpResponse:
     """The thank-you page after a rating, with a way back to change it while the link is valid."""
     browser_lang = page_language(request)
-    if _limited("view-ip", _client_ip(request), VIEW_LIMIT_PER_IP):
+    if rating_limited("view-ip", _client_ip(request), VIEW_LIMIT_PER_IP):
         return _problem(request, browser_lang, "limited", 429)
     try:
         message = _load_answer(token)

@@ -50,11 +50,94 @@ class OutboundReply:
     feedback_url: str = ""
     idempotency_key: str = ""  # stable per answer; platforms that support it de-duplicate sends
 
+    @property
+    def feedback_token(self) -> str:
+        """The signed token of ``feedback_url`` (``…/feedback/<token>/``), or "" when the answer
+        offers no rating. Rating buttons carry it, so a click names its answer tamper-proof."""
+        if not self.feedback_url:
+            return ""
+        return self.feedback_url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
 
 @dataclass
 class SentRef:
     platform_message_id: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RatingClick:
+    """A click on an answer's thumbs-up / thumbs-down button, from a verified platform request.
+
+    ``token`` is the signed feedback token the button carried (see ``OutboundReply.feedback_token``);
+    ``user_ids`` are the clicker's ids on the platform (any of them may match the asker's stored id);
+    ``chat_id`` is the chat the clicked message is in, when the platform says.
+    """
+
+    token: str
+    thumb: str  # "up" | "down" (anything else is refused by the rating service)
+    user_ids: tuple[str, ...]
+    chat_id: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RatingOutcome:
+    """What became of a ``RatingClick``: ``status`` (200, or the 4xx a forged or refused click
+    gets), ``kind`` (recorded, invalid, expired, not_yours, limited), the thumb and the answer's
+    language ("zh" / "en"; "" when unknown)."""
+
+    status: int
+    kind: str
+    thumb: str = ""
+    language: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "recorded"
+
+
+#: Button labels and click answers on platforms with inline rating buttons, per answer language.
+RATING_TEXT: dict[str, dict[str, str]] = {
+    "en": {
+        "up": "👍 Helpful",
+        "down": "👎 Not helpful",
+        "recorded": "Thanks for your feedback!",
+        "recorded_up": "Thanks! You found this answer helpful.",
+        "recorded_down": "Thanks! You found this answer not helpful.",
+        "invalid": "This rating button does not work.",
+        "expired": "This answer can no longer be rated.",
+        "not_yours": "Only the person who asked can rate this answer.",
+        "limited": "Too many ratings. Please try again in a few minutes.",
+    },
+    "zh": {
+        "up": "👍 有帮助",
+        "down": "👎 没帮助",
+        "recorded": "感谢您的反馈！",
+        "recorded_up": "谢谢！您觉得这个回答有帮助。",
+        "recorded_down": "谢谢！您觉得这个回答没有帮助。",
+        "invalid": "这个评价按钮无效。",
+        "expired": "这个回答已不能再评价。",
+        "not_yours": "只有提问的人可以评价这个回答。",
+        "limited": "评价次数过多，请几分钟后再试。",
+    },
+}
+
+
+def rating_text(language: str, key: str) -> str:
+    """``RATING_TEXT`` in ``language`` (Chinese for any ``zh*``, English otherwise)."""
+    return RATING_TEXT["zh" if (language or "").lower().startswith("zh") else "en"][key]
+
+
+#: Values of a channel's ``rating_buttons`` credential that turn the inline buttons off.
+RATING_BUTTONS_OFF = frozenset({"off", "false", "0", "no"})
+
+
+def rating_buttons_enabled(channel: Any) -> bool:
+    """Whether answers on ``channel`` carry thumbs buttons (on unless its ``rating_buttons``
+    credential says "off"; the bot's ``feedback_links`` switch turns links and buttons off together)."""
+    value = str((getattr(channel, "credentials", None) or {}).get("rating_buttons") or "").strip().lower()
+    return value not in RATING_BUTTONS_OFF
 
 
 class WebhookRejected(Exception):
@@ -194,6 +277,19 @@ class PlatformAdapter:
     def ack(self, request: HttpRequest, channel: Any, inbounds: list[Inbound]) -> HttpResponse:
         """The response that tells the platform the request was received."""
         return JsonResponse({"ok": True})
+
+    def rating_click(self, request: HttpRequest, channel: Any) -> RatingClick | None:
+        """The thumbs-button click a verified request carries, or None (the default) when it is not
+        one: the request then goes on to ``parse``. Raises ``MalformedRequest`` for a click whose
+        body cannot be understood. A click is never stored as a message and never reaches a model."""
+        return None
+
+    def rating_response(
+        self, request: HttpRequest, channel: Any, click: RatingClick, outcome: RatingOutcome
+    ) -> HttpResponse:
+        """The answer to a rating click (the platform's own shape: a toast, an updated message…).
+        Called only when ``rating_click`` returned a click."""
+        return JsonResponse({"ok": outcome.ok, "result": outcome.kind}, status=outcome.status)
 
     def send(self, channel: Any, target: Target, reply: OutboundReply) -> SentRef:
         """Deliver a reply through the platform's API. Raises ``PlatformError``."""

@@ -9,6 +9,11 @@ expires, refreshed on the token-expired codes) and the messages API; Markdown go
 interactive card with a ``markdown`` element. Lark (international) is the same API on another host:
 set the channel's ``api_base`` to ``https://open.larksuite.com``.
 
+Rating buttons: an answer that can be rated carries 👍 / 👎 buttons (labels in the answer's
+language) whose ``value`` holds the answer's signed feedback token. A click arrives as a
+``card.action.trigger`` callback (schema 2.0) on the same URL, verified and decrypted like any
+event, and is answered with a toast within Feishu's 3-second limit.
+
 Tokens and sends use httpx directly rather than lark-oapi: the SDK binds one domain per client and
 keeps its token cache in process memory, while Parley needs a per-channel API base and a token
 shared by every worker through the cache.
@@ -28,6 +33,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from apps.channels.markdown import Dialect, render_dialect, split_text
+from apps.core.language import detect_language
 
 from ..base import (
     AccessTokenCache,
@@ -36,12 +42,16 @@ from ..base import (
     OutboundReply,
     PlatformAdapter,
     PlatformError,
+    RatingClick,
+    RatingOutcome,
     SentRef,
     SignatureInvalid,
     Target,
     WebhookRejected,
     api_request,
     as_int,
+    rating_buttons_enabled,
+    rating_text,
 )
 from . import crypto
 
@@ -74,6 +84,10 @@ IGNORED_EVENTS = frozenset(
         "remove_bot",
     }
 )
+#: The callback of a click on a card button (schema 2.0).
+CARD_ACTION_EVENT = "card.action.trigger"
+#: The key of a rating button's ``value`` that holds its thumb ("up" / "down").
+RATING_VALUE_KEY = "parley_rating"
 #: Card JSON above this many bytes is split into several cards (the API's limit is 30 KB).
 CARD_TEXT_LIMIT = 24_000
 _PLACEHOLDER = re.compile(r"@_user_\d+")
@@ -94,7 +108,7 @@ def _digest(*parts: str) -> str:
 class FeishuAdapter(PlatformAdapter):
     platform = "feishu"
     default_api_base = "https://open.feishu.cn"
-    credential_keys = ("app_id", "app_secret", "verification_token", "encrypt_key")
+    credential_keys = ("app_id", "app_secret", "verification_token", "encrypt_key", "rating_buttons")
     required_credentials = ("app_id", "app_secret", "verification_token")
 
     # --- inbound -------------------------------------------------------------------------------
@@ -234,6 +248,62 @@ class FeishuAdapter(PlatformAdapter):
     def ack(self, request: HttpRequest, channel: Any, inbounds: list[Inbound]) -> HttpResponse:
         return JsonResponse({"code": 0})
 
+    def rating_click(self, request: HttpRequest, channel: Any) -> RatingClick | None:
+        """A click on a rating button (``card.action.trigger`` whose ``action.value`` carries
+        ``parley_rating``); None for every other event, card actions of other buttons included."""
+        payload = self._payload(request, channel)
+        header = payload.get("header")
+        if payload.get("schema") != "2.0" or not isinstance(header, dict):
+            return None
+        if header.get("event_type") != CARD_ACTION_EVENT:
+            return None
+        event = payload.get("event") if isinstance(payload.get("event"), dict) else {}
+        action = event.get("action") if isinstance(event.get("action"), dict) else {}
+        value = action.get("value")
+        if isinstance(value, str):  # some clients deliver the value as a JSON string
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return None
+        if not isinstance(value, dict) or RATING_VALUE_KEY not in value:
+            return None
+        thumb, token = value.get(RATING_VALUE_KEY), value.get("token")
+        if not isinstance(thumb, str) or not isinstance(token, str) or not token:
+            raise MalformedRequest("rating button value without a thumb and a token")
+        operator = event.get("operator") if isinstance(event.get("operator"), dict) else {}
+        ids = [operator.get(k) for k in ("open_id", "user_id", "union_id")]
+        user_ids = tuple(i for i in ids if isinstance(i, str) and i)
+        if not user_ids:
+            raise MalformedRequest("card action without an operator")
+        context = event.get("context") if isinstance(event.get("context"), dict) else {}
+        return RatingClick(
+            token=token[:500],
+            thumb=thumb[:10],
+            user_ids=user_ids,
+            chat_id=str(context.get("open_chat_id") or ""),
+            raw={
+                "event_id": str(header.get("event_id") or ""),
+                "message_id": str(context.get("open_message_id") or ""),
+            },
+        )
+
+    def rating_response(
+        self, request: HttpRequest, channel: Any, click: RatingClick, outcome: RatingOutcome
+    ) -> HttpResponse:
+        """A toast in the clicker's client language (``i18n``; ``content`` in the answer's
+        language). Refusals a real person can meet (another person's answer, an expired one, too
+        many clicks) are answered 200 with an error toast, since Feishu shows only a generic
+        failure for other statuses; a forged value gets its 4xx with the toast."""
+        key = f"recorded_{outcome.thumb}" if outcome.ok else outcome.kind
+        kind = "success" if outcome.ok else ("warning" if outcome.kind == "limited" else "error")
+        toast = {
+            "type": kind,
+            "content": rating_text(outcome.language, key),
+            "i18n": {"zh_cn": rating_text("zh", key), "en_us": rating_text("en", key)},
+        }
+        status = 200 if outcome.status < 400 or outcome.kind in ("expired", "not_yours", "limited") else outcome.status
+        return JsonResponse({"toast": toast}, status=status, json_dumps_params={"ensure_ascii": False})
+
     # --- outbound ------------------------------------------------------------------------------
 
     def render(self, markdown: str) -> list[dict]:
@@ -245,14 +315,29 @@ class FeishuAdapter(PlatformAdapter):
             for piece in pieces
         ]
 
-    def card_actions(self, reply: OutboundReply) -> list[dict]:
-        """Card elements appended to the last card of an answer. The hook for thumbs up/down
-        buttons (``reply.feedback_url``) once card-action callbacks are handled; none yet."""
-        return []
+    def card_actions(self, reply: OutboundReply, channel: Any = None) -> list[dict]:
+        """Card elements appended to the last card of an answer: 👍 / 👎 buttons, labelled in the
+        answer's language, for an answer that can be rated (``reply.feedback_url`` set) on a
+        channel whose ``rating_buttons`` is not "off". Each button's ``value`` carries the thumb
+        and the answer's signed feedback token."""
+        token = reply.feedback_token
+        if not token or (channel is not None and not rating_buttons_enabled(channel)):
+            return []
+        language = detect_language(reply.markdown)
+        buttons = [
+            {
+                "tag": "button",
+                "text": {"tag": "plain_text", "content": rating_text(language, thumb)},
+                "type": "default",
+                "value": {RATING_VALUE_KEY: thumb, "token": token},
+            }
+            for thumb in ("up", "down")
+        ]
+        return [{"tag": "action", "actions": buttons}]
 
     def send(self, channel: Any, target: Target, reply: OutboundReply) -> SentRef:
         cards = self.render(reply.markdown)
-        cards[-1]["elements"] += self.card_actions(reply)
+        cards[-1]["elements"] += self.card_actions(reply, channel)
         base = self.api_base(channel)
         reply_to = str(target.reply_context.get("message_id") or "")
         sent: SentRef | None = None

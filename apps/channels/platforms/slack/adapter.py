@@ -17,6 +17,14 @@ remembered in the cache; the next send of the same reply first looks for its mes
 conversation's recent history and posts only what is not there. Without a history scope it posts
 again (at-least-once) and warns once per channel and hour.
 
+Rating buttons: an answer that can be rated ends with an ``actions`` block of two buttons
+(``parley_rate_up`` / ``parley_rate_down``, labels in the answer's language) whose ``value`` is the
+answer's signed feedback token. Clicks arrive as interactivity requests (form body with a
+``payload`` of type ``block_actions``) on the same URL, signed like events; they are acknowledged
+at once, and the message is updated afterwards off the request (``chat.update``: the chosen
+button highlighted and a thanks line), or the clicker is told privately (``chat.postEphemeral``)
+why the click did not count.
+
 Official SDK: ``slack_sdk`` (its ``SignatureVerifier`` and ``WebClient``).
 """
 
@@ -42,16 +50,23 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from slack_sdk.signature import Clock, SignatureVerifier
 
+from apps.core.language import detect_language
+from apps.core.threads import LazyPool
+
 from ..base import (
     Inbound,
     MalformedRequest,
     OutboundReply,
     PlatformAdapter,
     PlatformError,
+    RatingClick,
+    RatingOutcome,
     SentRef,
     SignatureInvalid,
     Target,
     WebhookRejected,
+    rating_buttons_enabled,
+    rating_text,
 )
 from .mrkdwn import Mrkdwn
 
@@ -96,6 +111,14 @@ PENDING_TTL_S = 3600
 HISTORY_MARGIN_S = 60
 #: Messages read back from the conversation (or thread) when looking for an earlier attempt.
 HISTORY_LIMIT = 50
+
+#: ``action_id`` of the rating buttons, by thumb; ``block_id`` of the block that holds them.
+RATING_ACTIONS = {"parley_rate_up": "up", "parley_rate_down": "down"}
+RATING_BLOCK_ID = "parley_rating"
+#: A section block's text limit: an answer with buttons is cut into parts of at most this size.
+SECTION_LIMIT = 3000
+#: Message updates after a click run here, off the request (at most this many at once per process).
+_FOLLOW_UPS = LazyPool("parley-slack-rating", lambda: 2)
 
 USER_MENTION_RE = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
 LINK_RE = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
@@ -144,7 +167,7 @@ def slack_text_to_plain(text: str, *, bot_user_id: str = "") -> str:
 class SlackAdapter(PlatformAdapter):
     platform = "slack"
     default_api_base = "https://slack.com"
-    credential_keys = ("signing_secret", "bot_token")
+    credential_keys = ("signing_secret", "bot_token", "rating_buttons")
     required_credentials = ("signing_secret", "bot_token")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -247,6 +270,92 @@ class SlackAdapter(PlatformAdapter):
     def ack(self, request: HttpRequest, channel: Any, inbounds: list[Inbound]) -> HttpResponse:
         return HttpResponse(status=200)
 
+    def rating_click(self, request: HttpRequest, channel: Any) -> RatingClick | None:
+        """A click on a rating button: an interactivity request (form field ``payload``) of type
+        ``block_actions`` whose action is ``parley_rate_up`` / ``parley_rate_down``. None for
+        event bodies and for other interactions (acknowledged by ``parse`` without action)."""
+        if _json_or_none(request.body) is not None:
+            return None
+        form = _form_or_none(request.body)
+        raw = (form or {}).get("payload")
+        if not raw:
+            return None
+        payload = _json_or_none(raw[0].encode())
+        if not isinstance(payload, dict):
+            raise MalformedRequest("interactivity payload is not a JSON object")
+        if payload.get("type") != "block_actions":
+            return None
+        actions = payload.get("actions")
+        action = (
+            next(
+                (a for a in actions if isinstance(a, dict) and a.get("action_id") in RATING_ACTIONS),
+                None,
+            )
+            if isinstance(actions, list)
+            else None
+        )
+        if action is None:
+            return None
+        user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
+        token, user_id = action.get("value"), user.get("id")
+        if not isinstance(token, str) or not token or not isinstance(user_id, str) or not user_id:
+            raise MalformedRequest("rating click without a value or a user")
+        container = payload.get("container") if isinstance(payload.get("container"), dict) else {}
+        chat = payload.get("channel") if isinstance(payload.get("channel"), dict) else {}
+        message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
+        chat_id = str(container.get("channel_id") or chat.get("id") or "")
+        return RatingClick(
+            token=token[:500],
+            thumb=RATING_ACTIONS[action["action_id"]],
+            user_ids=(user_id,),
+            chat_id=chat_id,
+            raw={
+                "channel": chat_id,
+                "ts": str(container.get("message_ts") or message.get("ts") or ""),
+                "blocks": message.get("blocks") if isinstance(message.get("blocks"), list) else [],
+                "text": str(message.get("text") or ""),
+                "metadata": message.get("metadata") if isinstance(message.get("metadata"), dict) else None,
+            },
+        )
+
+    def rating_response(
+        self, request: HttpRequest, channel: Any, click: RatingClick, outcome: RatingOutcome
+    ) -> HttpResponse:
+        """200 at once for a genuine click (Slack shows nothing of the body); the message update or
+        the private note follows off the request. A forged value (no such answer on this channel,
+        an altered token) gets its 4xx and nothing else."""
+        if outcome.kind == "invalid":
+            return HttpResponse(status=outcome.status)
+        try:
+            _FOLLOW_UPS.get().submit(self._follow_up, channel, click, outcome)
+        except RuntimeError:  # the pool is shutting down with the process
+            logger.warning("slack rating follow-up not scheduled")
+        return HttpResponse(status=200)
+
+    def _follow_up(self, channel: Any, click: RatingClick, outcome: RatingOutcome) -> None:
+        """After a click: ``chat.update`` of the rated message (the chosen button highlighted, a
+        thanks line) or a ``chat.postEphemeral`` to the clicker saying why it did not count.
+        Best effort: the rating is stored whatever happens here."""
+        chat_id, ts = click.raw.get("channel") or click.chat_id, click.raw.get("ts") or ""
+        try:
+            client = self.client(channel)
+            if outcome.ok and chat_id and ts:
+                kwargs: dict[str, Any] = {
+                    "channel": chat_id,
+                    "ts": ts,
+                    "text": click.raw.get("text") or rating_text(outcome.language, "recorded"),
+                    "blocks": rated_blocks(click.raw.get("blocks") or [], click.thumb, outcome.language),
+                }
+                if click.raw.get("metadata"):
+                    kwargs["metadata"] = click.raw["metadata"]  # keep the parley_reply idempotency key
+                client.chat_update(**kwargs)
+            elif not outcome.ok and chat_id:
+                client.chat_postEphemeral(
+                    channel=chat_id, user=click.user_ids[0], text=rating_text(outcome.language, outcome.kind)
+                )
+        except Exception as exc:  # network, Slack errors: nothing to retry for a courtesy update
+            logger.warning("slack rating follow-up failed: %s", type(exc).__name__)
+
     # -- outbound ---------------------------------------------------------------------------------
 
     def render(self, markdown: str) -> list[str]:
@@ -275,6 +384,9 @@ class SlackAdapter(PlatformAdapter):
         markdown = reply.markdown
         if reply.feedback_url:
             markdown += f"\n\n[Rate this answer]({reply.feedback_url})"
+        buttons = rating_blocks(reply.feedback_token, detect_language(reply.markdown))
+        if not rating_buttons_enabled(channel):
+            buttons = []
         client = self.client(channel)
         thread_ts = str((target.reply_context or {}).get("thread_ts") or "")
         key = reply.idempotency_key
@@ -286,7 +398,8 @@ class SlackAdapter(PlatformAdapter):
         if pending and pending.get("unsure"):
             posted.update(self._find_posted(client, channel, target.chat_id, thread_ts, key, since))
         first: SentRef | None = None
-        for part, text in enumerate(self.render(markdown)):
+        parts = Mrkdwn().render_chunks(markdown, SECTION_LIMIT) if buttons else self.render(markdown)
+        for part, text in enumerate(parts):
             if part in posted:
                 data = posted[part]
             else:
@@ -298,6 +411,9 @@ class SlackAdapter(PlatformAdapter):
                 }
                 if thread_ts:
                     kwargs["thread_ts"] = thread_ts
+                if buttons and part == len(parts) - 1:
+                    # With blocks, ``text`` is only the notification fallback: the answer goes in a section.
+                    kwargs["blocks"] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}, *buttons]
                 if key:
                     kwargs["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"reply": key, "part": part}}
                 try:
@@ -383,6 +499,42 @@ class SlackAdapter(PlatformAdapter):
             needed,
             extra={"slack_method": method, "slack_error": error[:100], "needed_scope": needed},
         )
+
+
+def rating_blocks(token: str, language: str, *, chosen: str = "") -> list[dict[str, Any]]:
+    """The ``actions`` block of an answer's 👍 / 👎 buttons (none without a feedback token). The
+    ``chosen`` thumb's button is highlighted (``primary``)."""
+    if not token:
+        return []
+    elements = []
+    for action_id, thumb in RATING_ACTIONS.items():
+        button: dict[str, Any] = {
+            "type": "button",
+            "action_id": action_id,
+            "text": {"type": "plain_text", "text": rating_text(language, thumb), "emoji": True},
+            "value": token,
+        }
+        if thumb == chosen:
+            button["style"] = "primary"
+        elements.append(button)
+    return [{"type": "actions", "block_id": RATING_BLOCK_ID, "elements": elements}]
+
+
+def rated_blocks(blocks: list[Any], thumb: str, language: str) -> list[Any]:
+    """``blocks`` of a rated message: the rating buttons again with ``thumb`` highlighted (the
+    rating stays changeable), followed by a thanks line in the answer's language."""
+    out: list[Any] = []
+    for block in blocks:
+        if isinstance(block, dict) and block.get("block_id") == RATING_BLOCK_ID:
+            elements = block.get("elements") if isinstance(block.get("elements"), list) else []
+            token = next((e.get("value") for e in elements if isinstance(e, dict) and e.get("value")), "")
+            out += rating_blocks(str(token), language, chosen=thumb)
+        elif isinstance(block, dict) and block.get("block_id") == f"{RATING_BLOCK_ID}_thanks":
+            continue
+        else:
+            out.append(block)
+    thanks = {"type": "mrkdwn", "text": rating_text(language, f"recorded_{thumb}")}
+    return [*out, {"type": "context", "block_id": f"{RATING_BLOCK_ID}_thanks", "elements": [thanks]}]
 
 
 def _never_sent(error: BaseException | None) -> bool:
