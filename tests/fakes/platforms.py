@@ -174,3 +174,43 @@ def as_meta(headers: dict[str, str]) -> dict[str, Any]:
         else:
             out["HTTP_" + k.upper().replace("-", "_")] = v
     return out
+
+
+# --- Slack ----------------------------------------------------------------------------------------
+
+
+def install_slack(server: FakeServer) -> None:
+    """``chat.postMessage``, ``chat.update`` and ``chat.postEphemeral`` as slack.com answers them."""
+    counter = itertools.count(1)
+
+    def post_message(req: RecordedRequest):
+        data = req.json()
+        return 200, {"ok": True, "channel": data["channel"], "ts": f"1731405999.{next(counter):06d}", "message": data}
+
+    def update(req: RecordedRequest):
+        data = req.json()
+        return 200, {"ok": True, "channel": data["channel"], "ts": data["ts"], "text": data.get("text", "")}
+
+    def ephemeral(req: RecordedRequest):
+        return 200, {"ok": True, "message_ts": "1731406013.000100"}
+
+    server.route("POST", "/api/chat.postMessage", post_message)
+    server.route("POST", "/api/chat.update", update)
+    server.route("POST", "/api/chat.postEphemeral", ephemeral)
+
+
+def slack_signed(body: bytes, secret: str, *, timestamp: int | None = None) -> dict[str, str]:
+    """The ``X-Slack-Request-Timestamp`` / ``X-Slack-Signature`` headers Slack sends with ``body``."""
+    import hashlib
+    import hmac
+
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+def slack_interaction(payload: dict) -> bytes:
+    """The form body of an interactivity request: ``payload=<JSON>``, URL-encoded."""
+    from urllib.parse import urlencode
+
+    return urlencode({"payload": json.dumps(payload, ensure_ascii=False)}).encode()
