@@ -9,6 +9,9 @@ import time
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as fuzz_settings
+from hypothesis import strategies as st
 
 from apps.channels.platforms.base import OutboundReply, Target
 from apps.channels.platforms.feishu.adapter import FeishuAdapter
@@ -418,3 +421,32 @@ def test_a_click_through_the_webhook_lane_lands_and_is_acknowledged(live, fake_s
         httpx.post(f"{live.url}/webhooks/slack/acme-slack/", content=body, headers=stale, timeout=30).status_code == 401
     )
     assert wait_for(lambda: fake_server.requests_to("/api/chat.update"))
+
+
+# --- signed clicks with random contents: never a 500, never a row ---------------------------------
+
+FUZZ = fuzz_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@FUZZ
+@given(value=json_values, operator=json_values, context=json_values)
+def test_feishu_signed_clicks_with_random_values_never_500(client, feishu_channel, value, operator, context):
+    payload = sample_json("feishu", "card.action.trigger.json")
+    payload["event"].update(operator=operator, context=context)
+    payload["event"]["action"]["value"] = value
+    assert click_feishu(client, payload).status_code < 500
+    assert not Feedback.objects.exists() and not InboundMessage.objects.exists()
+
+
+@FUZZ
+@given(action=json_values, user=json_values, container=json_values)
+def test_slack_signed_clicks_with_random_values_never_500(client, slack_channel, action, user, container):
+    payload = json.loads(sample("slack", "block_actions.json"))
+    payload.update(user=user, container=container, actions=[action, {"action_id": "parley_rate_up", "value": action}])
+    assert slack_post(client, slack_interaction(payload)).status_code < 500
+    assert not Feedback.objects.exists() and not InboundMessage.objects.exists()

@@ -288,7 +288,7 @@ class SlackAdapter(PlatformAdapter):
         actions = payload.get("actions")
         action = (
             next(
-                (a for a in actions if isinstance(a, dict) and a.get("action_id") in RATING_ACTIONS),
+                (a for a in actions if isinstance(a, dict) and str(a.get("action_id")) in RATING_ACTIONS),
                 None,
             )
             if isinstance(actions, list)
@@ -306,7 +306,7 @@ class SlackAdapter(PlatformAdapter):
         chat_id = str(container.get("channel_id") or chat.get("id") or "")
         return RatingClick(
             token=token[:500],
-            thumb=RATING_ACTIONS[action["action_id"]],
+            thumb=RATING_ACTIONS[str(action["action_id"])],
             user_ids=(user_id,),
             chat_id=chat_id,
             raw={
