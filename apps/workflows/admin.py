@@ -1,9 +1,15 @@
+import json
+
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils.html import format_html
 
 from apps.core.admin_mixins import SecretFieldsFormMixin, TenantScopedAdmin
+from apps.core.audit import audit_record
+from apps.core.pii import mask_text
 
 from .models import Workflow, WorkflowRun
+from .services import workflow_test_call
 
 
 class WorkflowForm(SecretFieldsFormMixin, forms.ModelForm):
@@ -26,6 +32,10 @@ class WorkflowForm(SecretFieldsFormMixin, forms.ModelForm):
             "timeout_s",
             "enabled",
         )
+        widgets = {
+            "payload_template": forms.Textarea(attrs={"rows": 6, "style": "font-family: monospace"}),
+            "reply_template": forms.Textarea(attrs={"rows": 2}),
+        }
 
 
 @admin.register(Workflow)
@@ -34,13 +44,74 @@ class WorkflowAdmin(TenantScopedAdmin):
     list_display = ("name", "tenant", "bot", "trigger", "trigger_value", "confirmation_required", "enabled")
     list_filter = ("trigger", "enabled", "confirmation_required", "tenant")
     search_fields = ("name", "trigger_value", "url")
+    actions = ["send_test_call"]
+
+    @admin.action(description="Send a test call (a real call with sample values)", permissions=["change"])
+    def send_test_call(self, request, queryset):
+        for wf in queryset.select_related("tenant")[:5]:  # real calls, one after another: keep the request short
+            ok, said = workflow_test_call(wf)
+            audit_record(
+                action="workflow.test_call",
+                actor=request.user,
+                tenant=wf.tenant,
+                target=wf.name,
+                ok=ok,
+                request=request,
+            )
+            self.message_user(request, said, messages.SUCCESS if ok else messages.ERROR)
 
 
 @admin.register(WorkflowRun)
 class WorkflowRunAdmin(TenantScopedAdmin):
+    """Read-only. What the user wrote is PII-masked unless the viewer may reveal personal data (as in
+    conversation review); the signing secret is never part of a run."""
+
     tenant_path = "workflow__tenant"
     reviewer_can_view = True
     read_only = True
     list_display = ("workflow", "status", "response_status", "attempts", "created_at", "finished_at")
     list_filter = ("status", "workflow__tenant")
     search_fields = ("workflow__name", "error")
+    list_select_related = ("workflow",)
+    fields = (
+        "workflow",
+        "status",
+        "conversation",
+        "language",
+        "request_display",
+        "response_status",
+        "response_display",
+        "attempts",
+        "error",
+        "reply_display",
+        "created_at",
+        "expires_at",
+        "claimed_at",
+        "finished_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="Request body")
+    def request_display(self, obj: WorkflowRun) -> str:
+        text = json.dumps(obj.request_body or obj.context, ensure_ascii=False, indent=2)
+        return format_html("<pre>{}</pre>", self._shown(obj, text))
+
+    @admin.display(description="Response body")
+    def response_display(self, obj: WorkflowRun) -> str:
+        return format_html("<pre>{}</pre>", self._shown(obj, obj.response_body or ""))
+
+    @admin.display(description="Told the user")
+    def reply_display(self, obj: WorkflowRun) -> str:
+        return self._shown(obj, obj.reply.text) if obj.reply_id and obj.reply else "—"
+
+    @staticmethod
+    def _shown(obj: WorkflowRun, text: str) -> str:
+        return text if getattr(obj, "_reveal_pii", False) else mask_text(text)
+
+    def get_object(self, request, object_id, from_field=None):
+        from apps.conversations.review import can_reveal_pii
+
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj._reveal_pii = can_reveal_pii(request.user, obj.workflow.tenant_id)
+        return obj

@@ -5,3 +5,6 @@ class WorkflowsConfig(AppConfig):
     name = "apps.workflows"
     label = "workflows"
     verbose_name = "Workflows"
+
+    def ready(self) -> None:
+        from . import selectors  # noqa: F401 - connects the cache-forgetting signal receivers

@@ -1,4 +1,4 @@
-"""Handle one stored inbound message: claim → session → commands → rate limit → merge /
+"""Handle one stored inbound message: claim → session → workflows → commands → rate limit → merge /
 interruption → generate → deliver.
 
 Idempotent and resumable: a message is claimed with a conditional UPDATE; an answer already stored
@@ -31,6 +31,7 @@ from .deliver import deliver, store_reply
 from .generate import generate_answer
 from .session import get_conversation, store_user_turn
 from .turns import newer_turn, sender_rows
+from .workflow_step import run_workflows
 
 logger = logging.getLogger(__name__)
 S = InboundMessage.Status
@@ -87,6 +88,10 @@ def _handle(claim: Claim) -> None:
     conv = _conversation(claim)
     conv.bot = bot
     with log_context(conversation=conv.pk):
+        # Workflows first: "/ticket …" must win over the unknown-command hint, and "yes" to a
+        # confirmation prompt is not a question for the model. Refused messages only get the notice.
+        if not inbound.refused_by and run_workflows(claim, conv):
+            return
         cmd = parse_command(inbound.text)
         if cmd is not None:
             store_user_turn(conv, inbound, source="command")

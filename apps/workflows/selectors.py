@@ -1,0 +1,127 @@
+"""Which workflows a message starts: a bot's enabled workflows, remembered per process.
+
+Every message of every bot asks "does this start a workflow?", and almost always the answer is no;
+so a bot's enabled workflows (its own and the tenant-wide ones) are read once per
+``workflow_cache_seconds()`` per process instead of once per message. Saving or deleting a workflow
+in this process forgets them at once (signals below, outside the message path); other processes
+see the change within the cache time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Q
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from apps.conversations.commands import parse_command
+
+from .models import Workflow
+from .validation import normalize_command, normalize_keyword
+
+
+def workflow_cache_seconds() -> float:
+    """``PARLEY_WORKFLOW_CACHE_SECONDS`` (default 5; 0 reads the workflows for every message)."""
+    return max(0.0, float(getattr(settings, "PARLEY_WORKFLOW_CACHE_SECONDS", 5)))
+
+
+@dataclass(frozen=True)
+class ActiveWorkflow:
+    id: int
+    name: str
+    trigger: str
+    key: str  # the normalized command word or keyword
+    confirmation_required: bool
+    bot_specific: bool
+
+
+@dataclass(frozen=True)
+class Match:
+    workflow: ActiveWorkflow
+    text: str  # the command's argument, or the whole message for a keyword
+
+
+class _BotWorkflows:
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[float, tuple[ActiveWorkflow, ...]]] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries = {}
+
+    def get(self, bot) -> tuple[ActiveWorkflow, ...]:
+        entry = self._entries.get(bot.pk)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1]
+        generation = self._generation
+        rows = (
+            Workflow.objects.filter(enabled=True, tenant_id=bot.tenant_id)
+            .filter(Q(bot_id=bot.pk) | Q(bot__isnull=True))
+            .values_list("id", "name", "trigger", "trigger_value", "confirmation_required", "bot_id")
+        )
+        flows = tuple(
+            ActiveWorkflow(
+                id=pk,
+                name=name,
+                trigger=trigger,
+                key=normalize_command(value) if trigger == Workflow.Trigger.COMMAND else normalize_keyword(value),
+                confirmation_required=confirm,
+                bot_specific=bot_id is not None,
+            )
+            for pk, name, trigger, value, confirm, bot_id in rows
+        )
+        ttl = workflow_cache_seconds()
+        if ttl > 0:
+            with self._lock:
+                if generation == self._generation:
+                    self._entries[bot.pk] = (time.monotonic() + ttl, flows)
+        return flows
+
+
+_cache = _BotWorkflows()
+
+
+def active_workflows(bot) -> tuple[ActiveWorkflow, ...]:
+    """The enabled workflows that apply to ``bot`` (its own and its tenant's bot-less ones)."""
+    return _cache.get(bot)
+
+
+def forget_workflows() -> None:
+    _cache.clear()
+
+
+@receiver(post_save, sender=Workflow)
+@receiver(post_delete, sender=Workflow)
+def _workflow_changed(**kwargs) -> None:
+    forget_workflows()
+
+
+def match_trigger(flows: tuple[ActiveWorkflow, ...], text: str) -> Match | None:
+    """The workflow ``text`` starts, or None. A command trigger matches ``/<word> [text]`` (built-in
+    commands are never workflows); a keyword trigger matches an ordinary message containing it.
+    A bot's own workflow wins over a tenant-wide one, a longer keyword over a shorter one."""
+    if not flows:
+        return None
+    cmd = parse_command(text)
+    if cmd is not None:
+        if cmd.name != "unknown":
+            return None
+        word = cmd.raw_name.lower()
+        found = [f for f in flows if f.trigger == Workflow.Trigger.COMMAND and f.key == word]
+        if not found:
+            return None
+        found.sort(key=lambda f: (not f.bot_specific, f.name))
+        return Match(found[0], cmd.arg)
+    lowered = normalize_keyword(text)
+    found = [f for f in flows if f.trigger == Workflow.Trigger.KEYWORD and f.key and f.key in lowered]
+    if not found:
+        return None
+    found.sort(key=lambda f: (not f.bot_specific, -len(f.key), f.name))
+    return Match(found[0], (text or "").strip())

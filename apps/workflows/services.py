@@ -1,0 +1,366 @@
+"""Workflow runs: start one from a message, confirm or cancel it, call the business system, tell
+the user the result.
+
+A run moves pending_confirmation → queued → running → succeeded | failed, or to cancelled. Every
+move is a conditional UPDATE, so a confirmation counts once (two quick "yes" queue one call), an
+expired confirmation can never be used, and one worker at a time calls (a worker presumed dead —
+its claim older than the longest the call can take — is taken over; the business system sees the
+same ``X-Parley-Run-Id`` and can de-duplicate). The result is stored once as an assistant turn and
+sent through the channel like any reply: only while it is not delivered yet.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.core import metrics
+from apps.core.audit import audit_record
+
+from . import client
+from .models import Workflow, WorkflowRun
+from .templating import PAYLOAD_FIELDS, TemplateError, render_payload, render_reply
+from .texts import text_for
+
+logger = logging.getLogger(__name__)
+R = WorkflowRun.Status
+
+
+def confirm_seconds() -> int:
+    """How long a confirmation prompt stays valid (``PARLEY_WORKFLOW_CONFIRM_SECONDS``, default 600)."""
+    value = getattr(settings, "PARLEY_WORKFLOW_CONFIRM_SECONDS", None) or os.environ.get(
+        "PARLEY_WORKFLOW_CONFIRM_SECONDS"
+    )
+    return max(1, int(value or 600))
+
+
+def _count(outcome: str) -> None:
+    metrics.WORKFLOW_CALLS.labels(outcome).inc()
+
+
+# --- starting, confirming, cancelling -----------------------------------------------------------
+
+
+def workflow_run_start(
+    *, workflow_id: int, conversation: Any, inbound: Any, text: str, language: str
+) -> WorkflowRun | None:
+    """The run ``inbound`` starts (created once: handling the same message again returns the same
+    run). Pending confirmation when the workflow asks for it, else queued and its call enqueued.
+    None when the workflow is gone."""
+    wf = Workflow.objects.filter(pk=workflow_id, enabled=True).select_related("tenant").first()
+    if wf is None:
+        return None
+    existing = WorkflowRun.objects.filter(inbound=inbound).first()
+    if existing is not None:
+        if existing.status == R.QUEUED:
+            _enqueue_call(existing)
+        return existing
+    channel = inbound.channel
+    bot = channel.bot
+    run = WorkflowRun(
+        workflow=wf,
+        conversation=conversation,
+        inbound=inbound,
+        user_id=inbound.user_id,
+        language=language,
+        context={
+            "text": text,
+            "user_id": inbound.user_id,
+            "user_name": inbound.user_name,
+            "conversation_id": conversation.pk,
+            "tenant": bot.tenant.slug,
+            "bot": bot.slug,
+            "platform": channel.platform,
+            "language": language,
+            "workflow": wf.name,
+        },
+    )
+    if wf.confirmation_required:
+        run.status = R.PENDING_CONFIRMATION
+        run.expires_at = timezone.now() + timedelta(seconds=confirm_seconds())
+    else:
+        run.status = R.QUEUED
+    try:
+        with transaction.atomic():
+            run.save(force_insert=True)
+    except IntegrityError:  # the same message, handled twice at once
+        return WorkflowRun.objects.get(inbound=inbound)
+    run.workflow = wf
+    if run.status == R.QUEUED:
+        _enqueue_call(run)
+    return run
+
+
+def _enqueue_call(run: WorkflowRun) -> None:
+    from apps.core.tasks import enqueue
+
+    from .tasks import call_workflow
+
+    enqueue(call_workflow, run.pk)
+
+
+def pending_run(*, conversation: Any, user_id: str) -> WorkflowRun | None:
+    """The newest run of ``user_id`` in ``conversation`` that waits for their confirmation."""
+    return (
+        WorkflowRun.objects.filter(conversation=conversation, user_id=user_id, status=R.PENDING_CONFIRMATION)
+        .select_related("workflow")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def run_by_inbound(inbound: Any) -> WorkflowRun | None:
+    """The run a message started or confirmed (to pick up after a crash), or None."""
+    return WorkflowRun.objects.filter(Q(inbound=inbound) | Q(confirmed_by=inbound)).select_related("workflow").first()
+
+
+def is_expired(run: WorkflowRun) -> bool:
+    return run.expires_at is not None and run.expires_at <= timezone.now()
+
+
+def workflow_run_confirm(run: WorkflowRun, *, inbound: Any) -> bool:
+    """Queue the call of a pending, unexpired run. False when it was decided already (another
+    "yes" was first), expired, or its workflow has been disabled meanwhile."""
+    now = timezone.now()
+    done = WorkflowRun.objects.filter(
+        pk=run.pk, status=R.PENDING_CONFIRMATION, expires_at__gt=now, workflow__enabled=True
+    ).update(status=R.QUEUED, confirmed_by=inbound)
+    if not done:
+        return False
+    run.status = R.QUEUED
+    wf = run.workflow
+    audit_record(
+        action="workflow.confirmed",
+        tenant=wf.tenant,
+        target=wf.name,
+        run=run.pk,
+        workflow=wf.pk,
+        conversation=run.conversation_id,
+        user_id=run.user_id,
+    )
+    _enqueue_call(run)
+    return True
+
+
+def workflow_run_cancel(run: WorkflowRun, *, reason: str, outcome: str = "cancelled") -> bool:
+    """Cancel a run still waiting for confirmation. False when it was decided already."""
+    done = WorkflowRun.objects.filter(pk=run.pk, status=R.PENDING_CONFIRMATION).update(
+        status=R.CANCELLED, error=reason, finished_at=timezone.now()
+    )
+    if done:
+        run.status = R.CANCELLED
+        _count(outcome)
+    return bool(done)
+
+
+# --- calling -------------------------------------------------------------------------------------
+
+
+def run_values(run: WorkflowRun) -> dict[str, Any]:
+    values: dict[str, Any] = dict.fromkeys(PAYLOAD_FIELDS, "")
+    values.update(run.context or {})
+    values["run_id"] = run.pk
+    return values
+
+
+def _lease_s(wf: Workflow) -> float:
+    return client.call_budget_s(timeout_s=wf.timeout_s, max_retries=wf.max_retries) + 60
+
+
+def _claim(run: WorkflowRun) -> datetime | None:
+    """Take the run for this worker: queued, or running under a worker presumed dead. Returns the
+    claim time (the ownership token) or None."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=_lease_s(run.workflow))
+    taken = (
+        WorkflowRun.objects.filter(pk=run.pk)
+        .filter(Q(status=R.QUEUED) | Q(status=R.RUNNING, claimed_at__lt=stale))
+        .update(status=R.RUNNING, claimed_at=now)
+    )
+    return now if taken else None
+
+
+def workflow_run_execute(run_id: int) -> None:
+    """Call the business system for a queued run (once) and tell the user the result (once).
+
+    Safe to run again for the same run: a finished run is not called again, and its result is
+    re-sent only if it was not delivered. Raises ``PlatformError`` when telling the user failed
+    (``permanent`` says whether a retry can help) and ``DatabaseError`` on database outages.
+    """
+    run = WorkflowRun.objects.filter(pk=run_id).select_related("workflow__tenant").first()
+    if run is None:
+        return
+    data: Any = None
+    if run.status in (R.QUEUED, R.RUNNING):
+        mine = _claim(run)
+        if mine is None:
+            return
+        result = _call(run)
+        if not _finish(run, mine, result):
+            return
+        data = result.data
+    if run.status in (R.SUCCEEDED, R.FAILED):
+        workflow_run_notify(run, data=data)
+
+
+def _call(run: WorkflowRun) -> client.CallResult:
+    wf = run.workflow
+    if not wf.enabled:
+        return client.CallResult("cancelled", 0, error="the workflow was disabled before the call")
+    try:
+        payload = render_payload(wf.payload_template, run_values(run))
+    except TemplateError as exc:  # saved before validation existed, or edited around it
+        return client.CallResult("failed", 0, error=f"payload template {exc}")
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    WorkflowRun.objects.filter(pk=run.pk).update(request_body=payload)
+    run.request_body = payload
+
+    def attempt(n: int) -> None:
+        WorkflowRun.objects.filter(pk=run.pk).update(attempts=n)
+
+    return client.post_json(
+        url=wf.url,
+        body=body,
+        run_ref=str(run.pk),
+        secret=wf.signing_secret or "",
+        timeout_s=wf.timeout_s,
+        max_retries=wf.max_retries,
+        on_attempt=attempt,
+    )
+
+
+def _finish(run: WorkflowRun, mine: datetime, result: client.CallResult) -> bool:
+    """Record the result if this worker still holds the run; count, audit and log it."""
+    status = R.SUCCEEDED if result.ok else R.FAILED
+    now = timezone.now()
+    done = WorkflowRun.objects.filter(pk=run.pk, status=R.RUNNING, claimed_at=mine).update(
+        status=status,
+        response_status=result.status,
+        response_body=result.body,
+        attempts=result.attempts,
+        error=result.error[:2000],
+        finished_at=now,
+    )
+    if not done:
+        return False
+    run.status, run.response_status, run.response_body = status, result.status, result.body
+    run.attempts, run.error, run.finished_at = result.attempts, result.error, now
+    wf = run.workflow
+    _count(result.outcome)
+    if wf.confirmation_required:
+        audit_record(
+            action="workflow.called",
+            tenant=wf.tenant,
+            target=wf.name,
+            run=run.pk,
+            workflow=wf.pk,
+            conversation=run.conversation_id,
+            user_id=run.user_id,
+            outcome=result.outcome,
+            response_status=result.status,
+            attempts=result.attempts,
+        )
+    log = logger.info if result.ok else logger.warning
+    log(
+        "workflow call finished",
+        extra={
+            "run": run.pk,
+            "workflow": wf.pk,
+            "outcome": result.outcome,
+            "response_status": result.status,
+            "attempts": result.attempts,
+            "elapsed_ms": result.elapsed_ms,
+            "error": result.error,
+        },
+    )
+    return True
+
+
+# --- telling the user ----------------------------------------------------------------------------
+
+
+def result_text(run: WorkflowRun, *, data: Any = None) -> str:
+    """What the user is told about a finished run, in their language."""
+    wf = run.workflow
+    language = run.language or "en"
+    if run.status != R.SUCCEEDED:
+        return text_for("failed", language, name=wf.name)
+    if data is None and run.response_body:
+        try:
+            data = json.loads(run.response_body)
+        except ValueError:
+            data = None
+    template = (wf.reply_template or "").strip()
+    text = render_reply(template, data, run_values(run), language=language) if template else ""
+    return text.strip() or text_for("done", language, name=wf.name)
+
+
+def workflow_run_notify(run: WorkflowRun, *, data: Any = None) -> None:
+    """Store the result as an assistant turn (once) and send it to the user unless delivered.
+
+    The reply goes where the user's last message of the run came from (the confirming one, else
+    the one that started it), through the channel's adapter like every other reply.
+    Raises ``PlatformError`` from the send.
+    """
+    from apps.conversations.models import InboundMessage, Message
+    from apps.conversations.pipeline.deliver import send_reply
+
+    target_id = run.confirmed_by_id or run.inbound_id
+    if run.conversation_id is None or target_id is None:
+        return  # the conversation was deleted (retention): nobody to tell
+    target = InboundMessage.objects.filter(pk=target_id).select_related("channel__bot__tenant").first()
+    if target is None:
+        return
+    reply = Message.objects.filter(pk=run.reply_id).first() if run.reply_id else None
+    if reply is None:
+        text = result_text(run, data=data)
+        with transaction.atomic():
+            still_open = WorkflowRun.objects.select_for_update().filter(pk=run.pk, reply__isnull=True).exists()
+            if still_open:
+                reply = Message.objects.create(
+                    conversation_id=run.conversation_id,
+                    inbound=target,
+                    role=Message.Role.ASSISTANT,
+                    text=text,
+                    language=run.language,
+                    source="workflow",
+                    failed=run.status != R.SUCCEEDED,
+                )
+                WorkflowRun.objects.filter(pk=run.pk).update(reply=reply)
+                InboundMessage.objects.filter(pk=target.pk, reply__isnull=True).update(reply=reply)
+                run.reply = reply
+        if reply is None:  # another worker stored it a moment ago
+            reply = Message.objects.filter(pk=WorkflowRun.objects.filter(pk=run.pk).values("reply")[:1]).first()
+            if reply is None:
+                return
+    send_reply(target, reply)
+
+
+# --- the admin's test call -----------------------------------------------------------------------
+
+
+def workflow_test_call(wf: Workflow) -> tuple[bool, str]:
+    """One real call with sample values (no retries, no run stored, nobody told). Returns
+    ``(ok, what happened)`` — status, time and what a user would have read — for the admin."""
+    values = {**PAYLOAD_FIELDS, "run_id": 0, "workflow": wf.name, "tenant": wf.tenant.slug}
+    try:
+        payload = render_payload(wf.payload_template, values)
+    except TemplateError as exc:
+        return False, f"{wf.name}: the payload template is {exc}"
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    result = client.post_json(
+        url=wf.url, body=body, run_ref="test", secret=wf.signing_secret or "", timeout_s=wf.timeout_s
+    )
+    if not result.ok:
+        return False, f"{wf.name}: failed — {result.error} after {result.elapsed_ms} ms"
+    template = (wf.reply_template or "").strip()
+    said = render_reply(template, result.data, values) if template else text_for("done", "en", name=wf.name)
+    return True, f"{wf.name}: HTTP {result.status} in {result.elapsed_ms} ms — the user would read: {said[:300]}"
