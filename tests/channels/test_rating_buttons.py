@@ -179,6 +179,16 @@ def test_feishu_only_the_asker_may_rate_and_is_told_so(client, feishu_answer, fa
 
 
 @pytest.mark.django_db(transaction=True)
+def test_feishu_click_on_an_expired_answer_is_refused_with_a_toast(client, feishu_answer, fake_server, settings):
+    token = card_buttons(sent_cards(fake_server)[0])[0]["value"]["token"]
+    settings.FEEDBACK_LINK_MAX_AGE = -1  # every token is past its lifetime
+    response = click_feishu(client, card_click(token))
+    assert response.status_code == 200
+    assert response.json()["toast"]["content"] == "This answer can no longer be rated."
+    assert not Feedback.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_feishu_clicks_share_the_feedback_pages_limit_per_answer(client, feishu_answer, fake_server):
     token = card_buttons(sent_cards(fake_server)[0])[0]["value"]["token"]
     for n in range(10):
