@@ -102,4 +102,4 @@ def button_rating_record(*, channel: Any, click: RatingClick) -> RatingOutcome:
     ):
         return RatingOutcome(429, "limited", click.thumb, language)
     record_feedback(message=message, rating=rating, source=Feedback.Source.BUTTON)
-    return RatingOutcome(200, "recorded", click.thumb, language)
+    return RatingOutcome(200, "recorded", click.thumb, language, answer=message.text)

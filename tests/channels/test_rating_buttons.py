@@ -116,10 +116,17 @@ def test_feishu_click_lands_one_feedback_row_and_the_other_button_changes_it(cli
     assert up.json()["toast"]["i18n"]["zh_cn"] == "谢谢！您觉得这个回答有帮助。"
     feedback = Feedback.objects.get()
     assert (feedback.message_id, feedback.rating, feedback.source) == (feishu_answer.pk, 5, "button")
+    # The card is redrawn for the clicker: the same answer, the chosen button highlighted, both kept.
+    original = sent_cards(fake_server)[0]
+    redrawn = up.json()["card"]
+    assert redrawn["type"] == "raw" and redrawn["data"]["elements"][0] == original["elements"][0]
+    assert [b["type"] for b in card_buttons(redrawn["data"])] == ["primary", "default"]
+    assert [b["value"] for b in card_buttons(redrawn["data"])] == [b["value"] for b in card_buttons(original)]
 
     down = click_feishu(client, card_click(token, "down", event_id="ev-c2"))
     assert down.status_code == 200
     assert down.json()["toast"]["content"] == "Thanks! You found this answer not helpful."
+    assert [b["type"] for b in card_buttons(down.json()["card"]["data"])] == ["default", "primary"]
     assert list(Feedback.objects.values_list("message_id", "rating")) == [(feishu_answer.pk, 1)]
     # A click is never a message: nothing stored, nothing answered, nothing sent.
     assert InboundMessage.objects.count() == inbound_before
@@ -168,6 +175,7 @@ def test_feishu_only_the_asker_may_rate_and_is_told_so(client, feishu_answer, fa
     token = card_buttons(sent_cards(fake_server)[0])[0]["value"]["token"]
     response = click_feishu(client, card_click(token, open_id="ou_someone_else_in_the_group"))
     assert response.status_code == 200  # Feishu shows the toast only on a 200
+    assert "card" not in response.json()
     assert response.json()["toast"] == {
         "type": "error",
         "content": "Only the person who asked can rate this answer.",

@@ -84,13 +84,15 @@ class RatingClick:
 @dataclass
 class RatingOutcome:
     """What became of a ``RatingClick``: ``status`` (200, or the 4xx a forged or refused click
-    gets), ``kind`` (recorded, invalid, expired, not_yours, limited), the thumb and the answer's
-    language ("zh" / "en"; "" when unknown)."""
+    gets), ``kind`` (recorded, invalid, expired, not_yours, limited), the thumb, the answer's
+    language ("zh" / "en"; "" when unknown) and, once recorded, the answer's Markdown (for
+    platforms that redraw the rated message)."""
 
     status: int
     kind: str
     thumb: str = ""
     language: str = ""
+    answer: str = ""
 
     @property
     def ok(self) -> bool:

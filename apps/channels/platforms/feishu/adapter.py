@@ -301,8 +301,15 @@ class FeishuAdapter(PlatformAdapter):
             "content": rating_text(outcome.language, key),
             "i18n": {"zh_cn": rating_text("zh", key), "en_us": rating_text("en", key)},
         }
+        body: dict[str, Any] = {"toast": toast}
+        if outcome.ok and outcome.answer:
+            # Redraw the clicked card (the answer's last) with the chosen button highlighted. Cards
+            # are per-viewer by default (no ``update_multi``), so only the clicker sees the change.
+            card = self.render(outcome.answer)[-1]
+            card["elements"] += self._rating_elements(click.token, detect_language(outcome.answer), outcome.thumb)
+            body["card"] = {"type": "raw", "data": card}
         status = 200 if outcome.status < 400 or outcome.kind in ("expired", "not_yours", "limited") else outcome.status
-        return JsonResponse({"toast": toast}, status=status, json_dumps_params={"ensure_ascii": False})
+        return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
 
     # --- outbound ------------------------------------------------------------------------------
 
@@ -323,12 +330,15 @@ class FeishuAdapter(PlatformAdapter):
         token = reply.feedback_token
         if not token or (channel is not None and not rating_buttons_enabled(channel)):
             return []
-        language = detect_language(reply.markdown)
+        return self._rating_elements(token, detect_language(reply.markdown))
+
+    def _rating_elements(self, token: str, language: str, chosen: str = "") -> list[dict]:
+        """The ``action`` element of the 👍 / 👎 buttons; the ``chosen`` thumb's is ``primary``."""
         buttons = [
             {
                 "tag": "button",
                 "text": {"tag": "plain_text", "content": rating_text(language, thumb)},
-                "type": "default",
+                "type": "primary" if thumb == chosen else "default",
                 "value": {RATING_VALUE_KEY: thumb, "token": token},
             }
             for thumb in ("up", "down")
