@@ -7,6 +7,7 @@ from django import forms
 
 from apps.core.crypto import mask_secret
 
+from .connectors import long_connection_problems
 from .models import Channel
 from .services import validate_credentials
 
@@ -57,7 +58,16 @@ class ChannelForm(forms.ModelForm):
     def clean(self) -> dict:
         cleaned = super().clean()
         platform = cleaned.get("platform")
-        if platform and "credentials" in cleaned:
+        if platform and cleaned.get("mode") == Channel.Mode.LONG_CONNECTION:
+            # The connection authenticates itself: webhook secrets are not needed, its own keys are.
+            problems = long_connection_problems(
+                platform, cleaned.get("credentials") or {}, enabled=cleaned.get("enabled", True)
+            )
+            for field, errors in problems.items():
+                if field == "mode" or "credentials" in cleaned:
+                    for error in errors:
+                        self.add_error(field, error)
+        elif platform and "credentials" in cleaned:
             for error in validate_credentials(platform, cleaned["credentials"], enabled=cleaned.get("enabled", True)):
                 self.add_error("credentials", error)
         return cleaned

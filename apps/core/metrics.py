@@ -76,6 +76,17 @@ WEBCHAT_SOCKETS = Gauge(
 )
 WORKFLOW_CALLS = Counter("parley_workflow_calls_total", "Workflow webhook calls by outcome.", ["outcome"])
 RATE_LIMITED = Counter("parley_rate_limited_total", "Messages refused by a rate limit.", ["scope"])
+CONNECTORS_CONNECTED = Gauge(
+    "parley_connector_channels_connected",
+    "Long-connection channels whose connection is up, by platform (run_connectors).",
+    ["platform"],
+    multiprocess_mode="livesum",
+)
+CONNECTOR_RECONNECTS = Counter(
+    "parley_connector_reconnects_total",
+    "Long connections that ended and are made again (drops, failures, platform-requested refreshes).",
+    ["platform"],
+)
 
 
 # --- Recording helpers: keep label values bounded whoever calls ------------------------------------

@@ -113,6 +113,15 @@ class DingTalkAdapter(PlatformAdapter):
         if not isinstance(msg_id, str) or not msg_id:
             raise MalformedRequest("msgId missing")
         self._claim_signature(request, channel, msg_id)
+        return self.callback_inbounds(body)
+
+    def callback_inbounds(self, body: dict[str, Any]) -> list[Inbound]:
+        """The messages in a robot callback body: an HTTP-mode POST body, or the ``data`` of a Stream
+        mode CALLBACK frame (the same JSON). [] for messages deliberately ignored; raises
+        ``MalformedRequest`` without a ``msgId``."""
+        msg_id = body.get("msgId")
+        if not isinstance(msg_id, str) or not msg_id:
+            raise MalformedRequest("msgId missing")
         msgtype = body.get("msgtype") if isinstance(body.get("msgtype"), str) else ""
         if msgtype == "text":
             text_obj = body.get("text") if isinstance(body.get("text"), dict) else {}

@@ -1,0 +1,99 @@
+"""The contract of a long-connection client, and what the supervisor hands it.
+
+A ``Connector`` holds one outbound connection for one channel. ``run(link)`` connects, reads until
+the connection ends and returns (the platform asked for a reconnect) or raises (the connection
+failed or dropped); the supervisor reconnects with backoff. Each event is stored through
+``link.deliver`` — the adapter's own parsing, then ``accept_inbound``, exactly as a webhook — and
+acknowledged only once ``deliver`` says it is stored, so a message the database did not take is
+delivered again by the platform. Replies go out through the adapter's ``send`` as for webhooks.
+
+Connectors never log URLs, tickets, tokens or payloads: the URLs they are handed carry one-off
+credentials, and payloads carry users' words.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from django.http import HttpRequest
+
+from apps.channels.platforms.base import Inbound
+
+#: The websockets library logs the request line (with its ``?ticket=``) at DEBUG: give it a logger
+#: that never goes below INFO, whatever LOG_LEVEL says.
+wire_logger = logging.getLogger("apps.channels.connectors.wire")
+wire_logger.setLevel(logging.INFO)
+
+
+class ConnectorError(Exception):
+    """The connection could not be made or was lost. ``permanent``: retrying soon cannot help (bad
+    credentials, a setting the operator must change); the supervisor then waits the longest delay.
+    The message must never carry a secret."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass
+class Credential:
+    """A credential a connector reads from the channel, and whether it must be there."""
+
+    key: str
+    required: bool = True
+
+
+class Link:
+    """What a connector needs from the supervisor while it runs one channel's connection."""
+
+    def __init__(
+        self,
+        *,
+        channel: Any,
+        deliver: Callable[[Callable[[Any], list[Inbound]]], Awaitable[bool]],
+        connected: Callable[[], None],
+        log: logging.LoggerAdapter,
+    ) -> None:
+        self.channel = channel
+        self._deliver = deliver
+        self._connected = connected
+        self.log = log
+
+    async def deliver(self, build: Callable[[Any], list[Inbound]]) -> bool:
+        """Store the messages ``build(channel)`` returns (called on a worker thread, may raise
+        ``WebhookRejected``). True when they are stored or deliberately dropped (so the event may be
+        acknowledged); False when storing failed and the platform should deliver it again."""
+        return await self._deliver(build)
+
+    def connected(self) -> None:
+        """The connection is up and receiving (a hello, the first frame or poll answered)."""
+        self._connected()
+
+
+class Connector:
+    """One platform's long-connection client (see the module docstring)."""
+
+    platform: ClassVar[str] = ""
+    #: Credentials the connection needs, beyond the adapter's own (e.g. Slack's app-level token).
+    extra_credentials: ClassVar[tuple[str, ...]] = ()
+    #: Credentials that must be set for a long-connection channel of this platform.
+    required_credentials: ClassVar[tuple[str, ...]] = ()
+    #: What the admin does in the platform's console to switch the app to this mode.
+    console_hint: ClassVar[str] = ""
+
+    async def run(self, link: Link) -> None:
+        raise NotImplementedError
+
+
+def request_for(body: bytes) -> HttpRequest:
+    """A POST carrying ``body``, for adapters whose ``parse`` reads the raw webhook body: the event
+    arrived over a connection the platform authenticated, so only parsing is asked of it."""
+    request = HttpRequest()
+    request.method = "POST"
+    request.META["CONTENT_TYPE"] = "application/json"
+    request.META["CONTENT_LENGTH"] = str(len(body))
+    request._body = body
+    return request

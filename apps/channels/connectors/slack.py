@@ -1,0 +1,101 @@
+"""Slack Socket Mode.
+
+``apps.connections.open`` with the app-level token (``xapp-…``, scope ``connections:write``) returns
+a one-off WebSocket URL. Slack sends ``hello``, then envelopes ``{envelope_id, type, payload}``; an
+``events_api`` payload is the very body the Events API would POST, so the Slack adapter's ``parse``
+reads it (de-duplicated on ``event_id``; Slack's retries carry the same one). Each envelope is
+acknowledged with ``{"envelope_id"}`` once stored. ``disconnect`` (``refresh_requested``, a server
+move) asks for a new connection. Replies go out with the bot token through ``chat.postMessage``, as
+for the webhook.
+
+The HTTP call uses slack_sdk's ``WebClient`` (pointed at the channel's ``api_base``). The socket is
+a plain ``websockets`` client: slack_sdk's built-in ``SocketModeClient`` reconnects on its own
+threads without backoff and without telling its caller, and its asyncio variants need aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+import websockets
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from apps.channels.platforms.registry import get_adapter
+
+from .base import Connector, ConnectorError, Link, request_for, wire_logger
+
+#: apps.connections.open errors that no retry can fix: the operator must change the token or app.
+PERMANENT_ERRORS = {"invalid_auth", "not_authed", "not_allowed_token_type", "account_inactive", "token_revoked"}
+#: Envelope types that carry something Parley does not act on over the socket: acknowledged, logged.
+UNHANDLED_ENVELOPES = {"slash_commands", "interactive"}
+
+
+class SlackConnector(Connector):
+    platform = "slack"
+    extra_credentials = ("app_token",)
+    required_credentials = ("app_token", "bot_token")
+    console_hint = (
+        "Settings → Socket Mode: enable it; Basic Information → App-Level Tokens: create one with "
+        "connections:write and put it in app_token."
+    )
+
+    def open_url(self, channel: Any) -> str:
+        """A fresh ``wss://`` URL from ``apps.connections.open``. Raises ``ConnectorError``."""
+        token = str((channel.credentials or {}).get("app_token") or "")
+        if not token:
+            raise ConnectorError("channel has no app_token", permanent=True)
+        adapter = get_adapter("slack")
+        # The SDK logs response bodies at DEBUG, and this one carries the socket's ticket.
+        client = WebClient(token=token, base_url=adapter.api_base(channel) + "/api/", timeout=10, logger=wire_logger)
+        try:
+            response = client.apps_connections_open(app_token=token)
+        except SlackApiError as exc:
+            data = exc.response.data if isinstance(exc.response.data, dict) else {}
+            error = str(data.get("error") or f"HTTP {exc.response.status_code}")[:100]
+            raise ConnectorError(f"apps.connections.open: {error}", permanent=error in PERMANENT_ERRORS) from None
+        except Exception as exc:  # network errors: the message may name the URL, so only the type
+            raise ConnectorError(f"apps.connections.open: {type(exc).__name__}") from None
+        url = response.get("url") if isinstance(response.data, dict) else None
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("wss", "ws"):
+            raise ConnectorError("apps.connections.open answered without a WebSocket URL")
+        return url
+
+    async def run(self, link: Link) -> None:
+        url = await asyncio.to_thread(self.open_url, link.channel)
+        adapter = get_adapter("slack")
+        async with websockets.connect(
+            url, logger=wire_logger, open_timeout=10, ping_interval=20, ping_timeout=20, close_timeout=3, max_size=2**22
+        ) as socket:
+            async for raw in socket:
+                try:
+                    message = json.loads(raw)
+                except (ValueError, TypeError):
+                    link.log.warning("slack socket: a frame that is not JSON was ignored")
+                    continue
+                if not isinstance(message, dict):
+                    continue
+                kind = str(message.get("type") or "")
+                envelope_id = message.get("envelope_id")
+                if kind == "hello":
+                    link.connected()
+                elif kind == "disconnect":
+                    reason = str(message.get("reason") or "")[:60]
+                    link.log.info("slack asked for a new connection (%s)", reason, extra={"reason": reason})
+                    return
+                elif kind == "events_api" and isinstance(envelope_id, str):
+                    link.connected()
+                    body = json.dumps(message.get("payload") or {}).encode()
+                    stored = await link.deliver(lambda channel, body=body: adapter.parse(request_for(body), channel))
+                    if stored:
+                        await socket.send(json.dumps({"envelope_id": envelope_id}))
+                elif isinstance(envelope_id, str):
+                    await socket.send(json.dumps({"envelope_id": envelope_id}))
+                    if kind in UNHANDLED_ENVELOPES:
+                        link.log.warning("slack %s over Socket Mode is not handled; acknowledged", kind)
+                    else:
+                        link.log.warning("unsupported slack envelope", extra={"event_type": kind[:100]})
+            raise ConnectorError("slack closed the connection")

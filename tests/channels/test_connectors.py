@@ -1,0 +1,501 @@
+"""Long-connection mode (``run_connectors``): Slack Socket Mode, DingTalk Stream and Telegram polling
+against fake platforms on 127.0.0.1 speaking the real protocols over real sockets; the supervisor's
+pick-up of admin changes, one holder per channel, takeover when the holder dies, clean shutdown;
+and the admin's refusal of long-connection mode where a platform has none.
+
+Replies run through the whole pipeline (``answering_bot`` answers from a knowledge entry) on the
+in-process task pool, as on a single node; what is asserted is what a user would notice: the
+answer arrives once, at the platform's send endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.conf import settings
+
+from apps.channels.connectors.supervisor import Options, Supervisor
+from apps.channels.forms import ChannelForm
+from apps.channels.models import Channel
+from apps.conversations.models import InboundMessage
+from apps.core import metrics
+from tests.channels.conftest import ANSWER, DINGTALK_CREDENTIALS, QUESTION
+from tests.factories import make_channel
+from tests.fakes.connectors import (
+    SLACK_APP_TOKEN,
+    SLACK_BOT_TOKEN,
+    SLACK_HELLO,
+    FakeDingTalkStream,
+    FakeSlackSocketMode,
+    FakeSocketServer,
+    FakeTelegramPolling,
+    dingtalk_callback_frame,
+    dingtalk_ping_frame,
+    slack_envelope,
+    telegram_update,
+    wait_until,
+)
+from tests.fakes.server import FakeServer
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = Options(poll_seconds=0.2, lock_ttl=2.0, backoff_base=0.05, backoff_max=0.3, stable_seconds=60)
+TELEGRAM_TOKEN = "7026491234:AAHfakeTokenForLongPolling_0123456789"
+pytestmark = [pytest.mark.timeout(120)]
+
+
+@pytest.fixture(autouse=True)
+def _inprocess_tasks(settings):
+    """The pipeline runs on the in-process pool, off the connection's thread, as on one node."""
+    settings.TASKS_MODE = "inprocess"
+
+
+@contextlib.contextmanager
+def supervisor(options: Options = FAST, *, holder: str = ""):
+    """A ``Supervisor`` on its own thread and event loop; stopped (as on SIGTERM) on exit."""
+    sup = Supervisor(options, holder=holder)
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    thread = threading.Thread(target=lambda: loop.run_until_complete(sup.run(stop)), daemon=True)
+    thread.start()
+    try:
+        yield sup
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(20)
+        assert not thread.is_alive(), "the supervisor did not stop"
+        loop.close()
+
+
+@pytest.fixture
+def slack_fake():
+    with FakeServer() as http, FakeSocketServer(greeting=SLACK_HELLO) as socket:
+        yield FakeSlackSocketMode(http, socket)
+
+
+def slack_channel(bot, fake: FakeSlackSocketMode, **kw) -> Channel:
+    return make_channel(
+        bot,
+        platform="slack",
+        key="acme-slack-socket",
+        mode=Channel.Mode.LONG_CONNECTION,
+        credentials={"app_token": SLACK_APP_TOKEN, "bot_token": SLACK_BOT_TOKEN},
+        api_base=fake.http.url,
+        **kw,
+    )
+
+
+def answered(fake, n: int = 1, timeout: float = 20):
+    wait_until(lambda: len(fake.sent) >= n, timeout, f"{n} repl(y/ies) at the platform")
+    return fake.sent
+
+
+# --- Slack Socket Mode ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_slack_message_over_socket_is_acked_stored_once_and_answered(answering_bot, slack_fake):
+    channel = slack_channel(answering_bot, slack_fake)
+    with supervisor() as sup:
+        wait_until(lambda: sup.states().get(channel.key) == "connected", 10, "the hello")
+        [opened] = slack_fake.opens
+        assert opened.headers["Authorization"] == f"Bearer {SLACK_APP_TOKEN}"  # the app-level token opens it
+
+        first = slack_envelope(event_id="Ev0SOCKET001", text=QUESTION)
+        slack_fake.socket.push(first)
+        wait_until(lambda: slack_fake.acks(first["envelope_id"]), 10, "the ack")
+        [sent] = answered(slack_fake)
+        assert sent.headers["Authorization"] == f"Bearer {SLACK_BOT_TOKEN}"  # replies with the bot token
+        assert sent.json()["channel"] == "D0PNCRP9N"
+        assert "9:00–18:00" in sent.json()["text"]
+
+        # Slack's retry of the same event (new envelope id, same event_id) is acked, not answered again.
+        retry = slack_envelope(event_id="Ev0SOCKET001", text=QUESTION, retry_attempt=1)
+        slack_fake.socket.push(retry)
+        wait_until(lambda: slack_fake.acks(retry["envelope_id"]), 10, "the retry's ack")
+        stored = InboundMessage.objects.filter(channel=channel)
+        assert stored.count() == 1
+        assert stored.get().text == QUESTION
+        wait_until(lambda: stored.get().status == "answered", 10, "the message to be handled")
+    assert len(slack_fake.sent) == 1
+    assert slack_fake.socket.open_connections == 0  # closed on shutdown
+
+
+@pytest.mark.django_db(transaction=True)
+def test_slack_connection_recovers_after_a_drop_and_a_refresh(answering_bot, slack_fake):
+    channel = slack_channel(answering_bot, slack_fake)
+    reconnects = metrics.CONNECTOR_RECONNECTS.labels("slack")
+    before = reconnects._value.get()
+    with supervisor() as sup:
+        wait_until(lambda: sup.states().get(channel.key) == "connected", 10, "the first connection")
+        slack_fake.socket.drop()  # the network fails
+        wait_until(lambda: slack_fake.socket.connects == 2 and slack_fake.socket.open_connections == 1, 10, "reconnect")
+        slack_fake.socket.push({"type": "disconnect", "reason": "refresh_requested", "debug_info": {"host": "x"}})
+        wait_until(lambda: slack_fake.socket.connects == 3 and slack_fake.socket.open_connections == 1, 10, "refresh")
+        assert len(slack_fake.opens) == 3  # every connection asks for a fresh URL (tickets are one-off)
+        assert len(set(slack_fake.tickets)) == 3
+
+        envelope = slack_envelope(event_id="Ev0AFTERDROP", text=QUESTION)
+        wait_until(lambda: sup.states().get(channel.key) == "connected", 10, "hello on the new connection")
+        slack_fake.socket.push(envelope)
+        answered(slack_fake)
+        assert slack_fake.acks(envelope["envelope_id"])
+    assert reconnects._value.get() - before == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_disabled_channel_is_disconnected_and_reenabled_one_reconnects(answering_bot, slack_fake):
+    channel = slack_channel(answering_bot, slack_fake)
+    with supervisor() as sup:
+        wait_until(lambda: slack_fake.socket.open_connections == 1, 10, "the connection")
+        channel.enabled = False
+        channel.save()
+        wait_until(lambda: slack_fake.socket.open_connections == 0, 10, "the disabled channel to disconnect")
+        wait_until(lambda: channel.key not in sup.states(), 5, "the runner to go")
+        assert asyncio.run(_holder_after_stop(sup, channel.pk)) == ""  # lock released
+
+        channel.enabled = True
+        channel.save()
+        wait_until(lambda: slack_fake.socket.open_connections == 1, 10, "the re-enabled channel to connect")
+
+        # Switching back to webhook mode disconnects too.
+        channel.mode = Channel.Mode.WEBHOOK
+        channel.save()
+        wait_until(lambda: slack_fake.socket.open_connections == 0, 10, "webhook mode to disconnect")
+
+
+async def _holder_after_stop(sup: Supervisor, channel_id: int) -> str:
+    from apps.channels.connectors.locks import make_locks
+
+    locks = make_locks(holder="probe", ttl=2)
+    try:
+        return await locks.holder_of(channel_id)
+    finally:
+        if locks.kind == "redis":
+            await locks.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_changed_credentials_reconnect_with_the_new_ones(answering_bot, slack_fake):
+    channel = slack_channel(answering_bot, slack_fake, enabled=True)
+    channel.credentials = {"app_token": "xapp-1-wrong", "bot_token": SLACK_BOT_TOKEN}
+    channel.save()
+    with supervisor() as sup:
+        wait_until(lambda: len(slack_fake.opens) >= 2, 10, "attempts with the refused token")
+        assert slack_fake.socket.connects == 0
+        assert sup.states()[channel.key] in ("reconnecting", "connecting")
+        channel.credentials = {"app_token": SLACK_APP_TOKEN, "bot_token": SLACK_BOT_TOKEN}
+        channel.save()
+        wait_until(lambda: sup.states().get(channel.key) == "connected", 10, "the connection with the right token")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_supervisors_one_holder_and_takeover_on_clean_stop(answering_bot, slack_fake):
+    channel = slack_channel(answering_bot, slack_fake)
+    with supervisor(holder="node-b") as second:
+        with supervisor(holder="node-a") as first:
+            wait_until(lambda: slack_fake.socket.open_connections == 1, 10, "one connection")
+            wait_until(
+                lambda: sorted([first.states().get(channel.key), second.states().get(channel.key)])
+                == ["connected", "standby"],
+                10,
+                "one holder and one standby",
+            )
+            holder = first if first.states()[channel.key] == "connected" else second
+            # Several lock renewals later there is still one connection, made once.
+            threading.Event().wait(FAST.lock_ttl * 1.5)
+            assert (slack_fake.socket.connects, slack_fake.socket.open_connections) == (1, 1)
+        if holder is first:
+            wait_until(lambda: second.states().get(channel.key) == "connected", 10, "the standby to take over")
+        assert slack_fake.socket.open_connections == 1
+        slack_fake.socket.push(slack_envelope(event_id="Ev0TAKEOVER1", text=QUESTION))
+        answered(slack_fake)
+
+
+# --- DingTalk Stream --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dingtalk_stream_callback_is_acked_stored_and_answered_through_session_webhook(answering_bot):
+    with FakeServer() as http, FakeSocketServer() as socket:
+        fake = FakeDingTalkStream(
+            http,
+            socket,
+            client_id=DINGTALK_CREDENTIALS["client_id"],
+            client_secret=DINGTALK_CREDENTIALS["client_secret"],
+        )
+        channel = make_channel(
+            answering_bot,
+            platform="dingtalk",
+            key="dingtalk-stream",
+            mode=Channel.Mode.LONG_CONNECTION,
+            credentials=dict(DINGTALK_CREDENTIALS),
+            api_base=http.url,
+        )
+        with supervisor() as sup:
+            wait_until(lambda: socket.open_connections == 1, 10, "the stream connection")
+            [opened] = fake.opens
+            assert opened.json()["subscriptions"] == [{"type": "CALLBACK", "topic": "/v1.0/im/bot/messages/get"}]
+            assert socket.paths[0] == f"/connect?ticket={fake.tickets[0]}"
+
+            socket.push(dingtalk_ping_frame("ping-1"))
+            [pong] = wait_until(lambda: fake.acks("ping-1"), 5, "the ping's answer")
+            assert pong["code"] == 200 and json.loads(pong["data"]) == {"opaque": "6d1f0b3c"}
+
+            webhook = f"{http.url}/robot/sendBySession?session=s1"
+            frame = dingtalk_callback_frame(msg_id="msgStream001", session_webhook=webhook, message_id="frame-1")
+            socket.push(frame)
+            [ack] = wait_until(lambda: fake.acks("frame-1"), 10, "the callback's ack")
+            assert ack["code"] == 200 and ack["message"] == "OK"
+            assert ack["headers"] == {"messageId": "frame-1", "contentType": "application/json"}
+            [sent] = answered(fake)
+            assert sent.query == {"session": ["s1"]}
+            assert sent.json()["markdown"]["text"] == ANSWER
+
+            # The frame pushed again (an unacked re-push) is acked but not answered twice.
+            again = dict(frame, headers={**frame["headers"], "messageId": "frame-2"})
+            socket.push(again)
+            wait_until(lambda: fake.acks("frame-2"), 10, "the re-push's ack")
+            inbound = InboundMessage.objects.get(channel=channel)
+            assert (inbound.platform_message_id, inbound.user_id) == ("msgStream001", "manager7140")
+            wait_until(lambda: InboundMessage.objects.get(pk=inbound.pk).status == "answered", 10, "handled")
+
+            # SYSTEM disconnect: a new connection with a new ticket.
+            socket.push({"specVersion": "1.0", "type": "SYSTEM", "headers": {"topic": "disconnect"}, "data": "{}"})
+            wait_until(lambda: socket.connects == 2 and socket.open_connections == 1, 10, "the new connection")
+            assert socket.paths[1] == f"/connect?ticket={fake.tickets[1]}"
+            assert sup.states()[channel.key] == "connected"
+        assert len(fake.sent) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dingtalk_refused_credentials_never_connect_and_back_off(answering_bot):
+    with FakeServer() as http, FakeSocketServer() as socket:
+        fake = FakeDingTalkStream(http, socket, client_id="other", client_secret="other")
+        channel = make_channel(
+            answering_bot,
+            platform="dingtalk",
+            key="dingtalk-stream",
+            mode=Channel.Mode.LONG_CONNECTION,
+            credentials=dict(DINGTALK_CREDENTIALS),
+            api_base=http.url,
+        )
+        slow = Options(poll_seconds=0.2, lock_ttl=2.0, backoff_base=0.05, backoff_max=1.0)
+        with supervisor(slow) as sup:
+            wait_until(lambda: len(fake.opens) >= 2, 10, "a second attempt")
+            threading.Event().wait(1.0)
+            # A refusal waits the longest delay (0.5–1 s here), not the shortest: at most ~3 tries.
+            assert len(fake.opens) <= 4
+            assert socket.connects == 0
+            assert sup.states()[channel.key] in ("reconnecting", "connecting")
+
+
+# --- Telegram long polling --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_telegram_polling_removes_the_webhook_answers_updates_once_and_confirms_by_offset(answering_bot):
+    with FakeServer() as http:
+        fake = FakeTelegramPolling(http, token=TELEGRAM_TOKEN, webhook_url="https://old.example.com/hook")
+        channel = make_channel(
+            answering_bot,
+            platform="telegram",
+            key="telegram-poll",
+            mode=Channel.Mode.LONG_CONNECTION,
+            credentials={"bot_token": TELEGRAM_TOKEN},
+            api_base=http.url,
+        )
+        fake.queue(telegram_update(731934120, text=QUESTION))
+        edit = telegram_update(731934121, text="an edit")
+        edit["edited_message"] = edit.pop("message")  # acknowledged (confirmed) but not a question
+        fake.queue(edit)
+        with supervisor() as sup:
+            [sent] = answered(fake)
+            assert len(fake.deletes) == 1 and fake.webhook_url == ""  # getUpdates needs the webhook gone
+            assert sent.json()["chat_id"] == 412503776
+            assert "<b>9:00–18:00</b>" in sent.json()["text"]
+            wait_until(lambda: 731934122 in fake.offsets, 10, "the updates to be confirmed")
+            assert sup.states()[channel.key] == "connected"
+
+            fake.queue(telegram_update(731934122, text=QUESTION))
+            answered(fake, 2)
+            wait_until(lambda: 731934123 in fake.offsets, 10, "the third update to be confirmed")
+        stored = InboundMessage.objects.filter(channel=channel).order_by("platform_message_id")
+        assert [m.platform_message_id for m in stored] == ["731934120", "731934122"]
+        assert len(fake.sent) == 2
+        # Offsets only ever move forward: a confirmed update is never fetched again.
+        numbers = [o for o in fake.offsets if o is not None]
+        assert numbers == sorted(numbers)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_telegram_redelivered_update_is_not_answered_twice(answering_bot):
+    with FakeServer() as http:
+        fake = FakeTelegramPolling(http, token=TELEGRAM_TOKEN)
+        make_channel(
+            answering_bot,
+            platform="telegram",
+            key="telegram-poll",
+            mode=Channel.Mode.LONG_CONNECTION,
+            credentials={"bot_token": TELEGRAM_TOKEN},
+            api_base=http.url,
+        )
+        with supervisor():
+            fake.queue(telegram_update(5001, text=QUESTION))
+            answered(fake)
+            wait_until(lambda: 5002 in fake.offsets, 10, "the confirmation")
+            fake.queue(telegram_update(5001, text=QUESTION))  # Telegram sends it again all the same
+            fake.queue(telegram_update(5002, text=QUESTION))
+            answered(fake, 2)
+            wait_until(lambda: 5003 in fake.offsets, 10, "the second confirmation")
+        assert len(fake.sent) == 2
+        assert InboundMessage.objects.count() == 2
+
+
+# --- Admin validation -------------------------------------------------------------------------------
+
+
+def _form(bot, **data):
+    base = {"bot": bot.pk, "key": "lc-channel", "name": "", "enabled": "on", "api_base": "", "allowed_origins": ""}
+    return ChannelForm(data={**base, **data})
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("platform", ["qq", "wecom", "web", "feishu"])
+def test_admin_refuses_long_connection_where_parley_has_none(bot, platform):
+    form = _form(bot, platform=platform, mode="long_connection", credentials="{}")
+    assert not form.is_valid()
+    [error] = form.errors["mode"]
+    assert "use the webhook mode" in error or "served by Parley" in error
+    assert "slack" in error and "telegram" in error and "dingtalk" in error  # where it is available
+
+
+@pytest.mark.django_db
+def test_admin_long_connection_asks_for_the_connection_credentials(bot):
+    # Slack Socket Mode needs the app-level token, not the signing secret.
+    form = _form(bot, platform="slack", mode="long_connection", credentials=json.dumps({"bot_token": "xoxb-1"}))
+    assert not form.is_valid()
+    assert form.errors["credentials"] == ["Missing credential(s) for slack in long-connection mode: app_token."]
+    assert "mode" not in form.errors
+
+    ok = _form(
+        bot,
+        platform="slack",
+        mode="long_connection",
+        credentials=json.dumps({"bot_token": "xoxb-1", "app_token": "xapp-1"}),
+    )
+    assert ok.is_valid(), ok.errors
+    # Telegram polling needs no secret_token (that is the webhook's header).
+    polling = _form(bot, platform="telegram", mode="long_connection", credentials=json.dumps({"bot_token": "1:a"}))
+    assert polling.is_valid(), polling.errors
+    # Webhook mode still asks for the webhook's secrets.
+    hook = _form(bot, platform="slack", mode="webhook", credentials=json.dumps({"bot_token": "xoxb-1"}))
+    assert not hook.is_valid()
+    assert "signing_secret" in hook.errors["credentials"][0] or "app_token" in hook.errors["credentials"][0]
+
+
+# --- Several processes: one holder, takeover after the holder dies, clean SIGTERM ------------------
+
+needs_shared_backends = pytest.mark.skipif(
+    settings.EMBEDDED, reason="needs DATABASE_URL (PostgreSQL) and REDIS_URL shared by several processes"
+)
+
+
+def _test_database_url() -> str:
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(parts._replace(path="/" + settings.DATABASES["default"]["NAME"]))
+
+
+def _start(tmp_path: Path, name: str) -> tuple[subprocess.Popen, Path]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "PARLEY_TASKS_MODE": "inprocess",
+        "PYTHONPATH": str(ROOT),
+        "LOG_LEVEL": "DEBUG",  # secrets must stay out of even the most talkative logs
+        "DB_CONN_MAX_AGE": "0",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log = tmp_path / f"{name}.log"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "run_connectors",
+            "--poll-seconds",
+            "0.3",
+            "--lock-ttl",
+            "3",
+            "--backoff-base",
+            "0.05",
+            "--backoff-max",
+            "0.5",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    return proc, log
+
+
+def _holder_pid(channel_id: int) -> int:
+    import redis
+
+    value = redis.Redis.from_url(settings.REDIS_URL).get(f"parley:connector:holder:{channel_id}")
+    return int(value.decode().split(":")[1]) if value else 0
+
+
+@needs_shared_backends
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_two_processes_one_holder_takeover_after_kill_and_clean_sigterm(answering_bot, slack_fake, tmp_path):
+    channel = slack_channel(answering_bot, slack_fake)
+    first, first_log = _start(tmp_path, "a")
+    second, second_log = _start(tmp_path, "b")
+    procs = {first.pid: first, second.pid: second}
+    try:
+        wait_until(lambda: slack_fake.socket.open_connections == 1, 60, "one process to connect")
+        holder_pid = wait_until(lambda: _holder_pid(channel.pk), 10, "the lock's holder")
+        threading.Event().wait(3.5)  # more than a TTL: the standby never connects while the holder renews
+        assert (slack_fake.socket.connects, slack_fake.socket.open_connections) == (1, 1)
+
+        slack_fake.socket.push(slack_envelope(event_id="Ev0PROC00001", text=QUESTION))
+        answered(slack_fake, 1, timeout=30)
+
+        holder = procs.pop(holder_pid)
+        holder.kill()  # no goodbye: the lock must expire
+        holder.wait(10)
+        survivor = next(iter(procs.values()))
+        wait_until(lambda: slack_fake.socket.connects == 2 and slack_fake.socket.open_connections == 1, 30, "takeover")
+        assert _holder_pid(channel.pk) == survivor.pid
+        slack_fake.socket.push(slack_envelope(event_id="Ev0PROC00002", text=QUESTION))
+        answered(slack_fake, 2, timeout=30)
+
+        survivor.send_signal(signal.SIGTERM)
+        assert survivor.wait(20) == 0  # a clean exit
+        assert slack_fake.socket.open_connections == 0
+        assert _holder_pid(channel.pk) == 0  # released at once, not left to expire
+        assert InboundMessage.objects.filter(channel=channel).count() == 2
+        assert len(slack_fake.sent) == 2
+    finally:
+        for proc in (first, second):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    logs = first_log.read_text() + second_log.read_text()
+    for secret in (SLACK_APP_TOKEN, SLACK_BOT_TOKEN, *slack_fake.tickets):
+        assert secret not in logs
+    states = {json.loads(line).get("state") for line in logs.splitlines() if line.startswith("{")}
+    assert {"standby", "connected", "stopped"} <= states
+    assert re.search(r'"channel": "acme-slack-socket"', logs)
