@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from django.core.management import get_commands
 from django.urls import resolve
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -45,9 +46,17 @@ def test_process_commands_point_at_real_entry_points(where, argv):
             queues = set(argv[argv.index("-Q") + 1].split(","))
             assert {"default", "llm", "webhooks"} <= queues, where
     elif program == "python":
-        assert argv[1:3] == ["manage.py", "migrate"], where
+        assert argv[1] == "manage.py", where
+        assert argv[2] in ("migrate", "run_connectors"), where
+        assert argv[2] in get_commands(), f"{where}: no such management command"
     else:
         pytest.fail(f"{where}: unexpected program {program}")
+
+
+def test_every_way_to_deploy_runs_the_connectors():
+    """Long-connection channels answer only where ``run_connectors`` runs: each deploy file starts it."""
+    places = {where.split(":")[0] for where, argv in _commands() if argv[1:3] == ["manage.py", "run_connectors"]}
+    assert places == {"compose", "k8s", "systemd"}
 
 
 def test_gunicorn_config_uses_a_real_uvicorn_worker_class():
