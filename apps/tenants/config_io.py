@@ -1,12 +1,14 @@
 """Config as code: ``manage.py apply -f parley.yaml`` and ``manage.py export``.
 
-The file describes tenants with their model configs, bots (knowledge entries, channels). Applying
+The file describes tenants with their model configs, bots (knowledge entries, channels) and
+workflows. Applying
 is idempotent (a second run changes nothing) and all-or-nothing (an invalid file changes nothing;
 every error names the file, the path inside it and the problem). ``${VAR}`` in a string value is
 read from the environment (``$$`` writes a literal ``$``). Export writes the same format with
-secrets (API keys, channel credentials) left out; applying a file without them keeps the saved ones.
+secrets (API keys, channel credentials, workflow signing secrets) left out; applying a file without
+them keeps the saved ones.
 
-What apply owns: the tenants, models, bots and channels it names are created or updated; a bot's
+What apply owns: the tenants, models, bots, channels and workflows it names are created or updated; a bot's
 knowledge entries and fallback list are made to match the file. Nothing else is ever deleted.
 """
 
@@ -26,6 +28,7 @@ from apps.bots.models import Bot, BotFallback, KnowledgeEntry
 from apps.channels.models import Channel
 from apps.channels.services import validate_credentials
 from apps.llm.models import ModelConfig
+from apps.workflows.models import Workflow
 
 from .models import Tenant
 
@@ -96,12 +99,28 @@ class BotIn(_Strict):
     channels: list[ChannelIn] = []
 
 
+class WorkflowIn(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    bot: str | None = None  # a bot slug of the tenant; None: every bot of the tenant
+    trigger: Literal["command", "keyword"] = "command"
+    trigger_value: str = Field(min_length=1, max_length=200)
+    url: str = Field(min_length=1, max_length=500)
+    payload_template: str = ""
+    reply_template: str = ""
+    signing_secret: str | None = None  # None: keep what is saved
+    confirmation_required: bool = True
+    max_retries: int = Field(3, ge=0, le=10)
+    timeout_s: int = Field(10, ge=1, le=60)
+    enabled: bool = True
+
+
 class TenantIn(_Strict):
     slug: str = Field(pattern=SLUG)
     name: str = Field(min_length=1, max_length=200)
     is_active: bool = True
     models: list[ModelSpecIn] = []
     bots: list[BotIn] = []
+    workflows: list[WorkflowIn] = []
 
 
 class ConfigIn(_Strict):
@@ -231,8 +250,31 @@ def _check_references(config: ConfigIn, filename: str) -> None:
                 if ch.credentials is not None:
                     for problem in validate_credentials(ch.platform, ch.credentials, enabled=ch.enabled):
                         errors.append(f"{cp}.credentials: {problem}")
+        errors.extend(_check_workflows(tenant, tp, bot_slugs))
     if errors:
         raise ConfigError([f"{filename}: {e}" for e in errors])
+
+
+def _check_workflows(tenant: TenantIn, tp: str, bot_slugs: set[str]) -> list[str]:
+    """Bot references, duplicate names, and what the admin would refuse (a valid payload template,
+    an http(s) URL, a command that is one word and not built in)."""
+    from apps.workflows.validation import workflow_errors
+
+    errors: list[str] = []
+    existing_bots = set(Bot.objects.filter(tenant__slug=tenant.slug).values_list("slug", flat=True))
+    names: set[str] = set()
+    for wi, wf in enumerate(tenant.workflows):
+        wp = f"{tp}.workflows[{wi}]"
+        if wf.name in names:
+            errors.append(f"{wp}.name: workflow '{wf.name}' appears twice in this tenant")
+        names.add(wf.name)
+        if wf.bot and wf.bot not in bot_slugs | existing_bots:
+            errors.append(f"{wp}.bot: no bot '{wf.bot}' in tenant '{tenant.slug}'")
+        # The checks that need no other rows (the rest run when the workflow is saved).
+        probe = Workflow(**wf.model_dump(exclude={"bot", "signing_secret"}))
+        for name, problems in workflow_errors(probe).items():
+            errors.extend(f"{wp}.{name}: {problem}" for problem in problems)
+    return errors
 
 
 # --- applying ------------------------------------------------------------------------------------
@@ -286,9 +328,23 @@ def apply_config(config: ConfigIn, *, dry_run: bool = False) -> ApplyReport:
                 if c.credentials is not None:
                     cvalues["credentials"] = c.credentials
                 _sync(ch, cvalues, f"channel {c.key}", report)
+        _sync_workflows(tenant, t.workflows, report)
     if dry_run:
         transaction.set_rollback(True)
     return report
+
+
+def _sync_workflows(tenant: Tenant, workflows: list[WorkflowIn], report: ApplyReport) -> None:
+    """Create or update the tenant's workflows the file names (by name); others are left alone."""
+    existing = {w.name: w for w in Workflow.objects.filter(tenant=tenant)}
+    bots = {b.slug: b for b in Bot.objects.filter(tenant=tenant)}
+    for w in workflows:
+        obj = existing.get(w.name) or Workflow(tenant=tenant, name=w.name)
+        values = w.model_dump(exclude={"name", "bot", "signing_secret"})
+        values["bot"] = bots[w.bot] if w.bot else None
+        if w.signing_secret is not None:
+            values["signing_secret"] = w.signing_secret
+        _sync(obj, values, f"workflow {tenant.slug}/{w.name}", report)
 
 
 def _sync_fallbacks(bot: Bot, wanted: list[ModelConfig], report: ApplyReport) -> None:
@@ -385,8 +441,23 @@ def export_config(*, tenant_slugs: list[str] | None = None) -> dict[str, Any]:
                     ],
                 }
             )
+        workflows = [
+            {
+                "name": w.name,
+                "bot": w.bot.slug if w.bot else None,
+                **{f: getattr(w, f) for f in WorkflowIn.model_fields if f not in {"name", "bot", "signing_secret"}},
+            }
+            for w in tenant.workflows.order_by("name").select_related("bot")
+        ]
         out.append(
-            {"slug": tenant.slug, "name": tenant.name, "is_active": tenant.is_active, "models": models, "bots": bots}
+            {
+                "slug": tenant.slug,
+                "name": tenant.name,
+                "is_active": tenant.is_active,
+                "models": models,
+                "bots": bots,
+                "workflows": workflows,
+            }
         )
     return {"tenants": out}
 

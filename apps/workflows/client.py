@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from django.conf import settings
 
+from .conf import setting
 from .signing import signature
 
 #: Bytes of a response read at most (the rest is not waited for).
@@ -43,7 +43,7 @@ def _http() -> httpx.Client:
 
 def retry_backoff() -> float:
     """Seconds before the first retry (``PARLEY_WORKFLOW_RETRY_BACKOFF``, default 1); doubles each time."""
-    return max(0.0, float(getattr(settings, "PARLEY_WORKFLOW_RETRY_BACKOFF", 1.0)))
+    return max(0.0, setting("PARLEY_WORKFLOW_RETRY_BACKOFF", 1.0))
 
 
 def call_budget_s(*, timeout_s: int, max_retries: int) -> float:

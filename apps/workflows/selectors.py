@@ -13,20 +13,20 @@ import threading
 import time
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from apps.conversations.commands import parse_command
 
+from .conf import setting
 from .models import Workflow
 from .validation import normalize_command, normalize_keyword
 
 
 def workflow_cache_seconds() -> float:
     """``PARLEY_WORKFLOW_CACHE_SECONDS`` (default 5; 0 reads the workflows for every message)."""
-    return max(0.0, float(getattr(settings, "PARLEY_WORKFLOW_CACHE_SECONDS", 5)))
+    return max(0.0, setting("PARLEY_WORKFLOW_CACHE_SECONDS", 5))
 
 
 @dataclass(frozen=True)

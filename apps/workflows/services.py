@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -26,6 +24,7 @@ from apps.core import metrics
 from apps.core.audit import audit_record
 
 from . import client
+from .conf import setting
 from .models import Workflow, WorkflowRun
 from .templating import PAYLOAD_FIELDS, TemplateError, render_payload, render_reply
 from .texts import text_for
@@ -36,10 +35,7 @@ R = WorkflowRun.Status
 
 def confirm_seconds() -> int:
     """How long a confirmation prompt stays valid (``PARLEY_WORKFLOW_CONFIRM_SECONDS``, default 600)."""
-    value = getattr(settings, "PARLEY_WORKFLOW_CONFIRM_SECONDS", None) or os.environ.get(
-        "PARLEY_WORKFLOW_CONFIRM_SECONDS"
-    )
-    return max(1, int(value or 600))
+    return max(1, int(setting("PARLEY_WORKFLOW_CONFIRM_SECONDS", 600)))
 
 
 def _count(outcome: str) -> None:

@@ -14,7 +14,15 @@ import pytest
 
 from apps.workflows.models import Workflow
 from apps.workflows.selectors import forget_workflows
-from tests.conversations.conftest import _clear_cache, fakeim, llm, make_setup, platform_api  # noqa: F401
+from tests.conversations.conftest import (  # noqa: F401 - fixtures shared with the pipeline tests
+    _clear_cache,
+    celery_worker,
+    fakeim,
+    llm,
+    make_setup,
+    platform_api,
+    shared_worker,
+)
 from tests.fakes.server import FakeServer, RecordedRequest, Response
 
 SECRET = "whsec-test-4f1c2a9b8e"
