@@ -362,6 +362,18 @@ def test_telegram_redelivered_update_is_not_answered_twice(answering_bot):
         assert InboundMessage.objects.count() == 2
 
 
+@pytest.mark.django_db(transaction=True)
+def test_long_connection_channel_without_a_connector_is_reported_not_silently_ignored(answering_bot, caplog):
+    # Saved around the admin's check (e.g. by a config import).
+    make_channel(answering_bot, platform="qq", key="qq-lc", mode=Channel.Mode.LONG_CONNECTION, credentials={})
+    with supervisor() as sup:
+        wait_until(lambda: "qq-lc" in caplog.text, 10, "the warning")
+        assert sup.states() == {}
+    [record] = [r for r in caplog.records if "qq-lc" in r.getMessage()]
+    assert record.levelname == "WARNING" and record.state == "refused"
+    assert "set the channel to webhook mode" in record.getMessage()
+
+
 # --- Admin validation -------------------------------------------------------------------------------
 
 

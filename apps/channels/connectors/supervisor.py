@@ -98,9 +98,30 @@ def load_channels() -> dict[int, Any]:
                         key,
                         extra={"channel": key, "state": "refused"},
                     )
+        _warn_unserved(Channel)
         return {row.pk: row for row in rows}
     finally:
         close_old_connections()
+
+
+_warned_unserved: set[str] = set()
+
+
+def _warn_unserved(channel_model: Any) -> None:
+    """Log once per channel a long-connection channel no connector can serve (saved before the admin
+    refused it, or by a config import): its messages would otherwise silently never arrive."""
+    unserved = channel_model.objects.filter(mode=channel_model.Mode.LONG_CONNECTION, enabled=True).exclude(
+        platform__in=list(CONNECTORS)
+    )
+    for key, platform in unserved.values_list("key", "platform"):
+        if key not in _warned_unserved:
+            _warned_unserved.add(key)
+            logger.warning(
+                "channel %s not connected: %s has no long-connection mode in Parley; set the channel to webhook mode",
+                key,
+                platform,
+                extra={"channel": key, "platform": platform, "state": "refused"},
+            )
 
 
 def _clean(value: Any) -> Any:
@@ -184,20 +205,20 @@ class ChannelRunner:
 
     async def _main(self) -> None:
         locks = self.supervisor.locks
-        standby_logged = False
+        standby_logged = ""
         while True:
             try:
                 acquired = await locks.acquire(self.channel_id)
+                why = "held by another run_connectors process; standing by"
             except Exception as exc:  # Redis away: stand by and try again
-                self._state("standby", "lock store unreachable (%s)", describe(exc), level=logging.WARNING)
-                acquired = False
+                acquired, why = False, f"lock store unreachable ({describe(exc)}); standing by"
             if not acquired:
-                if not standby_logged:
-                    self._state("standby", "held by another run_connectors process; standing by")
-                    standby_logged = True
+                if standby_logged != why:
+                    self._state("standby", "%s", why)
+                    standby_logged = why
                 await asyncio.sleep(self.options.poll_seconds)
                 continue
-            standby_logged = False
+            standby_logged = ""
             self._state("holding", "lock taken")
             try:
                 await self._hold()
