@@ -10,6 +10,17 @@ from tests.factories import make_bot, make_channel, make_tenant, make_user
 from tests.fakes.server import FakeServer
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_pooled_thread_connections(django_db_setup, django_db_blocker):
+    """Long-lived threads (in-process tasks, the webhook lane, web-chat database work) keep their
+    database connection; they give it up before the test database is dropped."""
+    yield
+    from apps.core.threads import LazyPool
+
+    with django_db_blocker.unblock():
+        LazyPool.close_all_connections()
+
+
 @pytest.fixture(autouse=True)
 def _eager_tasks(settings):
     """Background tasks run on the committing thread unless a test asks for Celery."""

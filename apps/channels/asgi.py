@@ -21,13 +21,11 @@ Under WSGI (or Django's test client) the URL is served by the ordinary Django vi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import io
 import json
 import logging
 import re
-import threading
 from typing import Any
 
 from django.conf import settings
@@ -107,24 +105,8 @@ class WebhookLane:
         self._pool = LazyPool("parley-webhook", lambda: self.threads)
 
     def close_connections(self, timeout: float = 10.0) -> None:
-        """Close the database connections the lane's threads keep (for a clean shutdown, and for
-        tests that drop their database afterwards). Each thread gets exactly one closing job: they
-        all wait at one barrier, so no thread can take two."""
-        executor = self._pool.started
-        if executor is None:
-            return
-        threads = len(getattr(executor, "_threads", ())) or 0
-        if threads == 0:
-            return
-        barrier = threading.Barrier(threads)
-
-        def close() -> None:
-            with contextlib.suppress(threading.BrokenBarrierError):
-                barrier.wait(timeout)
-            connections.close_all()
-
-        for future in [executor.submit(close) for _ in range(threads)]:
-            future.result(timeout + 5)
+        """Close the database connections the lane's threads keep (see ``LazyPool``)."""
+        self._pool.close_connections(timeout)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         match = _PATH.fullmatch(scope.get("path", "")) if scope["type"] == "http" else None
