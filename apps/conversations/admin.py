@@ -28,6 +28,7 @@ from apps.core.audit import audit_record
 from apps.core.pii import mask_text
 
 from . import review, selectors
+from .api import may_reveal_pii
 from .models import Conversation, Feedback, InboundMessage, Message
 
 REVEAL_SESSION_KEY = "parley_reveal"
@@ -35,11 +36,25 @@ REVEAL_SESSION_KEY = "parley_reveal"
 REVEAL_SECONDS = 15 * 60
 
 
+PII_SEARCH_REFUSED = (
+    "Searching for personal data (phone numbers, e-mail addresses, id or card numbers) needs the "
+    "“reveal PII” permission. 按个人信息（手机号、邮箱、证件号、卡号）搜索需要“查看个人信息”权限。"
+)
+
+
 class ConversationLogAdmin(TenantScopedAdmin):
     """Conversation logs: reviewers read them; nobody but a superuser edits them."""
 
     reviewer_can_view = True
     read_only = True
+
+    def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> tuple[Any, bool]:
+        # Texts are shown masked; searching them for a phone number or an id would still tell
+        # who wrote it. Searching by personal data needs the same permission as revealing it.
+        if search_term and not may_reveal_pii(request.user) and mask_text(search_term) != search_term:
+            messages.warning(request, PII_SEARCH_REFUSED)
+            return queryset.none(), False
+        return super().get_search_results(request, queryset, search_term)
 
 
 # --- list filters -------------------------------------------------------------------------------

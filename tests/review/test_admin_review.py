@@ -150,6 +150,23 @@ def test_reveal_needs_the_permission_and_is_audited(client, world):
     assert PHONE not in client.get(transcript_url(conv)).content.decode()
 
 
+def test_searching_by_personal_data_needs_the_reveal_permission(client, world):
+    # The base conversation's question holds PHONE and its answer EMAIL; a masked list that still
+    # answered "who wrote 13812345678?" would reveal it all the same.
+    conv = world["tenant-a"]["conv"]
+    for username in ("reviewer-a", "admin-a"):
+        login(client, username)
+        for term in (PHONE, EMAIL):
+            resp = client.get(reverse(CHANGELIST), {"q": term})
+            assert resp.status_code == 200
+            assert list(resp.context["cl"].result_list) == []
+            assert "needs the “reveal PII” permission" in resp.content.decode()
+        assert conv.pk in shown(client, q="password")  # ordinary words are searched as before
+    login(client, "revealer-a")
+    assert shown(client, q=PHONE) == {conv.pk}
+    assert shown(client, q=EMAIL) == {conv.pk}
+
+
 def test_reveal_permission_does_not_cross_tenants(client, world):
     other = world["tenant-b"]["conv"]
     login(client, "revealer-a")
