@@ -25,18 +25,20 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.conf import settings
 
+from apps.channels.connectors.feishu import Frame, decode_frame, encode_frame, ping_frame
 from apps.channels.connectors.supervisor import Options, Supervisor
 from apps.channels.forms import ChannelForm
 from apps.channels.models import Channel
 from apps.conversations.models import InboundMessage
 from apps.core import metrics
-from tests.channels.conftest import ANSWER, DINGTALK_CREDENTIALS, QUESTION
+from tests.channels.conftest import ANSWER, DINGTALK_CREDENTIALS, FEISHU_CREDENTIALS, QUESTION
 from tests.factories import make_channel
 from tests.fakes.connectors import (
     SLACK_APP_TOKEN,
     SLACK_BOT_TOKEN,
     SLACK_HELLO,
     FakeDingTalkStream,
+    FakeFeishuLongConnection,
     FakeSlackSocketMode,
     FakeSocketServer,
     FakeTelegramPolling,
@@ -46,6 +48,7 @@ from tests.fakes.connectors import (
     telegram_update,
     wait_until,
 )
+from tests.fakes.platforms import install_feishu, sample_json
 from tests.fakes.server import FakeServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -300,6 +303,72 @@ def test_dingtalk_refused_credentials_never_connect_and_back_off(answering_bot):
             assert sup.states()[channel.key] in ("reconnecting", "connecting")
 
 
+# --- Feishu long connection -------------------------------------------------------------------------
+
+
+def test_feishu_frames_use_the_protobuf_wire_format():
+    # pbbp2.Frame{SeqID:0, LogID:0, service:1, method:0, headers:[{type: ping}]}, encoded by hand
+    # from the protobuf wire format: tag (field << 3 | wire type), varints, length-prefixed bytes.
+    expected = bytes.fromhex("08001000180120002a0c0a0474797065120470696e67")
+    assert ping_frame(1) == expected
+    assert decode_frame(expected) == Frame(service=1, method=0, headers=[("type", "ping")])
+    data = Frame(seq_id=7, log_id=2**40, service=33554678, method=1, headers=[("sum", "1")], payload="事件".encode())
+    assert decode_frame(encode_frame(data)) == data
+    with pytest.raises(ValueError):
+        decode_frame(b"\x2a\x10\x0a")  # a length running past the end
+
+
+def feishu_message(event_id: str, text: str = QUESTION) -> dict:
+    payload = sample_json("feishu", "im.message.receive_v1.p2p_text.json")
+    payload["header"]["event_id"] = event_id
+    payload["header"]["token"] = ""  # no Verification Token over the long connection
+    payload["event"]["message"]["content"] = json.dumps({"text": text})
+    payload["event"]["message"]["message_id"] = f"om_{event_id}"
+    return payload
+
+
+@pytest.mark.django_db(transaction=True)
+def test_feishu_long_connection_event_is_acked_stored_once_and_answered(answering_bot):
+    creds = {"app_id": FEISHU_CREDENTIALS["app_id"], "app_secret": FEISHU_CREDENTIALS["app_secret"]}
+    with FakeServer() as http, FakeFeishuLongConnection(http, **creds) as fake:
+        install_feishu(http)
+        channel = make_channel(
+            answering_bot,
+            platform="feishu",
+            key="feishu-ws",
+            mode=Channel.Mode.LONG_CONNECTION,
+            credentials=creds,
+            api_base=http.url,
+        )
+        sends = lambda: http.requests_to("/open-apis/im/v1/messages")  # noqa: E731
+        with supervisor() as sup:
+            wait_until(lambda: sup.states().get(channel.key) == "connected", 10, "the connection")
+            assert fake.socket.paths[0].endswith(f"access_key={fake.tickets[0]}&service_id=33554678")
+            wait_until(lambda: len(fake.pings()) >= 2, 5, "pings every PingInterval")
+            assert {f.service for f in fake.pings()} == {33554678}
+
+            # A large event arrives in two parts; it is acknowledged once whole.
+            for part in fake.event_frames(feishu_message("ev-ws-1"), message_id="m-1", parts=2):
+                fake.socket.push(part)
+            [ack] = wait_until(lambda: fake.acks("m-1"), 10, "the ack")
+            assert json.loads(ack.payload) == {"code": 200} and ack.header("biz_rt").isdigit()
+            wait_until(lambda: len(sends()) == 1, 20, "the reply")
+            assert ANSWER.split("**")[0].strip() in sends()[0].body.decode()
+
+            # Feishu re-pushes the same event (another frame id): acknowledged, not answered twice.
+            [again] = fake.event_frames(feishu_message("ev-ws-1"), message_id="m-2")
+            fake.socket.push(again)
+            wait_until(lambda: fake.acks("m-2"), 10, "the second ack")
+            inbound = InboundMessage.objects.get(channel=channel)
+            assert (inbound.platform_message_id, inbound.text) == ("ev-ws-1", QUESTION)
+            wait_until(lambda: InboundMessage.objects.get(pk=inbound.pk).status == "answered", 10, "handled")
+
+            fake.socket.drop()
+            wait_until(lambda: fake.socket.connects == 2 and fake.socket.open_connections == 1, 10, "reconnect")
+            assert len(set(fake.tickets)) == 2
+        assert len(sends()) == 1
+
+
 # --- Telegram long polling --------------------------------------------------------------------------
 
 
@@ -383,13 +452,13 @@ def _form(bot, **data):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("platform", ["qq", "wecom", "web", "feishu"])
+@pytest.mark.parametrize("platform", ["qq", "wecom", "web"])
 def test_admin_refuses_long_connection_where_parley_has_none(bot, platform):
     form = _form(bot, platform=platform, mode="long_connection", credentials="{}")
     assert not form.is_valid()
     [error] = form.errors["mode"]
     assert "use the webhook mode" in error or "served by Parley" in error
-    assert "slack" in error and "telegram" in error and "dingtalk" in error  # where it is available
+    assert all(p in error for p in ("dingtalk", "feishu", "slack", "telegram"))  # where it is available
 
 
 @pytest.mark.django_db

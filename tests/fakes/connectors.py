@@ -44,10 +44,17 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 class FakeSocketServer:
-    def __init__(self, *, greeting: dict | None = None, answer: Callable[[dict], dict | None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        greeting: dict | None = None,
+        answer: Callable[[Any], Any] | None = None,
+        decode: Callable[[Any], Any] = json.loads,
+    ) -> None:
         self.greeting = greeting
-        self.answer = answer  # a reply to send back for a received frame, or None
-        self.received: list[dict] = []
+        self.answer = answer  # a reply (dict: sent as JSON, bytes: as is) for a received frame, or None
+        self.decode = decode  # how a received frame is recorded (JSON by default)
+        self.received: list[Any] = []
         self.paths: list[str] = []
         self.live: list[ServerConnection] = []
         self._lock = threading.Lock()
@@ -100,19 +107,20 @@ class FakeSocketServer:
         with self._lock:
             return len(self.live)
 
-    def frames(self, predicate: Callable[[dict], bool] = lambda f: True) -> list[dict]:
+    def frames(self, predicate: Callable[[Any], bool] = lambda f: True) -> list[Any]:
         with self._lock:
             return [f for f in self.received if predicate(f)]
 
     # -- what the platform does ------------------------------------------------------------------
-    def push(self, frame: dict) -> None:
-        """Send ``frame`` on the newest open connection (AssertionError when none is open)."""
+    def push(self, frame: dict | bytes) -> None:
+        """Send ``frame`` (a dict as JSON text, bytes as a binary frame) on the newest open connection
+        (AssertionError when none is open)."""
 
         async def send() -> None:
             with self._lock:
                 assert self.live, "no client is connected"
                 connection = self.live[-1]
-            await connection.send(json.dumps(frame, ensure_ascii=False))
+            await connection.send(frame if isinstance(frame, bytes) else json.dumps(frame, ensure_ascii=False))
 
         self._call(send())
 
@@ -135,12 +143,12 @@ class FakeSocketServer:
             if self.greeting is not None:
                 await connection.send(json.dumps(self.greeting))
             async for raw in connection:
-                frame = json.loads(raw)
+                frame = self.decode(raw)
                 with self._lock:
                     self.received.append(frame)
                 reply = self.answer(frame) if self.answer else None
                 if reply is not None:
-                    await connection.send(json.dumps(reply))
+                    await connection.send(reply if isinstance(reply, bytes) else json.dumps(reply))
         except ConnectionClosed:
             pass
         finally:
@@ -272,6 +280,88 @@ def dingtalk_ping_frame(message_id: str) -> dict:
         "headers": {"contentType": "application/json", "messageId": message_id, "topic": "ping", "time": "1"},
         "data": json.dumps({"opaque": "6d1f0b3c"}),
     }
+
+
+# --- Feishu long connection ----------------------------------------------------------------------
+
+
+class FakeFeishuLongConnection:
+    """``/callback/ws/endpoint`` and the messages API over HTTP, the binary-frame socket; pings are
+    answered with pongs, as Feishu's gateway does."""
+
+    def __init__(self, http: FakeServer, *, app_id: str, app_secret: str, ping_interval: float = 0.2) -> None:
+        from apps.channels.connectors.feishu import Frame, decode_frame, encode_frame
+
+        self.http = http
+        self.app_id, self.app_secret = app_id, app_secret
+        self.ping_interval = ping_interval
+        self.tickets: list[str] = []
+        self._encode = encode_frame
+
+        def pong(frame: Frame) -> bytes | None:
+            if frame.method == 0 and frame.header("type") == "ping":
+                return encode_frame(Frame(service=frame.service, method=0, headers=[("type", "pong")]))
+            return None
+
+        self.socket = FakeSocketServer(answer=pong, decode=decode_frame)
+        http.route("POST", "/callback/ws/endpoint", self._endpoint)
+
+    def __enter__(self) -> FakeFeishuLongConnection:
+        self.socket.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.socket.stop()
+
+    def _endpoint(self, req: RecordedRequest) -> Response:
+        body = req.json()
+        if (body.get("AppID"), body.get("AppSecret")) != (self.app_id, self.app_secret):
+            return Response(200, {"code": 1000040343, "msg": "app_id or app_secret is invalid", "data": None})
+        ticket = uuid.uuid4().hex
+        self.tickets.append(ticket)
+        url = f"{self.socket.url}/ws/v2?fpid=493&aid=552564&device_id=7381&access_key={ticket}&service_id=33554678"
+        config = {"ReconnectCount": -1, "ReconnectInterval": 120, "ReconnectNonce": 30}
+        return Response(
+            200,
+            {
+                "code": 0,
+                "msg": "ok",
+                "data": {"URL": url, "ClientConfig": {**config, "PingInterval": self.ping_interval}},
+            },
+        )
+
+    def event_frames(self, payload: dict, *, message_id: str, parts: int = 1) -> list[bytes]:
+        """The data frame(s) carrying ``payload``, split in ``parts`` like large events are."""
+        from apps.channels.connectors.feishu import Frame
+
+        data = json.dumps(payload, ensure_ascii=False).encode()
+        size = -(-len(data) // parts)
+        chunks = [data[i * size : (i + 1) * size] for i in range(parts)]
+        return [
+            self._encode(
+                Frame(
+                    seq_id=0,
+                    log_id=0,
+                    service=33554678,
+                    method=1,
+                    headers=[
+                        ("type", "event"),
+                        ("message_id", message_id),
+                        ("sum", str(parts)),
+                        ("seq", str(seq)),
+                        ("trace_id", "a1b2c3"),
+                    ],
+                    payload=chunk,
+                )
+            )
+            for seq, chunk in enumerate(chunks)
+        ]
+
+    def acks(self, message_id: str) -> list[Any]:
+        return self.socket.frames(lambda f: f.method == 1 and f.header("message_id") == message_id)
+
+    def pings(self) -> list[Any]:
+        return self.socket.frames(lambda f: f.method == 0 and f.header("type") == "ping")
 
 
 # --- Telegram long polling ------------------------------------------------------------------------

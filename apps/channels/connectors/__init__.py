@@ -15,6 +15,7 @@ CONNECTORS: dict[str, str] = {
     "slack": "apps.channels.connectors.slack.SlackConnector",
     "dingtalk": "apps.channels.connectors.dingtalk.DingTalkConnector",
     "telegram": "apps.channels.connectors.telegram.TelegramConnector",
+    "feishu": "apps.channels.connectors.feishu.FeishuConnector",
 }
 
 #: Platforms whose channels cannot be set to long-connection mode, and why (shown in the admin).
@@ -22,7 +23,6 @@ UNAVAILABLE: dict[str, str] = {
     "web": "The web chat is served by Parley itself; it has no platform to connect to.",
     "wecom": "WeCom self-built apps deliver messages by HTTP callback only; use the webhook mode.",
     "qq": "QQ's WebSocket gateway is retired (QQ bots receive events by webhook only); use the webhook mode.",
-    "feishu": "Parley does not offer Feishu's long connection yet; use the webhook mode.",
 }
 
 
