@@ -80,7 +80,8 @@ class WorkflowRun(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="runs")
-    conversation = models.ForeignKey("conversations.Conversation", null=True, blank=True, on_delete=models.SET_NULL)
+    # Deleted with its conversation (retention): its context and request body carry what the user wrote.
+    conversation = models.ForeignKey("conversations.Conversation", null=True, blank=True, on_delete=models.CASCADE)
     inbound = models.ForeignKey(
         "conversations.InboundMessage",
         null=True,

@@ -57,7 +57,7 @@ def workflow_run_start(
     existing = WorkflowRun.objects.filter(inbound=inbound).first()
     if existing is not None:
         if existing.status == R.QUEUED:
-            _enqueue_call(existing)
+            workflow_run_enqueue(existing)
         return existing
     channel = inbound.channel
     bot = channel.bot
@@ -91,11 +91,12 @@ def workflow_run_start(
         return WorkflowRun.objects.get(inbound=inbound)
     run.workflow = wf
     if run.status == R.QUEUED:
-        _enqueue_call(run)
+        workflow_run_enqueue(run)
     return run
 
 
-def _enqueue_call(run: WorkflowRun) -> None:
+def workflow_run_enqueue(run: WorkflowRun) -> None:
+    """Start the call of a queued run on the ``webhooks`` queue (after the current transaction)."""
     from apps.core.tasks import enqueue
 
     from .tasks import call_workflow
@@ -142,7 +143,7 @@ def workflow_run_confirm(run: WorkflowRun, *, inbound: Any) -> bool:
         conversation=run.conversation_id,
         user_id=run.user_id,
     )
-    _enqueue_call(run)
+    workflow_run_enqueue(run)
     return True
 
 

@@ -370,3 +370,74 @@ def test_chinese_user_gets_chinese_texts(client, make_setup, make_workflow, busi
     post_message(client, channel, id="m-6", text="取消")
     assert platform_api.texts()[-1] == "已取消，「Create ticket」未执行。"
     assert llm.calls == 0
+
+
+# --- crashes and redeliveries ----------------------------------------------------------------------
+
+
+def test_message_handled_again_after_a_crash_calls_and_tells_once(
+    client, make_setup, make_workflow, business, platform_api
+):
+    from apps.conversations.pipeline.process import process_inbound
+
+    bot, channel = make_setup()
+    make_workflow(bot)
+    post_message(client, channel, id="m-1", text="/ticket printer")
+    post_message(client, channel, id="m-1", text="/ticket printer")  # the platform redelivers it
+    # The worker is presumed dead before it finished the message: it is handed out again.
+    InboundMessage.objects.update(status=InboundMessage.Status.RECEIVED, reply=None)
+    process_inbound(InboundMessage.objects.get().pk)
+    assert len(business.calls) == 1 and platform_api.texts() == ["Ticket T-1042 created."]
+    assert WorkflowRun.objects.count() == 1
+    assert InboundMessage.objects.get().status == InboundMessage.Status.ANSWERED
+
+
+def test_prompt_not_stored_before_a_crash_is_sent_when_handled_again(
+    client, make_setup, make_workflow, business, platform_api
+):
+    from apps.conversations.pipeline.process import process_inbound
+
+    bot, channel = make_setup()
+    make_workflow(bot, confirmation_required=True)
+    post_message(client, channel, id="m-1", text="/ticket printer")
+    Message.objects.filter(role="assistant").delete()  # as if the worker died before storing the prompt
+    InboundMessage.objects.update(status=InboundMessage.Status.RECEIVED, reply=None)
+    process_inbound(InboundMessage.objects.get().pk)
+    assert len(platform_api.texts()) == 2 and platform_api.texts()[1] == platform_api.texts()[0]
+    assert WorkflowRun.objects.get().status == R.PENDING_CONFIRMATION
+    post_message(client, channel, id="m-2", text="yes")
+    assert len(business.calls) == 1 and platform_api.texts()[-1] == "Ticket T-1042 created."
+
+
+def test_result_that_could_not_be_sent_is_sent_later_without_calling_again(
+    client, make_setup, make_workflow, business, platform_api
+):
+    from apps.workflows.tasks import call_workflow
+
+    bot, channel = make_setup()
+    make_workflow(bot)
+    platform_api.status = 503  # the IM platform is down when the result is ready
+    post_message(client, channel, id="m-1", text="/ticket printer")
+    assert len(business.calls) == 1 and platform_api.sent == []
+    run = WorkflowRun.objects.get()
+    assert run.status == R.SUCCEEDED and run.reply.delivered_at is None
+    platform_api.status = 200
+    call_workflow.apply(args=[run.pk])  # the task's retry, later
+    call_workflow.apply(args=[run.pk])  # and once more, for good measure
+    assert platform_api.texts() == ["Ticket T-1042 created."] and len(business.calls) == 1
+    assert Message.objects.filter(role="assistant").count() == 1
+
+
+def test_language_of_a_bare_command_follows_the_conversation(
+    client, make_setup, make_workflow, business, platform_api, llm
+):
+    bot, channel = make_setup()
+    make_workflow(bot, confirmation_required=True)
+    make_workflow(bot, name="工单", trigger_value="/工单", confirmation_required=True)
+    post_message(client, channel, id="c-1", chat="c1", user="u1", text="/工单")
+    assert platform_api.texts()[-1].startswith("即将执行「工单」。")
+    post_message(client, channel, id="m-1", chat="c2", user="u2", text="你好，打印机怎么报修？")
+    post_message(client, channel, id="c-2", chat="c2", user="u2", text="/ticket")
+    assert platform_api.texts()[-1].startswith("即将执行「Create ticket」。")
+    post_message(client, channel, id="c-3", chat="c3", user="u3", text="/ticket")
+    assert platform_api.texts()[-1].startswith("I'm about to run **Create ticket**.")

@@ -15,12 +15,14 @@ nothing (the bot's workflows are remembered per process, see ``apps.workflows.se
 from __future__ import annotations
 
 import logging
+import re
 
 from apps.core.language import detect_language
 from apps.workflows import services as workflows
 from apps.workflows.selectors import active_workflows, match_trigger
 from apps.workflows.texts import confirm_prompt, decision, text_for
 
+from ..commands import parse_command
 from ..models import Conversation, InboundMessage, Message
 from .claim import Claim
 from .deliver import deliver, send_reply, store_reply
@@ -32,6 +34,7 @@ S = InboundMessage.Status
 #: my ticket number?"); prompts, "yes"/"no" and notices are not.
 SOURCE = "workflow"
 NOTE = "system"
+_CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def run_workflows(claim: Claim, conv: Conversation) -> bool:
@@ -43,8 +46,12 @@ def run_workflows(claim: Claim, conv: Conversation) -> bool:
     if claim.attempt > 1:
         earlier = workflows.run_by_inbound(inbound)
         if earlier is not None:  # handled before a crash: pick up where it stopped
+            if earlier.status == workflows.R.PENDING_CONFIRMATION and earlier.inbound_id == inbound.pk:
+                # Its prompt was not stored (a stored one is re-sent by the pipeline's resume step).
+                _prompt(claim, conv, earlier)
+                return True
             if earlier.status == workflows.R.QUEUED:
-                workflows._enqueue_call(earlier)
+                workflows.workflow_run_enqueue(earlier)
             claim.finish(S.ANSWERED)
             return True
     if not flows:
@@ -56,7 +63,7 @@ def run_workflows(claim: Claim, conv: Conversation) -> bool:
     match = match_trigger(flows, inbound.text)
     if match is None:
         return False
-    language = _language(conv, match.text or inbound.text)
+    language = _trigger_language(conv, inbound, match)
     store_user_turn(conv, inbound, language=language, source=SOURCE, first_attempt=claim.attempt == 1)
     run = workflows.workflow_run_start(
         workflow_id=match.workflow.id, conversation=conv, inbound=inbound, text=match.text, language=language
@@ -64,8 +71,7 @@ def run_workflows(claim: Claim, conv: Conversation) -> bool:
     if run is None:  # disabled or deleted a moment ago
         return False
     if run.status == workflows.R.PENDING_CONFIRMATION:
-        text = confirm_prompt(run.workflow.name, match.text, language, max(1, workflows.confirm_seconds() // 60))
-        _answer(claim, conv, text, language)
+        _prompt(claim, conv, run)
         return True
     claim.finish(S.ANSWERED)
     return True
@@ -80,13 +86,16 @@ def _decide_pending(claim: Claim, conv: Conversation) -> bool:
     language = run.language or conv.language or "en"
     name = run.workflow.name
     if workflows.is_expired(run) or not run.workflow.enabled:
+        expired = run.workflow.enabled
         cancelled = workflows.workflow_run_cancel(
-            run, reason="confirmation expired" if run.workflow.enabled else "workflow disabled", outcome="expired"
+            run,
+            reason="confirmation expired" if expired else "the workflow was disabled",
+            outcome="expired" if expired else "cancelled",
         )
         if said is None or not cancelled:
             return False
         store_user_turn(conv, inbound, language=language, source=NOTE, first_attempt=claim.attempt == 1)
-        _answer(claim, conv, text_for("expired", language, name=name), language)
+        _answer(claim, conv, text_for("expired" if expired else "cancelled", language, name=name), language)
         return True
     if said == "confirm":
         store_user_turn(conv, inbound, language=language, source=NOTE, first_attempt=claim.attempt == 1)
@@ -112,6 +121,26 @@ def _decide_pending(claim: Claim, conv: Conversation) -> bool:
     if workflows.workflow_run_cancel(run, reason="the user wrote something else"):
         _notice(inbound, conv, text_for("superseded", _language(conv, inbound.text), name=name))
     return False
+
+
+def _prompt(claim: Claim, conv: Conversation, run) -> None:
+    minutes = max(1, workflows.confirm_seconds() // 60)
+    text = confirm_prompt(run.workflow.name, (run.context or {}).get("text", ""), run.language, minutes)
+    _answer(claim, conv, text, run.language)
+
+
+def _trigger_language(conv: Conversation, inbound: InboundMessage, match) -> str:
+    """The language a workflow talks to its user in: the pinned one (``/lang``), else the one of
+    the command's text (the command word says nothing, unless it is Chinese: ``/工单``), else the
+    conversation's, else the one of the message (keywords)."""
+    if conv.language_pinned and conv.language:
+        return conv.language
+    if match.workflow.trigger != "command":
+        return _language(conv, inbound.text)
+    cmd = parse_command(inbound.text)
+    if cmd is not None and _CJK.search(cmd.raw_name):
+        return "zh"
+    return _language(conv, match.text)
 
 
 def _language(conv: Conversation, text: str) -> str:
