@@ -109,8 +109,11 @@ def answered(fake, n: int = 1, timeout: float = 20):
 @pytest.mark.django_db(transaction=True)
 def test_slack_message_over_socket_is_acked_stored_once_and_answered(answering_bot, slack_fake):
     channel = slack_channel(answering_bot, slack_fake)
+    gauge = metrics.CONNECTORS_CONNECTED.labels("slack")
+    before = gauge._value.get()
     with supervisor() as sup:
         wait_until(lambda: sup.states().get(channel.key) == "connected", 10, "the hello")
+        assert gauge._value.get() == before + 1
         [opened] = slack_fake.opens
         assert opened.headers["Authorization"] == f"Bearer {SLACK_APP_TOKEN}"  # the app-level token opens it
 
@@ -132,6 +135,7 @@ def test_slack_message_over_socket_is_acked_stored_once_and_answered(answering_b
         wait_until(lambda: stored.get().status == "answered", 10, "the message to be handled")
     assert len(slack_fake.sent) == 1
     assert slack_fake.socket.open_connections == 0  # closed on shutdown
+    assert gauge._value.get() == before
 
 
 @pytest.mark.django_db(transaction=True)
