@@ -8,7 +8,9 @@ once. Errors name what went wrong, never the URL (it may carry a token) or the s
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from .conf import setting
+from .conf import setting, text_setting
 from .signing import signature
 
 #: Bytes of a response read at most (the rest is not waited for).
@@ -39,6 +41,42 @@ def _http() -> httpx.Client:
             if _client is None:
                 _client = httpx.Client(follow_redirects=False, limits=httpx.Limits(max_connections=100))
     return _client
+
+
+#: Never called, whatever a tenant admin types: link-local addresses (cloud metadata services).
+DEFAULT_BLOCKED = "169.254.0.0/16,fe80::/10"
+
+
+def blocked_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """``PARLEY_WORKFLOW_BLOCKED_NETWORKS``: comma-separated networks workflow calls may not reach
+    (default: link-local). Multi-tenant installs add their own, e.g. ``127.0.0.0/8,10.0.0.0/8``."""
+    raw = text_setting("PARLEY_WORKFLOW_BLOCKED_NETWORKS", DEFAULT_BLOCKED)
+    return [ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip()]
+
+
+def blocked_reason(url: str, *, resolve: bool = True) -> str:
+    """Why ``url`` may not be called ("" when it may): its host is, or resolves to, an address in
+    ``blocked_networks()``. Without ``resolve`` only literal IP addresses are checked."""
+    networks = blocked_networks()
+    if not networks:
+        return ""
+    try:
+        host = httpx.URL(url).host
+    except (httpx.InvalidURL, ValueError):
+        return "invalid URL"
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        if not resolve:
+            return ""
+        try:
+            addresses = [ipaddress.ip_address(info[4][0]) for info in socket.getaddrinfo(host, None)]
+        except (OSError, UnicodeError, ValueError):
+            return ""  # unresolvable: the call itself reports the network error
+    for address in addresses:
+        if any(address in network for network in networks):
+            return f"the address {address} is in a blocked network (PARLEY_WORKFLOW_BLOCKED_NETWORKS)"
+    return ""
 
 
 def retry_backoff() -> float:
@@ -89,6 +127,9 @@ def post_json(
     spent. ``run_ref`` goes out as ``X-Parley-Run-Id`` on every attempt (the business system's
     idempotency key). ``on_attempt(n)`` is called before attempt ``n``. Never raises for HTTP."""
     started = time.monotonic()
+    blocked = blocked_reason(url)
+    if blocked:
+        return CallResult("failed", 0, error=blocked)
     attempt = 0
     result = CallResult(outcome="failed", attempts=0)
     while True:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from apps.conversations.commands import ALIASES
 
+from .client import blocked_reason
 from .templating import PAYLOAD_FIELDS, TemplateError, render_payload, unknown_payload_placeholders
 
 #: A command word, as the chat command parser reads one (``/ticket``, ``/工单``).
@@ -55,6 +56,10 @@ def workflow_errors(wf: Any) -> dict[str, list[str]]:
     scheme = urlsplit(wf.url or "").scheme.lower()
     if wf.url and scheme not in ("http", "https"):
         add("url", f"The URL must start with http:// or https:// (not '{scheme or wf.url[:20]}').")
+    elif wf.url:
+        blocked = blocked_reason(wf.url, resolve=False)
+        if blocked and blocked != "invalid URL":  # (an invalid one gets the field's own message)
+            add("url", f"Parley does not call this URL: {blocked}.")
 
     unknown = unknown_payload_placeholders(wf.payload_template)
     if unknown:
