@@ -141,7 +141,6 @@ def workflow_run_confirm(run: WorkflowRun, *, inbound: Any) -> bool:
         run=run.pk,
         workflow=wf.pk,
         conversation=run.conversation_id,
-        user_id=run.user_id,
     )
     workflow_run_enqueue(run)
     return True
@@ -260,7 +259,6 @@ def _finish(run: WorkflowRun, mine: datetime, result: client.CallResult) -> bool
             run=run.pk,
             workflow=wf.pk,
             conversation=run.conversation_id,
-            user_id=run.user_id,
             outcome=result.outcome,
             response_status=result.status,
             attempts=result.attempts,
