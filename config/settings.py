@@ -266,6 +266,41 @@ WEBCHAT_DB_THREADS = env.int("WEBCHAT_DB_THREADS", default=4)
 # Seconds a Slack send may take before its outcome counts as unknown (docs/platforms.md).
 SLACK_SEND_TIMEOUT = env.float("SLACK_SEND_TIMEOUT", default=10.0)
 
+# --- Staff sign-in (docs/security.md) -----------------------------------------------------------
+# Password sign-in: "all" (default) or "superusers" (everyone else signs in through the identity
+# provider below; this also applies to the API's password token endpoint).
+PASSWORD_SIGNIN = env.str("PASSWORD_SIGNIN", default="all")
+if PASSWORD_SIGNIN not in ("all", "superusers"):
+    raise ValueError("PASSWORD_SIGNIN must be 'all' or 'superusers'")
+AUTHENTICATION_BACKENDS = [
+    "apps.core.signin.PasswordSignInBackend",  # the policy above, and the audit trail
+    "django.contrib.auth.backends.ModelBackend",
+]
+# OpenID Connect (authorization code + PKCE). Off unless OIDC_ENABLED; needs the issuer, client id
+# and secret. Endpoints come from <issuer>/.well-known/openid-configuration (or OIDC_DISCOVERY_URL)
+# unless the authorization, token and JWKS endpoints are all given. The provider's redirect URI
+# is PUBLIC_BASE_URL + /auth/oidc/callback/.
+OIDC_ENABLED = env.bool("OIDC_ENABLED", default=False)
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="")
+OIDC_DISCOVERY_URL = env.str("OIDC_DISCOVERY_URL", default="")
+OIDC_AUTHORIZATION_ENDPOINT = env.str("OIDC_AUTHORIZATION_ENDPOINT", default="")
+OIDC_TOKEN_ENDPOINT = env.str("OIDC_TOKEN_ENDPOINT", default="")
+OIDC_USERINFO_ENDPOINT = env.str("OIDC_USERINFO_ENDPOINT", default="")
+OIDC_JWKS_URI = env.str("OIDC_JWKS_URI", default="")
+OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+OIDC_TOKEN_AUTH_METHOD = env.str("OIDC_TOKEN_AUTH_METHOD", default="client_secret_basic")  # or client_secret_post
+OIDC_SCOPES = env.list("OIDC_SCOPES", default=["openid", "email", "profile"])
+OIDC_SIGN_ALGORITHMS = env.list("OIDC_SIGN_ALGORITHMS", default=["RS256"])
+OIDC_TIMEOUT = env.float("OIDC_TIMEOUT", default=10.0)
+OIDC_BUTTON_LABEL = env.str("OIDC_BUTTON_LABEL", default="single sign-on")  # "Sign in with <label>"
+# Who may sign in: a user whose e-mail matches; email_verified=false always refuses, a missing
+# claim refuses only with OIDC_REQUIRE_EMAIL_VERIFIED. Unknown addresses in these domains get a new
+# staff user without tenant memberships. Superusers keep to passwords unless OIDC_ALLOW_SUPERUSERS.
+OIDC_REQUIRE_EMAIL_VERIFIED = env.bool("OIDC_REQUIRE_EMAIL_VERIFIED", default=False)
+OIDC_PROVISION_DOMAINS = env.list("OIDC_PROVISION_DOMAINS", default=[])
+OIDC_ALLOW_SUPERUSERS = env.bool("OIDC_ALLOW_SUPERUSERS", default=False)
+
 # --- Logging: one JSON object per line on stdout --------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -3,6 +3,8 @@ from django.urls import include, path
 
 from apps.core import metrics_views
 from apps.core import views as core_views
+from apps.core.signin import AdminSignInForm
+from apps.core.signin_views import SessionTokenView
 
 urlpatterns = [
     path("", core_views.home, name="home"),
@@ -13,6 +15,11 @@ urlpatterns = [
     path("feedback/", include("apps.conversations.feedback_urls")),
     path("", include("apps.channels.webchat.urls")),
     path("metrics", metrics_views.metrics_view, name="metrics"),
+    path("auth/oidc/", include("apps.core.signin_urls")),
+    path("api/v1/auth/session-token/", SessionTokenView.as_view(), name="session_token"),
     path("api/", include("config.api_urls")),
     path("admin/", admin.site.urls),
 ]
+
+# Staff sign-in (docs/security.md): the admin's password form applies PASSWORD_SIGNIN and audits.
+admin.site.login_form = AdminSignInForm
