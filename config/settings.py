@@ -300,6 +300,8 @@ OIDC_BUTTON_LABEL = env.str("OIDC_BUTTON_LABEL", default="single sign-on")  # "S
 OIDC_REQUIRE_EMAIL_VERIFIED = env.bool("OIDC_REQUIRE_EMAIL_VERIFIED", default=False)
 OIDC_PROVISION_DOMAINS = env.list("OIDC_PROVISION_DOMAINS", default=[])
 OIDC_ALLOW_SUPERUSERS = env.bool("OIDC_ALLOW_SUPERUSERS", default=False)
+# Sign-ins one client address may start per 10 minutes (each costs a request to the provider).
+OIDC_START_LIMIT_PER_IP = env.int("OIDC_START_LIMIT_PER_IP", default=60)
 
 # --- Logging: one JSON object per line on stdout --------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -28,6 +29,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from . import ratelimit
 from .audit import audit_record
 from .oidc import OidcConfig, SignInRefused, oidc_begin, oidc_claims, oidc_config, oidc_user_for
 from .signin import METHOD_OIDC, METHOD_PASSWORD, SESSION_BACKEND, SESSION_METHOD_KEY, audit_signin
@@ -35,6 +37,9 @@ from .signin import METHOD_OIDC, METHOD_PASSWORD, SESSION_BACKEND, SESSION_METHO
 logger = logging.getLogger(__name__)
 
 NEXT_KEY = "parley_oidc_next"
+#: Each start costs a request to the provider: at most this many per client address per 10 minutes
+#: (``OIDC_START_LIMIT_PER_IP``). A callback with a state this browser was not given costs nothing.
+START_WINDOW_SECONDS = 600
 
 # Two languages, a dozen reasons: a table, like the feedback page's (no gettext catalogues to compile).
 TEXT: dict[str, dict[str, str]] = {
@@ -56,6 +61,8 @@ TEXT: dict[str, dict[str, str]] = {
         ),
         "provider_down_title": "The identity provider cannot be reached",
         "provider_down_body": "Parley could not reach the identity provider. Please try again in a few minutes.",
+        "limited_title": "Too many attempts",
+        "limited_body": "Please try again in a few minutes.",
         "state_title": "This sign-in has expired",
         "state_body": (
             "The sign-in was started in another browser or too long ago. Please start again from the sign-in page."
@@ -102,6 +109,8 @@ TEXT: dict[str, dict[str, str]] = {
         "provider_error_body": "身份提供方返回了错误。请重试；如果问题持续，请把这次尝试的时间告诉管理员。",
         "provider_down_title": "无法连接身份提供方",
         "provider_down_body": "Parley 无法连接身份提供方，请几分钟后再试。",
+        "limited_title": "尝试次数过多",
+        "limited_body": "请几分钟后再试。",
         "state_title": "本次登录已过期",
         "state_body": "登录是在其他浏览器中发起的，或已超时。请从登录页重新开始。",
         "token_invalid_title": "无法验证本次登录",
@@ -186,6 +195,10 @@ def oidc_start(request: HttpRequest) -> HttpResponse:
     config = _config_or_problem(request)
     if isinstance(config, HttpResponse):
         return config
+    limit = settings.OIDC_START_LIMIT_PER_IP
+    client = request.META.get("REMOTE_ADDR", "") or "unknown"
+    if not ratelimit.hit("signin:oidc-start", client, limit=limit, window_seconds=START_WINDOW_SECONDS).allowed:
+        return _refuse(request, SignInRefused("limited", status=429), step="start")
     request.session[NEXT_KEY] = _safe_next(request, request.GET.get("next", ""))
     try:
         return oidc_begin(request, config)

@@ -52,6 +52,7 @@ def oidc_on(settings, idp):
     settings.OIDC_REQUIRE_EMAIL_VERIFIED = False
     settings.OIDC_ALLOW_SUPERUSERS = False
     settings.PASSWORD_SIGNIN = "all"
+    settings.OIDC_START_LIMIT_PER_IP = 60
     return idp
 
 
@@ -369,6 +370,19 @@ def test_discovery_that_does_not_check_out(client, world, oidc_on, settings):
     resp = client.get("/auth/oidc/start/")
     assert resp.status_code == 502 and "refused the sign-in" in resp.content.decode()
     assert idp.server.requests_to(OIDC + "/auth") == []
+
+
+def test_starts_are_rate_limited_per_client_address(client, world, oidc_on, settings):
+    settings.OIDC_START_LIMIT_PER_IP = 2
+    oidc_on.sign_in_as("admin-a@example.com")
+    start(client)
+    start(client)
+    before = len(oidc_on.server.requests)
+    resp = client.get("/auth/oidc/start/", HTTP_ACCEPT_LANGUAGE="zh-CN")
+    assert resp.status_code == 429 and "尝试次数过多" in resp.content.decode()
+    assert len(oidc_on.server.requests) == before  # the provider was not asked
+    other = Client(REMOTE_ADDR="10.0.0.9")
+    assert other.get("/auth/oidc/start/").status_code == 302
 
 
 def test_the_client_secret_never_reaches_logs_or_pages(client, world, oidc_on, caplog):
