@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
@@ -70,7 +71,7 @@ class PasswordSignInBackend(ModelBackend):
         self, request: HttpRequest | None, username: str | None = None, password: str | None = None, **kwargs: Any
     ) -> Any:
         if username is None:
-            username = kwargs.get(self._username_field())
+            username = kwargs.get(get_user_model().USERNAME_FIELD)
         if username is None or password is None:
             return None
         user = super().authenticate(request, username=username, password=password, **kwargs)
@@ -89,12 +90,6 @@ class PasswordSignInBackend(ModelBackend):
             audit_signin(request=request, method=METHOD_PASSWORD, user=user)
         return user
 
-    @staticmethod
-    def _username_field() -> str:
-        from django.contrib.auth import get_user_model
-
-        return get_user_model().USERNAME_FIELD
-
 
 class AdminSignInForm(AdminAuthenticationForm):
     """The admin's password form: says plainly when password sign-in is off for the account, and
@@ -102,7 +97,7 @@ class AdminSignInForm(AdminAuthenticationForm):
 
     error_messages = {
         **AdminAuthenticationForm.error_messages,
-        "password_signin_off": "Password sign-in is turned off for this account. Use the single sign-on button below.",
+        "password_signin_off": "Password sign-in is turned off for this account: sign in with single sign-on instead.",
     }
 
     def clean(self) -> dict[str, Any]:
