@@ -239,6 +239,12 @@ def test_feishu_chinese_answers_get_chinese_labels_and_a_channel_can_turn_button
     FeishuAdapter().send(feishu_channel, Target(chat_id=FEISHU_CHAT), reply)
     assert card_buttons(sent_cards(fake_server)[1]) == []
 
+    # Long-connection channels get none: their clicks would not reach the webhook URL.
+    feishu_channel.credentials = {k: v for k, v in feishu_channel.credentials.items() if k != "rating_buttons"}
+    feishu_channel.mode = "long_connection"
+    FeishuAdapter().send(feishu_channel, Target(chat_id=FEISHU_CHAT), reply)
+    assert card_buttons(sent_cards(fake_server)[2]) == []
+
 
 # --- Slack ----------------------------------------------------------------------------------------
 

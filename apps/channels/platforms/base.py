@@ -136,8 +136,12 @@ RATING_BUTTONS_OFF = frozenset({"off", "false", "0", "no"})
 
 
 def rating_buttons_enabled(channel: Any) -> bool:
-    """Whether answers on ``channel`` carry thumbs buttons (on unless its ``rating_buttons``
-    credential says "off"; the bot's ``feedback_links`` switch turns links and buttons off together)."""
+    """Whether answers on ``channel`` carry thumbs buttons: on unless its ``rating_buttons``
+    credential says "off" (the bot's ``feedback_links`` switch turns links and buttons off together).
+    Off in long-connection mode, whose clicks arrive over the connection rather than at the webhook
+    URL, where nothing records them yet: a button that does nothing is worse than none."""
+    if getattr(channel, "mode", "webhook") == "long_connection":
+        return False
     value = str((getattr(channel, "credentials", None) or {}).get("rating_buttons") or "").strip().lower()
     return value not in RATING_BUTTONS_OFF
 
