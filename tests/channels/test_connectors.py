@@ -29,7 +29,7 @@ from apps.channels.connectors.feishu import Frame, decode_frame, encode_frame, p
 from apps.channels.connectors.supervisor import Options, Supervisor
 from apps.channels.forms import ChannelForm
 from apps.channels.models import Channel
-from apps.conversations.models import InboundMessage
+from apps.conversations.models import Feedback, InboundMessage
 from apps.core import metrics
 from tests.channels.conftest import ANSWER, DINGTALK_CREDENTIALS, FEISHU_CREDENTIALS, QUESTION
 from tests.factories import make_channel
@@ -45,6 +45,7 @@ from tests.fakes.connectors import (
     dingtalk_callback_frame,
     dingtalk_ping_frame,
     slack_envelope,
+    slack_rating_envelope,
     telegram_update,
     wait_until,
 )
@@ -136,6 +137,38 @@ def test_slack_message_over_socket_is_acked_stored_once_and_answered(answering_b
     assert len(slack_fake.sent) == 1
     assert slack_fake.socket.open_connections == 0  # closed on shutdown
     assert gauge._value.get() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_slack_rating_click_over_socket_mode_is_recorded_like_the_webhooks(answering_bot, slack_fake):
+    channel = slack_channel(answering_bot, slack_fake)
+    with supervisor() as sup:
+        wait_until(lambda: sup.states().get(channel.key) == "connected", 10, "the hello")
+        slack_fake.socket.push(slack_envelope(event_id="Ev0RATE00001", text=QUESTION))
+        [sent] = answered(slack_fake)
+        reply = wait_until(lambda: InboundMessage.objects.get(channel=channel).reply, 10, "the stored answer")
+
+        # The answer's signed feedback token, as its rating buttons carry it (here read from its link).
+        token = re.search(r"/feedback/([^/|>]+)/", sent.json()["text"]).group(1)
+        click = slack_rating_envelope(sent.json(), ts=reply.platform_message_id, token=token, thumb="down")
+        slack_fake.socket.push(click)
+        wait_until(lambda: slack_fake.acks(click["envelope_id"]), 10, "the click's ack")
+        feedback = wait_until(lambda: Feedback.objects.first(), 10, "the rating")
+        assert (feedback.message_id, feedback.rating, feedback.source) == (reply.pk, 1, "button")
+        [update] = wait_until(lambda: slack_fake.updates, 10, "the rated message's update")
+        assert (update.json()["channel"], update.json()["ts"]) == ("D0PNCRP9N", reply.platform_message_id)
+
+        # Someone else's click is acknowledged (Slack must not retry it) but counts for nothing.
+        stranger = slack_rating_envelope(
+            sent.json(), ts=reply.platform_message_id, token=token, thumb="up", user="U0STRANGER"
+        )
+        slack_fake.socket.push(stranger)
+        wait_until(lambda: slack_fake.acks(stranger["envelope_id"]), 10, "the stranger's ack")
+        [note] = wait_until(lambda: slack_fake.http.requests_to("/api/chat.postEphemeral"), 10, "the note")
+        assert note.json()["user"] == "U0STRANGER"  # told, privately, why it did not count
+        assert list(Feedback.objects.values_list("rating", flat=True)) == [1]
+    assert InboundMessage.objects.count() == 1  # clicks are never messages
+    assert len(slack_fake.sent) == 1
 
 
 @pytest.mark.django_db(transaction=True)

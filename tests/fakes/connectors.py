@@ -168,6 +168,8 @@ class FakeSlackSocketMode:
         self.tickets: list[str] = []
         http.route("POST", "/api/apps.connections.open", self._open)
         http.route("POST", "/api/chat.postMessage", self._post)
+        http.route("POST", "/api/chat.update", lambda req: (200, {"ok": True, "channel": "", "ts": ""}))
+        http.route("POST", "/api/chat.postEphemeral", lambda req: (200, {"ok": True, "message_ts": "1731406013.0001"}))
         self._ts = itertools.count(1)
 
     def _open(self, req: RecordedRequest) -> Response:
@@ -188,6 +190,10 @@ class FakeSlackSocketMode:
     @property
     def sent(self) -> list[RecordedRequest]:
         return self.http.requests_to("/api/chat.postMessage")
+
+    @property
+    def updates(self) -> list[RecordedRequest]:
+        return self.http.requests_to("/api/chat.update")
 
     def acks(self, envelope_id: str) -> list[dict]:
         return self.socket.frames(lambda f: f.get("envelope_id") == envelope_id)
@@ -213,6 +219,24 @@ def slack_envelope(*, event_id: str, text: str, envelope_id: str = "", retry_att
         "accepts_response_payload": False,
         "retry_attempt": retry_attempt,
         "retry_reason": "timeout" if retry_attempt else "",
+    }
+
+
+def slack_rating_envelope(sent: dict, *, ts: str, token: str, thumb: str = "up", user: str = "U061F7AUR") -> dict:
+    """The ``interactive`` envelope Socket Mode delivers when ``user`` clicks the rating button
+    carrying ``token`` under the posted message ``sent`` (its ``chat.postMessage`` body; ``ts`` as
+    Slack answered)."""
+    payload = sample_json("slack", "block_actions.json")
+    payload["user"]["id"] = user
+    payload["container"].update(channel_id=sent["channel"], message_ts=ts)
+    payload["channel"]["id"] = sent["channel"]
+    payload["message"].update(ts=ts, text=sent["text"], blocks=sent.get("blocks") or [])
+    payload["actions"][0].update(action_id=f"parley_rate_{thumb}", value=token)
+    return {
+        "envelope_id": str(uuid.uuid4()),
+        "payload": payload,
+        "type": "interactive",
+        "accepts_response_payload": False,
     }
 
 

@@ -88,12 +88,12 @@ class Connector:
         raise NotImplementedError
 
 
-def request_for(body: bytes) -> HttpRequest:
+def request_for(body: bytes, *, content_type: str = "application/json") -> HttpRequest:
     """A POST carrying ``body``, for adapters whose ``parse`` reads the raw webhook body: the event
     arrived over a connection the platform authenticated, so only parsing is asked of it."""
     request = HttpRequest()
     request.method = "POST"
-    request.META["CONTENT_TYPE"] = "application/json"
+    request.META["CONTENT_TYPE"] = content_type
     request.META["CONTENT_LENGTH"] = str(len(body))
     request._body = body
     return request

@@ -6,7 +6,10 @@ a one-off WebSocket URL. Slack sends ``hello``, then envelopes ``{envelope_id, t
 reads it (de-duplicated on ``event_id``; Slack's retries carry the same one). Each envelope is
 acknowledged with ``{"envelope_id"}`` once stored. ``disconnect`` (``refresh_requested``, a server
 move) asks for a new connection. Replies go out with the bot token through ``chat.postMessage``, as
-for the webhook.
+for the webhook. An ``interactive`` payload is the JSON an interactivity request carries in its
+``payload`` form field: a click on an answer's rating button is recorded exactly as the webhook
+records it (the adapter's ``rating_click`` and ``rating_response``); other interactions and slash
+commands are acknowledged and logged.
 
 The HTTP call uses slack_sdk's ``WebClient`` (pointed at the channel's ``api_base``). The socket is
 a plain ``websockets`` client: slack_sdk's built-in ``SocketModeClient`` reconnects on its own
@@ -17,13 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import websockets
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from apps.channels.platforms.base import Inbound
 from apps.channels.platforms.registry import get_adapter
 
 from .base import Connector, ConnectorError, Link, request_for, wire_logger
@@ -31,7 +36,28 @@ from .base import Connector, ConnectorError, Link, request_for, wire_logger
 #: apps.connections.open errors that no retry can fix: the operator must change the token or app.
 PERMANENT_ERRORS = {"invalid_auth", "not_authed", "not_allowed_token_type", "account_inactive", "token_revoked"}
 #: Envelope types that carry something Parley does not act on over the socket: acknowledged, logged.
-UNHANDLED_ENVELOPES = {"slash_commands", "interactive"}
+UNHANDLED_ENVELOPES = {"slash_commands"}
+FORM = "application/x-www-form-urlencoded"
+
+logger = logging.getLogger(__name__)
+
+
+def interaction(adapter: Any, channel: Any, body: bytes) -> list[Inbound]:
+    """Handle an interactivity payload (as its webhook form body) the way the webhook view does: a
+    rating click is stored as the answer's rating and the rated message updated (off this thread).
+    Returns [] (an interaction is never a message); raises ``MalformedRequest`` for a broken click."""
+    from apps.conversations.ratings import button_rating_record
+
+    request = request_for(body, content_type=FORM)
+    click = adapter.rating_click(request, channel)
+    if click is None:
+        logger.warning("slack interaction over Socket Mode not handled; acknowledged")
+        return []
+    outcome = button_rating_record(channel=channel, click=click)
+    if not outcome.ok:
+        logger.info("rating click refused: %s", outcome.kind, extra={"status": outcome.status})
+    adapter.rating_response(request, channel, click, outcome)
+    return []
 
 
 class SlackConnector(Connector):
@@ -91,6 +117,11 @@ class SlackConnector(Connector):
                     body = json.dumps(message.get("payload") or {}).encode()
                     stored = await link.deliver(lambda channel, body=body: adapter.parse(request_for(body), channel))
                     if stored:
+                        await socket.send(json.dumps({"envelope_id": envelope_id}))
+                elif kind == "interactive" and isinstance(envelope_id, str):
+                    body = urlencode({"payload": json.dumps(message.get("payload") or {})}).encode()
+                    handled = await link.deliver(lambda channel, body=body: interaction(adapter, channel, body))
+                    if handled:
                         await socket.send(json.dumps({"envelope_id": envelope_id}))
                 elif isinstance(envelope_id, str):
                     await socket.send(json.dumps({"envelope_id": envelope_id}))
