@@ -2,12 +2,14 @@
 
 * ``FakeSocketServer``: a real WebSocket server (the ``websockets`` library) on its own thread and
   event loop. It records every connection (path and query: the ticket) and every frame the client
-  sends, pushes frames on request, greets new connections (Slack's ``hello``), answers DingTalk
-  pings, and can drop connections the way a network does.
-* ``FakeSlackSocketMode``: ``apps.connections.open`` + ``chat.postMessage`` over HTTP and the
-  Socket Mode socket.
+  sends, pushes frames on request, greets new connections (Slack's ``hello``), answers frames
+  through a callback (Feishu's pongs), and can drop connections the way a network does.
+* ``FakeSlackSocketMode``: ``apps.connections.open``, ``chat.postMessage``, ``chat.update`` and
+  ``chat.postEphemeral`` over HTTP and the Socket Mode socket.
 * ``FakeDingTalkStream``: ``/v1.0/gateway/connections/open`` + the session webhook over HTTP and the
   Stream socket.
+* ``FakeFeishuLongConnection``: ``/callback/ws/endpoint`` over HTTP and the binary (protobuf frame)
+  socket, answering pings with pongs.
 * ``FakeTelegramPolling``: ``getWebhookInfo`` / ``deleteWebhook`` / ``getUpdates`` (long polling that
   honours ``offset``) / ``sendMessage``.
 """
