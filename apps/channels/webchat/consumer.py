@@ -29,6 +29,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from apps.channels.platforms.web.adapter import FRAME_EVENT, group_name, register_server_loop
+from apps.conversations.review import THUMB_RATINGS
 from apps.core import metrics
 from apps.core.logging import log_context
 
@@ -210,7 +211,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_feedback(self, frame: dict[str, Any], trace_id: str) -> None:
         message_ref, rating = frame.get("message_id"), frame.get("rating")
-        if not isinstance(message_ref, str) or rating not in services.RATINGS:
+        if not isinstance(message_ref, str) or rating not in THUMB_RATINGS:
             await self.error("bad_frame", "Feedback needs a 'message_id' and a 'rating' of 'up' or 'down'.")
             return
         try:

@@ -368,18 +368,15 @@ class FeedbackNotFound(Exception):
     """No answer with that id in this visitor's chat."""
 
 
-RATINGS = {"up": 5, "down": 1}
-
-
 def feedback_record(*, channel: Channel, visitor: Visitor, message_ref: str, rating: str) -> Any:
     """Store a thumbs rating (up = 5, down = 1, source "button") on one of the visitor's answers,
     replacing an earlier rating of it. ``message_ref`` is the answer's frame id (``parley-<pk>``).
     Returns the Feedback row. Raises ``ValueError`` for a rating other than "up"/"down" and
     ``FeedbackNotFound`` for an answer that is not this visitor's."""
     from apps.conversations.models import Feedback, Message
-    from apps.conversations.review import record_feedback
+    from apps.conversations.review import THUMB_RATINGS, record_feedback
 
-    if rating not in RATINGS:
+    if rating not in THUMB_RATINGS:
         raise ValueError("rating must be 'up' or 'down'")
     match = re.fullmatch(r"(?:parley-)?(\d{1,18})", message_ref or "")
     if match is None:
@@ -393,4 +390,4 @@ def feedback_record(*, channel: Channel, visitor: Visitor, message_ref: str, rat
     ).first()
     if message is None:
         raise FeedbackNotFound("unknown message")
-    return record_feedback(message=message, rating=RATINGS[rating], source=Feedback.Source.BUTTON)
+    return record_feedback(message=message, rating=THUMB_RATINGS[rating], source=Feedback.Source.BUTTON)
