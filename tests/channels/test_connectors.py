@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -266,7 +267,8 @@ def test_two_supervisors_one_holder_and_takeover_on_clean_stop(answering_bot, sl
 
 
 @pytest.mark.django_db(transaction=True)
-def test_dingtalk_stream_callback_is_acked_stored_and_answered_through_session_webhook(answering_bot):
+def test_dingtalk_stream_callback_is_acked_stored_and_answered_through_session_webhook(answering_bot, caplog):
+    caplog.set_level(logging.DEBUG)
     with FakeServer() as http, FakeSocketServer() as socket:
         fake = FakeDingTalkStream(
             http,
@@ -316,6 +318,8 @@ def test_dingtalk_stream_callback_is_acked_stored_and_answered_through_session_w
             assert socket.paths[1] == f"/connect?ticket={fake.tickets[1]}"
             assert sup.states()[channel.key] == "connected"
         assert len(fake.sent) == 1
+    for secret in (DINGTALK_CREDENTIALS["client_secret"], *fake.tickets):
+        assert secret not in caplog.text  # not even at DEBUG
 
 
 @pytest.mark.django_db(transaction=True)
@@ -365,7 +369,8 @@ def feishu_message(event_id: str, text: str = QUESTION) -> dict:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_feishu_long_connection_event_is_acked_stored_once_and_answered(answering_bot):
+def test_feishu_long_connection_event_is_acked_stored_once_and_answered(answering_bot, caplog):
+    caplog.set_level(logging.DEBUG)
     creds = {"app_id": FEISHU_CREDENTIALS["app_id"], "app_secret": FEISHU_CREDENTIALS["app_secret"]}
     with FakeServer() as http, FakeFeishuLongConnection(http, **creds) as fake:
         install_feishu(http)
@@ -404,13 +409,16 @@ def test_feishu_long_connection_event_is_acked_stored_once_and_answered(answerin
             wait_until(lambda: fake.socket.connects == 2 and fake.socket.open_connections == 1, 10, "reconnect")
             assert len(set(fake.tickets)) == 2
         assert len(sends()) == 1
+    for secret in (creds["app_secret"], *fake.tickets):
+        assert secret not in caplog.text  # not even at DEBUG
 
 
 # --- Telegram long polling --------------------------------------------------------------------------
 
 
 @pytest.mark.django_db(transaction=True)
-def test_telegram_polling_removes_the_webhook_answers_updates_once_and_confirms_by_offset(answering_bot):
+def test_telegram_polling_removes_the_webhook_answers_updates_once_and_confirms_by_offset(answering_bot, caplog):
+    caplog.set_level(logging.DEBUG)
     with FakeServer() as http:
         fake = FakeTelegramPolling(http, token=TELEGRAM_TOKEN, webhook_url="https://old.example.com/hook")
         channel = make_channel(
@@ -442,6 +450,8 @@ def test_telegram_polling_removes_the_webhook_answers_updates_once_and_confirms_
         # Offsets only ever move forward: a confirmed update is never fetched again.
         numbers = [o for o in fake.offsets if o is not None]
         assert numbers == sorted(numbers)
+    assert "removed it" in caplog.text  # the webhook's removal is said
+    assert TELEGRAM_TOKEN not in caplog.text  # the token is in every URL: none is logged, even at DEBUG
 
 
 @pytest.mark.django_db(transaction=True)

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import threading
 import time
 import uuid
@@ -31,6 +32,9 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.fakes.platforms import sample_json
 from tests.fakes.server import FakeServer, RecordedRequest, Response
+
+QUIET = logging.getLogger("tests.fakes.socket")
+QUIET.setLevel(logging.WARNING)
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -69,7 +73,9 @@ class FakeSocketServer:
         self._thread.start()
 
         async def start() -> Any:
-            return await serve(self._handle, "127.0.0.1", 0)
+            # The platform's side of the log is not Parley's: kept quiet, so tests that look for
+            # secrets in the captured log see only what Parley wrote.
+            return await serve(self._handle, "127.0.0.1", 0, logger=QUIET)
 
         self._server = self._call(start())
         return self
