@@ -25,6 +25,7 @@ from django.db import transaction
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from apps.bots.models import Bot, BotFallback, KnowledgeEntry
+from apps.channels.connectors import long_connection_problems
 from apps.channels.models import Channel
 from apps.channels.services import validate_credentials
 from apps.llm.models import ModelConfig
@@ -247,7 +248,12 @@ def _check_references(config: ConfigIn, filename: str) -> None:
                         f"{cp}.key: channel key '{ch.key}' belongs to another bot "
                         f"({owner.bot.tenant.slug}/{owner.bot.slug})"
                     )
-                if ch.credentials is not None:
+                if ch.mode == Channel.Mode.LONG_CONNECTION:  # the admin form's rules (docs/connectors.md)
+                    problems = long_connection_problems(ch.platform, ch.credentials or {}, enabled=ch.enabled)
+                    for field, found in problems.items():
+                        if field == "mode" or ch.credentials is not None:
+                            errors.extend(f"{cp}.{field}: {problem}" for problem in found)
+                elif ch.credentials is not None:
                     for problem in validate_credentials(ch.platform, ch.credentials, enabled=ch.enabled):
                         errors.append(f"{cp}.credentials: {problem}")
         errors.extend(_check_workflows(tenant, tp, bot_slugs))

@@ -532,6 +532,44 @@ def test_admin_long_connection_asks_for_the_connection_credentials(bot):
     assert "signing_secret" in hook.errors["credentials"][0] or "app_token" in hook.errors["credentials"][0]
 
 
+LONG_CONNECTION_CONFIG = """
+tenants:
+  - slug: lc-co
+    name: LC Co
+    bots:
+      - slug: helper
+        name: Helper
+        channels:
+          - key: lc-slack
+            platform: slack
+            mode: long_connection
+            credentials: {app_token: xapp-1-abc, bot_token: xoxb-1-abc}
+          - key: lc-qq
+            platform: qq
+            mode: long_connection
+            credentials: {app_id: "102", secret: s}
+"""
+
+
+@pytest.mark.django_db
+def test_config_apply_checks_long_connection_channels_like_the_admin(tmp_path):
+    from django.core.management import CommandError, call_command
+
+    path = tmp_path / "parley.yaml"
+    path.write_text(LONG_CONNECTION_CONFIG)
+    with pytest.raises(CommandError) as refused:
+        call_command("apply", "-f", str(path))
+    message = str(refused.value)
+    assert "channels[1].mode: QQ's WebSocket gateway is retired" in message
+    assert "channels[0]" not in message  # Slack with its app-level token is fine: no signing secret asked
+    assert not Channel.objects.exists()  # all or nothing
+
+    path.write_text(LONG_CONNECTION_CONFIG.split("          - key: lc-qq")[0])
+    call_command("apply", "-f", str(path))
+    channel = Channel.objects.get(key="lc-slack")
+    assert (channel.mode, channel.credentials["app_token"]) == ("long_connection", "xapp-1-abc")
+
+
 # --- Several processes: one holder, takeover after the holder dies, clean SIGTERM ------------------
 
 needs_shared_backends = pytest.mark.skipif(
