@@ -22,6 +22,7 @@ from tests.conversations.conftest import (  # noqa: F401 - fixtures shared with 
     make_setup,
     platform_api,
     shared_worker,
+    start_worker,
 )
 from tests.fakes.server import FakeServer, RecordedRequest, Response
 
