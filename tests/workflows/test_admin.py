@@ -146,3 +146,29 @@ def test_run_page_masks_what_the_user_wrote(admin_client, tenant, bot):
     run = WorkflowRun.objects.create(workflow=wf, request_body={"text": "call me at 13812345678"}, status="succeeded")
     page = admin_client.get(reverse("admin:workflows_workflowrun_change", args=[run.pk])).content.decode()
     assert "13812345678" not in page and "138******78" in page
+
+
+def test_other_tenants_workflows_and_runs_stay_out_of_reach(admin_client, tenant, business):
+    theirs = Workflow.objects.create(
+        tenant=make_tenant("globex"), name="Globex ticket", trigger_value="ticket", url=business.url
+    )
+    run = WorkflowRun.objects.create(workflow=theirs, status="succeeded")
+    assert "Globex ticket" not in admin_client.get(reverse("admin:workflows_workflow_changelist")).content.decode()
+    assert admin_client.get(reverse("admin:workflows_workflow_change", args=[theirs.pk])).status_code == 302
+    assert admin_client.get(reverse("admin:workflows_workflowrun_change", args=[run.pk])).status_code == 302
+    admin_client.post(
+        reverse("admin:workflows_workflow_changelist"), {"action": "send_test_call", "_selected_action": [theirs.pk]}
+    )
+    assert business.calls == []
+
+
+def test_reviewers_read_runs_but_not_workflows(client, tenant, bot):
+    make_user("root", superuser=True)
+    reviewer = make_user("rita", tenant=tenant, role="reviewer")
+    assert client.login(username=reviewer.username, password=PASSWORD)
+    wf = Workflow.objects.create(
+        tenant=tenant, bot=bot, name="Create ticket", trigger_value="ticket", url="https://x.example"
+    )
+    run = WorkflowRun.objects.create(workflow=wf, status="failed", error="HTTP 502")
+    assert client.get(reverse("admin:workflows_workflowrun_change", args=[run.pk])).status_code == 200
+    assert client.get(reverse("admin:workflows_workflow_change", args=[wf.pk])).status_code in (302, 403)
