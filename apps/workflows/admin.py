@@ -2,6 +2,7 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils import timezone
 from django.utils.html import format_html
 
 from apps.core.admin_mixins import SecretFieldsFormMixin, TenantScopedAdmin
@@ -69,13 +70,13 @@ class WorkflowRunAdmin(TenantScopedAdmin):
     tenant_path = "workflow__tenant"
     reviewer_can_view = True
     read_only = True
-    list_display = ("workflow", "status", "response_status", "attempts", "created_at", "finished_at")
+    list_display = ("workflow", "state", "response_status", "attempts", "created_at", "finished_at")
     list_filter = ("status", "workflow__tenant")
     search_fields = ("workflow__name", "error")
     list_select_related = ("workflow",)
     fields = (
         "workflow",
-        "status",
+        "state",
         "conversation",
         "language",
         "request_display",
@@ -90,6 +91,16 @@ class WorkflowRunAdmin(TenantScopedAdmin):
         "finished_at",
     )
     readonly_fields = fields
+
+    @admin.display(description="Status", ordering="status")
+    def state(self, obj: WorkflowRun) -> str:
+        if (
+            obj.status == WorkflowRun.Status.PENDING_CONFIRMATION
+            and obj.expires_at
+            and obj.expires_at <= timezone.now()
+        ):
+            return "Confirmation expired (never run)"
+        return obj.get_status_display()
 
     @admin.display(description="Request body")
     def request_display(self, obj: WorkflowRun) -> str:

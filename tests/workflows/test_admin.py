@@ -172,3 +172,18 @@ def test_reviewers_read_runs_but_not_workflows(client, tenant, bot):
     run = WorkflowRun.objects.create(workflow=wf, status="failed", error="HTTP 502")
     assert client.get(reverse("admin:workflows_workflowrun_change", args=[run.pk])).status_code == 200
     assert client.get(reverse("admin:workflows_workflow_change", args=[wf.pk])).status_code in (302, 403)
+
+
+def test_run_list_says_when_a_confirmation_expired(admin_client, tenant, bot):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    wf = Workflow.objects.create(
+        tenant=tenant, bot=bot, name="Create ticket", trigger_value="ticket", url="https://x.example"
+    )
+    WorkflowRun.objects.create(
+        workflow=wf, status="pending_confirmation", expires_at=timezone.now() - timedelta(seconds=5)
+    )
+    page = admin_client.get(reverse("admin:workflows_workflowrun_changelist")).content.decode()
+    assert "Confirmation expired (never run)" in page
