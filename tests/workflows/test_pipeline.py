@@ -452,3 +452,13 @@ def test_blocked_networks_are_never_called(client, make_setup, make_workflow, bu
     run = WorkflowRun.objects.get()
     assert run.status == R.FAILED and run.attempts == 0 and "127.0.0.1 is in a blocked network" in run.error
     assert "Sorry" in platform_api.texts()[0]
+
+
+def test_chinese_keyword(client, make_setup, make_workflow, business, platform_api, llm):
+    bot, channel = make_setup()
+    make_workflow(bot, name="报修", trigger="keyword", trigger_value="报修", reply_template="工单 {{id}} 已创建。")
+    post_message(client, channel, id="m-1", text="我要报修：三楼打印机卡纸")
+    assert platform_api.texts() == ["工单 T-1042 已创建。"]
+    body = business.calls[0].json()
+    assert body["text"] == "我要报修：三楼打印机卡纸" and body["language"] == "zh"
+    assert llm.calls == 0
