@@ -136,7 +136,7 @@ def test_slack_message_over_socket_is_acked_stored_once_and_answered(answering_b
         assert stored.get().text == QUESTION
         wait_until(lambda: stored.get().status == "answered", 10, "the message to be handled")
     assert len(slack_fake.sent) == 1
-    assert slack_fake.socket.open_connections == 0  # closed on shutdown
+    wait_until(lambda: slack_fake.socket.open_connections == 0, 5, "the socket closed on shutdown")
     assert gauge._value.get() == before
 
 
@@ -650,7 +650,7 @@ def test_two_processes_one_holder_takeover_after_kill_and_clean_sigterm(answerin
 
         survivor.send_signal(signal.SIGTERM)
         assert survivor.wait(20) == 0  # a clean exit
-        assert slack_fake.socket.open_connections == 0
+        wait_until(lambda: slack_fake.socket.open_connections == 0, 5, "the socket closed on SIGTERM")
         assert _holder_pid(channel.pk) == 0  # released at once, not left to expire
         assert InboundMessage.objects.filter(channel=channel).count() == 2
         assert len(slack_fake.sent) == 2
