@@ -71,12 +71,12 @@ class TelegramConnector(Connector):
                 link.log.warning(
                     "telegram: the bot had a webhook; removed it, since this channel receives by long polling"
                 )
+            link.connected()  # the token works and the API answers; a poll may now wait 25 s for news
             while True:
                 body: dict[str, Any] = {"timeout": self.poll_seconds, "allowed_updates": ["message"]}
                 if self.offset is not None:
                     body["offset"] = self.offset
                 updates = await self.call(client, base, "getUpdates", body)
-                link.connected()
                 for update in updates if isinstance(updates, list) else []:
                     update_id = update.get("update_id") if isinstance(update, dict) else None
                     if not isinstance(update_id, int) or isinstance(update_id, bool):
