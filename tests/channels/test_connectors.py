@@ -57,6 +57,9 @@ ROOT = Path(__file__).resolve().parents[2]
 FAST = Options(poll_seconds=0.2, lock_ttl=2.0, backoff_base=0.05, backoff_max=0.3, stable_seconds=60)
 TELEGRAM_TOKEN = "7026491234:AAHfakeTokenForLongPolling_0123456789"
 pytestmark = [pytest.mark.timeout(120)]
+needs_shared_backends = pytest.mark.skipif(
+    settings.EMBEDDED, reason="needs DATABASE_URL (PostgreSQL) and REDIS_URL shared by several processes"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -261,6 +264,27 @@ def test_two_supervisors_one_holder_and_takeover_on_clean_stop(answering_bot, sl
         assert slack_fake.socket.open_connections == 1
         slack_fake.socket.push(slack_envelope(event_id="Ev0TAKEOVER1", text=QUESTION))
         answered(slack_fake)
+
+
+@needs_shared_backends
+@pytest.mark.django_db(transaction=True)
+def test_a_holder_that_lost_its_lock_disconnects_and_stands_by(answering_bot, slack_fake):
+    """After a long pause the key may have expired and been taken: the old holder must notice at its
+    next renewal and let go, never keep a second connection open, and never delete the new key."""
+    import redis
+
+    channel = slack_channel(answering_bot, slack_fake)
+    store = redis.Redis.from_url(settings.REDIS_URL)
+    key = f"parley:connector:holder:{channel.pk}"
+    with supervisor() as sup:
+        wait_until(lambda: sup.states().get(channel.key) == "connected", 10, "the connection")
+        store.set(key, "elsewhere:4242:0abc", px=10_000)  # what another process's SET NX writes
+        wait_until(lambda: slack_fake.socket.open_connections == 0, 5, "the old holder to let go")
+        wait_until(lambda: sup.states().get(channel.key) == "standby", 5, "standby")
+        assert store.get(key) == b"elsewhere:4242:0abc"  # the other holder's key is untouched
+        store.delete(key)  # that holder goes away cleanly
+        wait_until(lambda: sup.states().get(channel.key) == "connected", 10, "the channel taken back")
+        assert slack_fake.socket.open_connections == 1
 
 
 # --- DingTalk Stream --------------------------------------------------------------------------------
@@ -571,10 +595,6 @@ def test_config_apply_checks_long_connection_channels_like_the_admin(tmp_path):
 
 
 # --- Several processes: one holder, takeover after the holder dies, clean SIGTERM ------------------
-
-needs_shared_backends = pytest.mark.skipif(
-    settings.EMBEDDED, reason="needs DATABASE_URL (PostgreSQL) and REDIS_URL shared by several processes"
-)
 
 
 def _test_database_url() -> str:
