@@ -10,45 +10,62 @@ import asyncio
 import os
 import signal
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from apps.channels.connectors.supervisor import Options, Supervisor
 from apps.core import metrics
 
 
+def _seconds(given: float | None, env_name: str, default: float) -> float:
+    """The option as given on the command line, else its environment variable, else the default."""
+    if given is not None:
+        return given
+    raw = os.environ.get(env_name, "")
+    if not raw.strip():
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise CommandError(f"{env_name} must be a number of seconds, not {raw[:40]!r}") from None
+
+
 class Command(BaseCommand):
-    help = "Hold the connections of long-connection channels (Slack Socket Mode, DingTalk Stream, Telegram polling)."
+    help = "Hold the connections of long-connection channels (Slack, DingTalk, Feishu, Telegram)."
 
     def add_arguments(self, parser):
-        defaults = Options()
         parser.add_argument(
             "--poll-seconds",
             type=float,
-            default=float(os.environ.get("PARLEY_CONNECTORS_POLL_SECONDS", defaults.poll_seconds)),
+            default=None,
             help="How often channel changes are picked up and free channels tried (default 10).",
         )
         parser.add_argument(
             "--lock-ttl",
             type=float,
-            default=float(os.environ.get("PARLEY_CONNECTORS_LOCK_TTL", defaults.lock_ttl)),
+            default=None,
             help="Seconds a dead process keeps its channels before another takes them over (default 30).",
         )
         parser.add_argument(
             "--backoff-max",
             type=float,
-            default=float(os.environ.get("PARLEY_CONNECTORS_BACKOFF_MAX", defaults.backoff_max)),
+            default=None,
             help="The longest wait between reconnects (default 60).",
         )
         parser.add_argument(
             "--backoff-base",
             type=float,
-            default=float(os.environ.get("PARLEY_CONNECTORS_BACKOFF_BASE", defaults.backoff_base)),
+            default=None,
             help="The first wait before a reconnect (default 1); it doubles per failure.",
         )
 
-    def handle(self, *args, poll_seconds: float, lock_ttl: float, backoff_max: float, backoff_base: float, **options):
+    def handle(self, *args, poll_seconds, lock_ttl, backoff_max, backoff_base, **options):
         from apps.core.celery_signals import on_worker_init
 
+        defaults = Options()
+        poll_seconds = _seconds(poll_seconds, "PARLEY_CONNECTORS_POLL_SECONDS", defaults.poll_seconds)
+        lock_ttl = _seconds(lock_ttl, "PARLEY_CONNECTORS_LOCK_TTL", defaults.lock_ttl)
+        backoff_max = _seconds(backoff_max, "PARLEY_CONNECTORS_BACKOFF_MAX", defaults.backoff_max)
+        backoff_base = _seconds(backoff_base, "PARLEY_CONNECTORS_BACKOFF_BASE", defaults.backoff_base)
         on_worker_init()  # serves /metrics on PARLEY_WORKER_METRICS_PORT when set (own pod or host)
         supervisor = Supervisor(
             Options(
