@@ -180,7 +180,6 @@ def test_a_resumed_message_in_a_closed_conversation_starts_a_new_one(make_setup,
     assert Conversation.objects.get(pk=row.conversation_id).status == Conversation.Status.ACTIVE
 
 
-@pytest.mark.skipif(not REAL_BACKENDS, reason="the single-statement path is PostgreSQL's")
 def test_an_earlier_message_claimed_by_another_worker_is_in_the_answer(make_setup, platform_api, llm):
     """Two quick messages handled by two workers at once: the newer one's answer waits for the
     older one's turn (stored a moment later by the other worker) instead of answering without it."""

@@ -30,7 +30,7 @@ from .context import read_snapshot
 from .deliver import deliver, store_reply
 from .generate import generate_answer
 from .session import get_conversation, store_user_turn
-from .turns import newer_turn, sender_rows
+from .turns import in_flight_turns, newer_turn, sender_rows
 from .workflow_step import run_workflows
 
 logger = logging.getLogger(__name__)
@@ -137,6 +137,15 @@ def _handle(claim: Claim) -> None:
             if snapshot.pending and _absorb_pending(inbound, conv, snapshot.pending):
                 turns = None  # the merged turns belong in the context: read it again
         else:
+            # The same wait as above, for earlier messages claimed by other workers.
+            in_flight_since = inbound.received_at - timedelta(milliseconds=bot.merge_window_ms + IN_FLIGHT_GRACE_MS)
+            deadline = time.monotonic() + IN_FLIGHT_WAIT_S
+            while (
+                newer_turn(inbound) is None
+                and in_flight_turns(inbound, since=in_flight_since)
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.02)
             newer = newer_turn(inbound)
             if newer is not None:
                 _overtaken(claim, newer.text)

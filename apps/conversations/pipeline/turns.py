@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 
 from django.core.cache import cache
+from django.db.models import Exists, OuterRef
 
-from ..models import InboundMessage
+from ..models import InboundMessage, Message
 
 S = InboundMessage.Status
 LATEST_TTL = 3600
@@ -48,4 +49,17 @@ def newer_turn(inbound: InboundMessage) -> InboundMessage | None:
         .only("id", "text", "status")
         .order_by("pk")
         .first()
+    )
+
+
+def in_flight_turns(inbound: InboundMessage, *, since) -> bool:
+    """Whether an earlier message of the same sender (received at or after ``since``) is claimed by
+    another worker that has not stored its turn yet: its text belongs in this answer a moment from
+    now. The ORM form of the ``in_flight`` part of ``context.read_snapshot``."""
+    stored = Message.objects.filter(inbound_id=OuterRef("pk"), role=Message.Role.USER)
+    return (
+        sender_rows(inbound)
+        .filter(pk__lt=inbound.pk, status=S.PROCESSING, interrupts=True, refused_by="", received_at__gte=since)
+        .exclude(Exists(stored))
+        .exists()
     )
