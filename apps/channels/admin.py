@@ -34,6 +34,8 @@ class ChannelAdmin(TenantScopedAdmin):
     def webhook_url_display(self, obj: Channel) -> str:
         if not obj.pk:
             return "Shown after the channel is saved."
+        if obj.mode == Channel.Mode.LONG_CONNECTION:
+            return "None needed: Parley connects out to the platform (python manage.py run_connectors)."
         return format_html("<code>{}</code>", obj.webhook_url)
 
     @admin.display(description="Test")

@@ -556,6 +556,21 @@ def test_admin_long_connection_asks_for_the_connection_credentials(bot):
     assert "signing_secret" in hook.errors["credentials"][0] or "app_token" in hook.errors["credentials"][0]
 
 
+@pytest.mark.django_db
+def test_admin_page_of_a_long_connection_channel_asks_for_no_webhook_url(client, bot):
+    from django.urls import reverse
+
+    from tests.factories import make_user
+
+    channel = make_channel(bot, platform="slack", key="lc-page", mode="long_connection")
+    client.force_login(make_user("root", superuser=True))
+    page = client.get(reverse("admin:im_channels_channel_change", args=[channel.pk])).content.decode()
+    assert "None needed: Parley connects out" in page and channel.webhook_url not in page
+    Channel.objects.filter(pk=channel.pk).update(mode="webhook")
+    page = client.get(reverse("admin:im_channels_channel_change", args=[channel.pk])).content.decode()
+    assert channel.webhook_url in page
+
+
 LONG_CONNECTION_CONFIG = """
 tenants:
   - slug: lc-co
