@@ -6,7 +6,6 @@ acknowledges. No model or platform I/O happens here, so it answers in millisecon
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from typing import Any
@@ -20,7 +19,7 @@ from apps.core import metrics
 from apps.core.crypto import SecretDecryptionError
 from apps.core.logging import log_context
 
-from .platforms.base import Inbound, WebhookRejected
+from .platforms.base import WebhookRejected
 from .platforms.registry import get_adapter
 from .services import channel_for_webhook
 
@@ -29,22 +28,6 @@ logger = logging.getLogger(__name__)
 
 def _error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
-
-
-def _clean(value: Any) -> Any:
-    """``value`` without what PostgreSQL text and jsonb cannot hold: NUL characters (dropped) and
-    lone UTF-16 surrogates from JSON escapes (replaced). Platforms never send either in real text."""
-    if isinstance(value, str):
-        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
-def _storable(item: Inbound) -> Inbound:
-    return dataclasses.replace(item, **{f.name: _clean(getattr(item, f.name)) for f in dataclasses.fields(item)})
 
 
 def handle_webhook(request: HttpRequest, platform: str, key: str) -> HttpResponse:
@@ -96,7 +79,7 @@ def handle_webhook(request: HttpRequest, platform: str, key: str) -> HttpRespons
             metrics.INBOUND_MESSAGES.labels(platform, exc.outcome).inc()
             logger.warning("webhook rejected: %s", exc.reason, extra={"status": exc.status})
             return _error(exc.status, exc.reason)
-        inbounds = [_storable(item) for item in inbounds]
+        inbounds = [item.storable() for item in inbounds]
         accept_inbound(channel=channel, inbounds=inbounds, trace_id=getattr(request, "trace_id", ""))
         response = adapter.ack(request, channel, inbounds)
     metrics.WEBHOOK_ACK.labels(platform).observe(time.perf_counter() - started)

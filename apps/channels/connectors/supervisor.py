@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
 import json
 import logging
@@ -122,21 +121,6 @@ def _warn_unserved(channel_model: Any) -> None:
                 platform,
                 extra={"channel": key, "platform": platform, "state": "refused"},
             )
-
-
-def _clean(value: Any) -> Any:
-    """``value`` without what PostgreSQL text and jsonb cannot hold (NULs, lone surrogates)."""
-    if isinstance(value, str):
-        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
-def _storable(item: Inbound) -> Inbound:
-    return dataclasses.replace(item, **{f.name: _clean(getattr(item, f.name)) for f in dataclasses.fields(item)})
 
 
 def describe(exc: BaseException) -> str:
@@ -309,7 +293,7 @@ class ChannelRunner:
                     self.log.warning("channel %s: event dropped: %s", self.key, exc.reason)
                     return True
                 if inbounds:
-                    accept_inbound(channel=channel, inbounds=[_storable(i) for i in inbounds], trace_id=trace_id)
+                    accept_inbound(channel=channel, inbounds=[i.storable() for i in inbounds], trace_id=trace_id)
                 return True
         except Exception:
             self.log.exception("channel %s: storing an event failed; left for the platform to deliver again", self.key)

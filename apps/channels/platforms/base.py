@@ -8,6 +8,7 @@ values and replies into platform API calls, nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,22 @@ class Inbound:
     is_group: bool = False
     raw: dict[str, Any] = field(default_factory=dict)  # the payload (decrypted), for review and debugging
     reply_context: dict[str, Any] = field(default_factory=dict)  # what send() needs beyond chat/user ids
+
+    def storable(self) -> Inbound:
+        """This message without what PostgreSQL text and jsonb cannot hold: NUL characters
+        (dropped) and lone UTF-16 surrogates from JSON escapes (replaced). Platforms never send
+        either in real text; webhooks and long connections both store only this form."""
+        return dataclasses.replace(self, **{f.name: _clean(getattr(self, f.name)) for f in dataclasses.fields(self)})
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
 
 
 @dataclass
