@@ -12,10 +12,10 @@ from typing import Any
 from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.translation.trans_real import parse_accept_lang_header
 from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods
 
+from apps.core.language import page_language
 from apps.core.pii import mask_text
 
 from .feedback_links import FeedbackLinkInvalid
@@ -80,22 +80,6 @@ HTML_LANG = {"en": "en", "zh": "zh-Hans"}
 class RatingForm(forms.Form):
     rating = forms.TypedChoiceField(choices=[(n, str(n)) for n in range(1, 6)], coerce=int)
     comment = forms.CharField(required=False, max_length=COMMENT_MAX, strip=True)
-
-
-def page_language(request: HttpRequest, conversation_language: str = "") -> str:
-    """'zh' or 'en': the conversation's language when known, else the browser's Accept-Language."""
-    lang = (conversation_language or "").lower()
-    if lang.startswith("zh"):
-        return "zh"
-    if lang.startswith("en"):
-        return "en"
-    for code, _q in parse_accept_lang_header(request.headers.get("Accept-Language", "")[:255]):
-        code = code.lower()
-        if code.startswith("zh"):
-            return "zh"
-        if code.startswith("en"):
-            return "en"
-    return "en"
 
 
 def _client_ip(request: HttpRequest) -> str:

@@ -18,3 +18,18 @@ def detect_language(text: str, default: str = "en") -> str:
     if cjk == 0 and latin == 0:
         return default
     return "zh" if cjk * 3 >= latin else "en"
+
+
+def page_language(request, conversation_language: str = "") -> str:
+    """'zh' or 'en' for a page Parley renders: the conversation's language when known, else the
+    browser's Accept-Language (English when it names neither)."""
+    from django.utils.translation.trans_real import parse_accept_lang_header
+
+    lang = (conversation_language or "").lower()
+    if lang.startswith(("zh", "en")):
+        return lang[:2]
+    for code, _q in parse_accept_lang_header(request.headers.get("Accept-Language", "")[:255]):
+        code = code.lower()
+        if code.startswith(("zh", "en")):
+            return code[:2]
+    return "en"

@@ -17,7 +17,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.translation.trans_real import parse_accept_lang_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from drf_spectacular.utils import extend_schema
@@ -28,6 +27,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.tokens import RefreshToken
+
+from apps.core.language import page_language
 
 from . import ratelimit
 from .audit import audit_record
@@ -135,17 +136,6 @@ TEXT: dict[str, dict[str, str]] = {
     },
 }
 HTML_LANG = {"en": "en", "zh": "zh-Hans"}
-
-
-def page_language(request: HttpRequest) -> str:
-    """'zh' or 'en', from the browser's Accept-Language (English when neither is named)."""
-    for code, _q in parse_accept_lang_header(request.headers.get("Accept-Language", "")[:255]):
-        code = code.lower()
-        if code.startswith("zh"):
-            return "zh"
-        if code.startswith("en"):
-            return "en"
-    return "en"
 
 
 def _problem(request: HttpRequest, refused: SignInRefused) -> HttpResponse:
