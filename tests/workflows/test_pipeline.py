@@ -87,6 +87,23 @@ def test_builtin_commands_stay_builtin(client, make_setup, make_workflow, busine
     assert "/reset" in platform_api.texts()[0] and business.calls == []
 
 
+def test_help_lists_the_bots_workflow_commands(client, make_setup, make_workflow, business, platform_api):
+    bot, channel = make_setup()
+    make_workflow(bot, tenant_wide=True, name="Tenant ticket")
+    make_workflow(bot, name="Open a ticket")
+    make_workflow(bot, name="Printer", trigger="keyword", trigger_value="printer")
+    make_workflow(bot, name="Refund", trigger_value="refund", enabled=False)
+    post_message(client, channel, id="h-1", text="/help")
+    menu = platform_api.texts()[-1]
+    assert menu.endswith("- `/ticket` — Open a ticket")  # the bot's own wins; keywords and disabled ones not listed
+    assert "/refund" not in menu and "Tenant ticket" not in menu and "Printer" not in menu
+    assert business.calls == []
+    # An admin's own help text is sent as written.
+    type(bot).objects.filter(pk=bot.pk).update(help_text="Ask me about orders.")
+    post_message(client, channel, id="h-2", text="/help")
+    assert platform_api.texts()[-1] == "Ask me about orders."
+
+
 def test_user_text_with_quotes_and_newlines_stays_one_json_string(
     client, make_setup, make_workflow, business, platform_api
 ):

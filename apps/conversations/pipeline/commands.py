@@ -16,12 +16,26 @@ def command_language(cmd: Command, conv: Conversation) -> str:
     return conv.language or "en"
 
 
+def workflow_menu(bot, language: str) -> str:
+    """Menu lines for the bot's workflow commands (``/ticket`` — its name), or ""."""
+    from apps.workflows.selectors import active_workflows
+
+    seen: dict[str, str] = {}
+    for flow in sorted(active_workflows(bot), key=lambda f: (not f.bot_specific, f.key)):
+        if flow.trigger == "command" and flow.key not in seen:
+            seen[flow.key] = flow.name  # a bot's own workflow wins over a tenant-wide one
+    return "".join(f"\n- `/{key}` — {name}" for key, name in sorted(seen.items()))
+
+
 def run_command(cmd: Command, inbound: InboundMessage, conv: Conversation) -> str:
     """Carry out ``cmd`` for the sender of ``inbound`` and return the text to answer with."""
     language = command_language(cmd, conv)
     bot = conv.bot
     if cmd.name == "help":
-        return help_text(bot, language)
+        text = help_text(bot, language)
+        if (bot.help_text or "").strip():
+            return text  # the admin's own menu, as written
+        return text + workflow_menu(bot, language)
     if cmd.name == "reset":
         close_conversation(conv)
         return text_for("reset", language)
