@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import httpx
 from django.http import HttpRequest
 
 from apps.channels.platforms.base import Inbound
@@ -36,6 +37,23 @@ class ConnectorError(Exception):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+async def post_json(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any], *, what: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """POST ``body`` as JSON; the status and the JSON object answered ({} when it is not one).
+    A network failure raises ``ConnectorError`` naming ``what`` and the error's type only: the URL
+    may carry a token."""
+    try:
+        response = await client.post(url, json=body, headers=headers)
+    except httpx.HTTPError as exc:
+        raise ConnectorError(f"{what}: {type(exc).__name__}") from None
+    try:
+        data = response.json()
+    except ValueError:
+        data = {}
+    return response.status_code, data if isinstance(data, dict) else {}
 
 
 @dataclass

@@ -26,7 +26,7 @@ import websockets
 
 from apps.channels.platforms.registry import get_adapter
 
-from .base import Connector, ConnectorError, Link, wire_logger
+from .base import Connector, ConnectorError, Link, post_json, wire_logger
 
 OPEN_PATH = "/v1.0/gateway/connections/open"
 BOT_TOPIC = "/v1.0/im/bot/messages/get"
@@ -65,20 +65,11 @@ class DingTalkConnector(Connector):
             "ua": "parley",
         }
         url = get_adapter("dingtalk").api_base(channel) + OPEN_PATH
-        try:
-            async with httpx.AsyncClient(timeout=TIMEOUT) as client:
-                response = await client.post(url, json=body)
-        except httpx.HTTPError as exc:
-            raise ConnectorError(f"connections/open: {type(exc).__name__}") from None
-        try:
-            data = response.json()
-        except ValueError:
-            data = {}
-        data = data if isinstance(data, dict) else {}
-        if response.status_code != 200:
+        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+            status, data = await post_json(client, url, body, what="connections/open")
+        if status != 200:
             code = str(data.get("code") or "")[:80]
-            permanent = response.status_code in (400, 401, 403)
-            raise ConnectorError(f"connections/open: HTTP {response.status_code} {code}".strip(), permanent=permanent)
+            raise ConnectorError(f"connections/open: HTTP {status} {code}".strip(), permanent=status in (400, 401, 403))
         endpoint, ticket = data.get("endpoint"), data.get("ticket")
         if not isinstance(endpoint, str) or not isinstance(ticket, str) or not ticket:
             raise ConnectorError("connections/open answered without endpoint and ticket")

@@ -30,7 +30,7 @@ import websockets
 
 from apps.channels.platforms.registry import get_adapter
 
-from .base import Connector, ConnectorError, Link, request_for, wire_logger
+from .base import Connector, ConnectorError, Link, post_json, request_for, wire_logger
 
 ENDPOINT_PATH = "/callback/ws/endpoint"
 METHOD_CONTROL, METHOD_DATA = 0, 1
@@ -184,18 +184,12 @@ class FeishuConnector(Connector):
         if not app_id or not secret:
             raise ConnectorError("channel has no app_id / app_secret", permanent=True)
         url = get_adapter("feishu").api_base(channel) + ENDPOINT_PATH
-        try:
-            async with httpx.AsyncClient(timeout=TIMEOUT) as client:
-                response = await client.post(url, json={"AppID": app_id, "AppSecret": secret}, headers={"locale": "en"})
-        except httpx.HTTPError as exc:
-            raise ConnectorError(f"ws endpoint: {type(exc).__name__}") from None
-        try:
-            data = response.json()
-        except ValueError:
-            data = {}
-        data = data if isinstance(data, dict) else {}
-        if response.status_code != 200:
-            raise ConnectorError(f"ws endpoint: HTTP {response.status_code}")
+        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+            status, data = await post_json(
+                client, url, {"AppID": app_id, "AppSecret": secret}, what="ws endpoint", headers={"locale": "en"}
+            )
+        if status != 200:
+            raise ConnectorError(f"ws endpoint: HTTP {status}")
         code = data.get("code")
         if code != 0:
             message = str(data.get("msg") or "")[:120]

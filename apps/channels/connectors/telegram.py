@@ -23,7 +23,7 @@ import httpx
 
 from apps.channels.platforms.registry import get_adapter
 
-from .base import Connector, ConnectorError, Link, request_for
+from .base import Connector, ConnectorError, Link, post_json, request_for
 
 POLL_SECONDS = 25  # Telegram holds a getUpdates this long when no update is waiting
 
@@ -39,18 +39,9 @@ class TelegramConnector(Connector):
 
     async def call(self, client: httpx.AsyncClient, base: str, method: str, body: dict[str, Any]) -> Any:
         """A Bot API call's ``result``. Raises ``ConnectorError`` naming the method, never the URL."""
-        try:
-            response = await client.post(f"{base}/{method}", json=body)
-        except httpx.HTTPError as exc:
-            raise ConnectorError(f"Telegram {method}: {type(exc).__name__}") from None
-        try:
-            data = response.json()
-        except ValueError:
-            data = {}
-        data = data if isinstance(data, dict) else {}
-        if response.status_code == 200 and data.get("ok"):
+        status, data = await post_json(client, f"{base}/{method}", body, what=f"Telegram {method}")
+        if status == 200 and data.get("ok"):
             return data.get("result")
-        status = response.status_code
         description = str(data.get("description") or f"HTTP {status}")[:200]
         if status in (401, 404):
             raise ConnectorError(f"Telegram {method}: the bot token was refused ({description})", permanent=True)
