@@ -318,6 +318,8 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # The Markdown renderer logs every block rule it tries at DEBUG; never useful in Parley's logs.
+        "markdown_it": {"level": "WARNING"},
     },
 }
 
