@@ -23,7 +23,9 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +53,31 @@ class Options:
     backoff_base: float = 1.0  # the first reconnect delay (before jitter)
     backoff_max: float = 60.0  # the longest reconnect delay
     stable_seconds: float = 60.0  # a connection up this long resets the backoff
+
+
+ENV_OPTIONS = {
+    "poll_seconds": ("PARLEY_CONNECTORS_POLL_SECONDS", 0.1),
+    "lock_ttl": ("PARLEY_CONNECTORS_LOCK_TTL", 1.0),
+    "backoff_base": ("PARLEY_CONNECTORS_BACKOFF_BASE", 0.01),
+    "backoff_max": ("PARLEY_CONNECTORS_BACKOFF_MAX", 0.01),
+}
+
+
+def options_from_env(**given: float | None) -> Options:
+    """Options as given (command-line flags), else from their ``PARLEY_CONNECTORS_*`` environment
+    variable, else the defaults; each held to a sane floor. ``ValueError`` names a bad variable."""
+    defaults = Options()
+    values: dict[str, float] = {}
+    for name, (env_name, floor) in ENV_OPTIONS.items():
+        value = given.get(name)
+        if value is None:
+            raw = os.environ.get(env_name, "").strip()
+            try:
+                value = float(raw) if raw else getattr(defaults, name)
+            except ValueError:
+                raise ValueError(f"{env_name} must be a number of seconds, not {raw[:40]!r}") from None
+        values[name] = max(floor, value)
+    return Options(**values)
 
 
 def backoff_delay(attempt: int, options: Options, *, permanent: bool = False) -> float:
@@ -358,3 +385,38 @@ class Supervisor:
     def states(self) -> dict[str, str]:
         """Channel key → state (connected, connecting, reconnecting, standby…), for tests and checks."""
         return {r.key: r.state for r in self.runners.values()}
+
+
+class BackgroundSupervisor:
+    """A ``Supervisor`` on a daemon thread with its own event loop: ``manage.py run`` holds the
+    long connections in the serving process this way, so one command is the whole of Parley.
+    ``stop`` closes the connections and releases the channel locks, as SIGTERM does for
+    ``run_connectors``."""
+
+    def __init__(self, options: Options | None = None) -> None:
+        self.supervisor = Supervisor(options)
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._thread = threading.Thread(target=self._main, name="parley-connectors", daemon=True)
+
+    def _main(self) -> None:
+        try:
+            self._loop.run_until_complete(self.supervisor.run(self._stop))
+        except Exception:
+            logger.exception("the long-connection supervisor stopped on an error")
+        finally:
+            close_old_connections()
+
+    def start(self) -> BackgroundSupervisor:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 15.0) -> bool:
+        """Ask the supervisor to stop and wait up to ``timeout`` seconds; True when it did."""
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout)
+        stopped = not self._thread.is_alive()
+        if stopped:
+            self._loop.close()
+        return stopped

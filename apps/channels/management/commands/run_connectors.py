@@ -12,21 +12,8 @@ import signal
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.channels.connectors.supervisor import Options, Supervisor
+from apps.channels.connectors.supervisor import Supervisor, options_from_env
 from apps.core import metrics
-
-
-def _seconds(given: float | None, env_name: str, default: float) -> float:
-    """The option as given on the command line, else its environment variable, else the default."""
-    if given is not None:
-        return given
-    raw = os.environ.get(env_name, "")
-    if not raw.strip():
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise CommandError(f"{env_name} must be a number of seconds, not {raw[:40]!r}") from None
 
 
 class Command(BaseCommand):
@@ -61,20 +48,14 @@ class Command(BaseCommand):
     def handle(self, *args, poll_seconds, lock_ttl, backoff_max, backoff_base, **options):
         from apps.core.celery_signals import on_worker_init
 
-        defaults = Options()
-        poll_seconds = _seconds(poll_seconds, "PARLEY_CONNECTORS_POLL_SECONDS", defaults.poll_seconds)
-        lock_ttl = _seconds(lock_ttl, "PARLEY_CONNECTORS_LOCK_TTL", defaults.lock_ttl)
-        backoff_max = _seconds(backoff_max, "PARLEY_CONNECTORS_BACKOFF_MAX", defaults.backoff_max)
-        backoff_base = _seconds(backoff_base, "PARLEY_CONNECTORS_BACKOFF_BASE", defaults.backoff_base)
-        on_worker_init()  # serves /metrics on PARLEY_WORKER_METRICS_PORT when set (own pod or host)
-        supervisor = Supervisor(
-            Options(
-                poll_seconds=max(0.1, poll_seconds),
-                lock_ttl=max(1.0, lock_ttl),
-                backoff_base=max(0.01, backoff_base),
-                backoff_max=max(0.01, backoff_max),
+        try:
+            options = options_from_env(
+                poll_seconds=poll_seconds, lock_ttl=lock_ttl, backoff_max=backoff_max, backoff_base=backoff_base
             )
-        )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        on_worker_init()  # serves /metrics on PARLEY_WORKER_METRICS_PORT when set (own pod or host)
+        supervisor = Supervisor(options)
         try:
             asyncio.run(self._run(supervisor))
         finally:

@@ -1,8 +1,10 @@
 """``python manage.py run``: prepare the database and serve Parley (HTTP + WebSocket) with uvicorn.
 
 On the embedded default this is the whole of Parley in one process: background tasks run on an
-in-process thread pool. In production run gunicorn with uvicorn workers plus Celery instead
-(see the README); this command still works there for a quick single-node start.
+in-process thread pool, and channels in long-connection mode are connected from this process too
+(``--no-connectors`` leaves them to a separate ``run_connectors``). In production run gunicorn
+with uvicorn workers plus Celery instead (see the README); this command still works there for a
+quick single-node start.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import sys
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.setup import setup_needed, setup_token
 
@@ -23,9 +25,21 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--no-migrate", action="store_true", help="Skip applying database migrations.")
+        parser.add_argument(
+            "--no-connectors",
+            action="store_true",
+            help="Do not hold long-connection channels here (run `manage.py run_connectors` instead).",
+        )
 
-    def handle(self, *args, host: str, port: int, no_migrate: bool, **options):
+    def handle(self, *args, host: str, port: int, no_migrate: bool, no_connectors: bool, **options):
         import uvicorn
+
+        from apps.channels.connectors.supervisor import BackgroundSupervisor, options_from_env
+
+        try:
+            connector_options = None if no_connectors else options_from_env()
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
 
         if not no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
@@ -48,12 +62,17 @@ class Command(BaseCommand):
             from apps.core.scheduler import start_inprocess_beat
 
             start_inprocess_beat()  # the sweeper and retention cleanup, without a celery beat
-        uvicorn.run(
-            "config.asgi:application",
-            host=host,
-            port=port,
-            log_config=None,
-            lifespan="off",
-            ws_max_size=64 * 1024,
-            proxy_headers=True,
-        )
+        connectors = BackgroundSupervisor(connector_options).start() if connector_options else None
+        try:
+            uvicorn.run(
+                "config.asgi:application",
+                host=host,
+                port=port,
+                log_config=None,
+                lifespan="off",
+                ws_max_size=64 * 1024,
+                proxy_headers=True,
+            )
+        finally:
+            if connectors is not None and not connectors.stop():
+                self.stderr.write("long connections did not close in time; their locks expire on their own")
