@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from apps.bots.models import Bot
+from apps.core.ttlcache import TTLCache
 from apps.tenants.models import Tenant
 
 from .models import Channel
@@ -36,42 +34,26 @@ class ChannelLookups:
     MAX_KEYS = 10_000
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, str], tuple[float, Channel | None]] = {}
-        self._generation = 0
-        self._lock = threading.Lock()
+        self._cache: TTLCache[tuple[str, str], Channel | None] = TTLCache(
+            channel_cache_seconds, max_keys=self.MAX_KEYS
+        )
 
     def clear(self) -> None:
         """Forget every lookup, and keep lookups in flight from remembering what they read."""
-        with self._lock:
-            self._generation += 1
-            self._entries = {}
+        self._cache.clear()
 
     def peek(self, platform: str, key: str) -> tuple[bool, Channel | None]:
         """``(True, channel or None)`` when remembered and fresh, else ``(False, None)`` — no query."""
-        entry = self._entries.get((platform, key))
-        if entry is not None and entry[0] > time.monotonic():
-            return True, entry[1]
-        return False, None
+        return self._cache.peek((platform, key))
 
     def get(self, platform: str, key: str) -> Channel | None:
         """The enabled channel with this platform and key whose bot and tenant are enabled, or None."""
-        found, channel = self.peek(platform, key)
-        if found:
-            return channel
-        generation = self._generation
-        channel = (
-            Channel.objects.select_related("bot", "bot__tenant")
+        return self._cache.get(
+            (platform, key),
+            lambda: Channel.objects.select_related("bot", "bot__tenant")
             .filter(key=key, platform=platform, enabled=True, bot__enabled=True, bot__tenant__is_active=True)
-            .first()
+            .first(),
         )
-        ttl = channel_cache_seconds()
-        if ttl > 0:
-            with self._lock:
-                if generation == self._generation:
-                    if len(self._entries) >= self.MAX_KEYS:
-                        self._entries.pop(next(iter(self._entries)), None)
-                    self._entries[(platform, key)] = (time.monotonic() + ttl, channel)
-        return channel
 
 
 channel_lookups = ChannelLookups()

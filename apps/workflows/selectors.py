@@ -9,8 +9,6 @@ see the change within the cache time.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 
 from django.db.models import Q
@@ -18,6 +16,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from apps.conversations.commands import parse_command
+from apps.core.ttlcache import TTLCache
 
 from .conf import setting
 from .models import Workflow
@@ -45,52 +44,32 @@ class Match:
     text: str  # the command's argument, or the whole message for a keyword
 
 
-class _BotWorkflows:
-    def __init__(self) -> None:
-        self._entries: dict[int, tuple[float, tuple[ActiveWorkflow, ...]]] = {}
-        self._generation = 0
-        self._lock = threading.Lock()
-
-    def clear(self) -> None:
-        with self._lock:
-            self._generation += 1
-            self._entries = {}
-
-    def get(self, bot) -> tuple[ActiveWorkflow, ...]:
-        entry = self._entries.get(bot.pk)
-        if entry is not None and entry[0] > time.monotonic():
-            return entry[1]
-        generation = self._generation
-        rows = (
-            Workflow.objects.filter(enabled=True, tenant_id=bot.tenant_id)
-            .filter(Q(bot_id=bot.pk) | Q(bot__isnull=True))
-            .values_list("id", "name", "trigger", "trigger_value", "confirmation_required", "bot_id")
+def _load_workflows(bot) -> tuple[ActiveWorkflow, ...]:
+    rows = (
+        Workflow.objects.filter(enabled=True, tenant_id=bot.tenant_id)
+        .filter(Q(bot_id=bot.pk) | Q(bot__isnull=True))
+        .values_list("id", "name", "trigger", "trigger_value", "confirmation_required", "bot_id")
+    )
+    return tuple(
+        ActiveWorkflow(
+            id=pk,
+            name=name,
+            trigger=trigger,
+            key=normalize_command(value) if trigger == Workflow.Trigger.COMMAND else normalize_keyword(value),
+            confirmation_required=confirm,
+            bot_specific=bot_id is not None,
         )
-        flows = tuple(
-            ActiveWorkflow(
-                id=pk,
-                name=name,
-                trigger=trigger,
-                key=normalize_command(value) if trigger == Workflow.Trigger.COMMAND else normalize_keyword(value),
-                confirmation_required=confirm,
-                bot_specific=bot_id is not None,
-            )
-            for pk, name, trigger, value, confirm, bot_id in rows
-        )
-        ttl = workflow_cache_seconds()
-        if ttl > 0:
-            with self._lock:
-                if generation == self._generation:
-                    self._entries[bot.pk] = (time.monotonic() + ttl, flows)
-        return flows
+        for pk, name, trigger, value, confirm, bot_id in rows
+    )
 
 
-_cache = _BotWorkflows()
+#: A bot's enabled workflows by bot id.
+_cache: TTLCache[int, tuple[ActiveWorkflow, ...]] = TTLCache(workflow_cache_seconds)
 
 
 def active_workflows(bot) -> tuple[ActiveWorkflow, ...]:
     """The enabled workflows that apply to ``bot`` (its own and its tenant's bot-less ones)."""
-    return _cache.get(bot)
+    return _cache.get(bot.pk, lambda: _load_workflows(bot))
 
 
 def forget_workflows() -> None:
