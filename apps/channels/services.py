@@ -34,9 +34,7 @@ class ChannelLookups:
     MAX_KEYS = 10_000
 
     def __init__(self) -> None:
-        self._cache: TTLCache[tuple[str, str], Channel | None] = TTLCache(
-            channel_cache_seconds, max_keys=self.MAX_KEYS
-        )
+        self._cache: TTLCache[tuple[str, str], Channel | None] = TTLCache(channel_cache_seconds, max_keys=self.MAX_KEYS)
 
     def clear(self) -> None:
         """Forget every lookup, and keep lookups in flight from remembering what they read."""
