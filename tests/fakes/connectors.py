@@ -362,8 +362,9 @@ class FakeFeishuLongConnection:
             },
         )
 
-    def event_frames(self, payload: dict, *, message_id: str, parts: int = 1) -> list[bytes]:
-        """The data frame(s) carrying ``payload``, split in ``parts`` like large events are."""
+    def event_frames(self, payload: dict, *, message_id: str, parts: int = 1, kind: str = "event") -> list[bytes]:
+        """The data frame(s) carrying ``payload``, split in ``parts`` like large events are; ``kind``
+        is the frame's ``type`` header ("card" for card callbacks)."""
         from apps.channels.connectors.feishu import Frame
 
         data = json.dumps(payload, ensure_ascii=False).encode()
@@ -377,7 +378,7 @@ class FakeFeishuLongConnection:
                     service=33554678,
                     method=1,
                     headers=[
-                        ("type", "event"),
+                        ("type", kind),
                         ("message_id", message_id),
                         ("sum", str(parts)),
                         ("seq", str(seq)),
