@@ -19,6 +19,7 @@ from apps.core import metrics
 from apps.core.crypto import SecretDecryptionError
 from apps.core.logging import log_context
 
+from .clicks import answer_rating_click
 from .platforms.base import WebhookRejected
 from .platforms.registry import get_adapter
 from .services import channel_for_webhook
@@ -87,14 +88,7 @@ def handle_webhook(request: HttpRequest, platform: str, key: str) -> HttpRespons
 
 
 def _rating(request: HttpRequest, adapter: Any, channel: Any, click: Any, started: float) -> HttpResponse:
-    """A thumbs-button click: stored as the answer's rating (never as a message), answered in the
-    platform's own shape."""
-    from apps.conversations.ratings import button_rating_record
-
-    outcome = button_rating_record(channel=channel, click=click)
-    if not outcome.ok:
-        logger.info("rating click refused: %s", outcome.kind, extra={"status": outcome.status})
-    response = adapter.rating_response(request, channel, click, outcome)
+    response = answer_rating_click(adapter, channel, request, click)
     metrics.WEBHOOK_ACK.labels(adapter.platform).observe(time.perf_counter() - started)
     return response
 

@@ -74,9 +74,11 @@ class Link:
         deliver: Callable[[Callable[[Any], list[Inbound]]], Awaitable[bool]],
         connected: Callable[[], None],
         log: logging.LoggerAdapter,
+        call: Callable[[Callable[[Any], Any]], Awaitable[Any]] | None = None,
     ) -> None:
         self.channel = channel
         self._deliver = deliver
+        self._call = call
         self._connected = connected
         self.log = log
 
@@ -85,6 +87,13 @@ class Link:
         ``WebhookRejected``). True when they are stored or deliberately dropped (so the event may be
         acknowledged); False when storing failed and the platform should deliver it again."""
         return await self._deliver(build)
+
+    async def call(self, work: Callable[[Any], Any]) -> Any:
+        """``work(channel)`` on the channel's worker thread (where the ORM may be used), with the
+        channel's log context; its result, or None when it raised (logged)."""
+        if self._call is None:
+            raise RuntimeError("this link runs no work on the channel's thread")
+        return await self._call(work)
 
     def connected(self) -> None:
         """The connection is up and receiving (a hello, the first frame or poll answered)."""
@@ -101,6 +110,9 @@ class Connector:
     required_credentials: ClassVar[tuple[str, ...]] = ()
     #: What the admin does in the platform's console to switch the app to this mode.
     console_hint: ClassVar[str] = ""
+    #: Clicks on an answer's rating buttons arrive over this connection and are recorded, so
+    #: answers on such a channel carry the buttons (``rating_buttons_enabled``).
+    rating_clicks: ClassVar[bool] = False
 
     async def run(self, link: Link) -> None:
         raise NotImplementedError

@@ -18,8 +18,10 @@ brings a vendored copy of protobuf; the frame has nine fields, encoded here by h
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +30,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import websockets
 
+from apps.channels.clicks import answer_rating_click
+from apps.channels.platforms.base import WebhookRejected
+from apps.channels.platforms.feishu.adapter import CARD_ACTION_EVENT
 from apps.channels.platforms.registry import get_adapter
 
 from .base import Connector, ConnectorError, Link, post_json, request_for, wire_logger
@@ -38,6 +43,8 @@ TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 #: Endpoint codes no retry can fix (bad credentials, the app not allowed long connections).
 PERMANENT_CODES = {403, 1000040344, 1000040350}
 PART_TTL = 10.0  # seconds the parts of a split event are kept waiting for the rest
+
+logger = logging.getLogger(__name__)
 
 
 # --- pbbp2.Frame (proto2): SeqID=1 uint64, LogID=2 uint64, service=3 int32, method=4 int32,
@@ -165,13 +172,41 @@ def ping_frame(service: int) -> bytes:
     return encode_frame(Frame(service=service, method=METHOD_CONTROL, headers=[("type", "ping")]))
 
 
+def is_card_action(payload: bytes) -> bool:
+    """Whether an event frame carries a card callback (``card.action.trigger``) rather than an event."""
+    try:
+        header = json.loads(payload).get("header")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return False
+    return isinstance(header, dict) and header.get("event_type") == CARD_ACTION_EVENT
+
+
+def card_action(channel: Any, body: bytes) -> bytes | None:
+    """A card callback over the long connection, handled as the webhook handles it: a rating click
+    is recorded and answered with the adapter's toast (and redrawn card), whose JSON goes back in
+    the frame's ack. None (a bare ack) for other cards' actions and for clicks that cannot be read."""
+    adapter = get_adapter("feishu")
+    request = request_for(body)
+    try:
+        click = adapter.rating_click(request, channel)
+    except WebhookRejected as exc:
+        logger.warning("feishu card action dropped: %s", exc.reason)
+        return None
+    if click is None:
+        logger.info("feishu card action over the long connection is not Parley's; acknowledged")
+        return None
+    return answer_rating_click(adapter, channel, request, click).content
+
+
 class FeishuConnector(Connector):
     platform = "feishu"
     required_credentials = ("app_id", "app_secret")
     console_hint = (
         "Events & Callbacks → Event configuration: choose “Receive events through persistent connection” "
-        "(使用长连接接收事件); keep the im.message.receive_v1 subscription."
+        "(使用长连接接收事件); keep the im.message.receive_v1 subscription. For the rating buttons, "
+        "Callback configuration: the persistent connection too (使用长连接接收回调), with card.action.trigger."
     )
+    rating_clicks = True
 
     def __init__(self) -> None:
         self.ping_interval = 120.0
@@ -248,7 +283,13 @@ class FeishuConnector(Connector):
         if payload is None:
             return  # more parts to come
         started = time.monotonic()
-        if kind == "event":
+        answer: dict[str, Any] = {"code": 200}
+        if kind == "card" or (kind == "event" and is_card_action(payload)):
+            body = payload
+            response = await link.call(lambda channel: card_action(channel, body))
+            if response:
+                answer["data"] = base64.b64encode(response).decode()
+        elif kind == "event":
             body = payload
             stored = await link.deliver(lambda channel: get_adapter("feishu").parse(request_for(body), channel))
             if not stored:
@@ -257,7 +298,7 @@ class FeishuConnector(Connector):
             link.log.warning("feishu %s frame over the long connection is not handled; acknowledged", kind[:20])
         elapsed_ms = int((time.monotonic() - started) * 1000)
         frame.headers.append(("biz_rt", str(elapsed_ms)))
-        frame.payload = json.dumps({"code": 200}).encode()
+        frame.payload = json.dumps(answer, ensure_ascii=False).encode()
         await socket.send(encode_frame(frame))
 
     def _combine(self, frame: Frame) -> bytes | None:

@@ -28,6 +28,7 @@ import websockets
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from apps.channels.clicks import answer_rating_click
 from apps.channels.platforms.base import Inbound
 from apps.channels.platforms.registry import get_adapter
 
@@ -46,17 +47,12 @@ def interaction(adapter: Any, channel: Any, body: bytes) -> list[Inbound]:
     """Handle an interactivity payload (as its webhook form body) the way the webhook view does: a
     rating click is stored as the answer's rating and the rated message updated (off this thread).
     Returns [] (an interaction is never a message); raises ``MalformedRequest`` for a broken click."""
-    from apps.conversations.ratings import button_rating_record
-
     request = request_for(body, content_type=FORM)
     click = adapter.rating_click(request, channel)
     if click is None:
         logger.warning("slack interaction over Socket Mode not handled; acknowledged")
         return []
-    outcome = button_rating_record(channel=channel, click=click)
-    if not outcome.ok:
-        logger.info("rating click refused: %s", outcome.kind, extra={"status": outcome.status})
-    adapter.rating_response(request, channel, click, outcome)
+    answer_rating_click(adapter, channel, request, click)  # the message is updated off this thread
     return []
 
 
@@ -68,6 +64,7 @@ class SlackConnector(Connector):
         "Settings → Socket Mode: enable it; Basic Information → App-Level Tokens: create one with "
         "connections:write and put it in app_token."
     )
+    rating_clicks = True
 
     def open_url(self, channel: Any) -> str:
         """A fresh ``wss://`` URL from ``apps.connections.open``. Raises ``ConnectorError``."""

@@ -270,7 +270,9 @@ class ChannelRunner:
 
     async def _connect_loop(self) -> None:
         attempt = 0
-        link = Link(channel=self.channel, deliver=self._deliver, connected=self._connected, log=self.log)
+        link = Link(
+            channel=self.channel, deliver=self._deliver, connected=self._connected, log=self.log, call=self._call
+        )
         while True:
             link.channel = self.channel
             self._state("connecting", "connecting")
@@ -303,6 +305,23 @@ class ChannelRunner:
     async def _deliver(self, build: Callable[[Any], list[Inbound]]) -> bool:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, self._store, self.channel, build)
+
+    async def _call(self, work: Callable[[Any], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self._run_work, self.channel, work)
+
+    def _run_work(self, channel: Any, work: Callable[[Any], Any]) -> Any:
+        close_old_connections()
+        try:
+            with log_context(
+                tenant=channel.bot.tenant.slug, bot=channel.bot.slug, platform=channel.platform, trace_id=new_trace_id()
+            ):
+                return work(channel)
+        except Exception:
+            self.log.exception("channel %s: handling an event failed", self.key)
+            return None
+        finally:
+            close_old_connections()
 
     def _store(self, channel: Any, build: Callable[[Any], list[Inbound]]) -> bool:
         from apps.conversations.services import accept_inbound

@@ -155,10 +155,15 @@ RATING_BUTTONS_OFF = frozenset({"off", "false", "0", "no"})
 def rating_buttons_enabled(channel: Any) -> bool:
     """Whether answers on ``channel`` carry thumbs buttons: on unless its ``rating_buttons``
     credential says "off" (the bot's ``feedback_links`` switch turns links and buttons off together).
-    Off in long-connection mode, whose clicks arrive over the connection rather than at the webhook
-    URL, where nothing records them yet: a button that does nothing is worse than none."""
+    In long-connection mode clicks arrive over the connection rather than at the webhook URL: the
+    buttons are on only where the platform's connector records them (``Connector.rating_clicks``),
+    since a button that does nothing is worse than none."""
     if getattr(channel, "mode", "webhook") == "long_connection":
-        return False
+        from apps.channels.connectors import connector_class
+
+        connector = connector_class(getattr(channel, "platform", ""))
+        if connector is None or not connector.rating_clicks:
+            return False
     value = str((getattr(channel, "credentials", None) or {}).get("rating_buttons") or "").strip().lower()
     return value not in RATING_BUTTONS_OFF
 
