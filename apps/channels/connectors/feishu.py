@@ -9,6 +9,9 @@ server answers ``pong``, possibly with a new ClientConfig). An event is a data f
 payload — the same schema 2.0 event a webhook POSTs, unencrypted — so the Feishu adapter's
 ``parse`` reads it (de-duplicated on ``header.event_id``). It is acknowledged by sending the frame
 back with the payload ``{"code": 200}``. Replies go out through the messages API as for webhooks.
+A card callback (``card.action.trigger``, a click on an answer's rating button) comes as a frame of
+type ``card`` (or ``event``); its answer — the toast and the redrawn card the webhook would return —
+goes back base64-encoded in the ack: ``{"code": 200, "data": "<base64 JSON>"}``.
 
 A small client on ``websockets`` rather than lark-oapi's: the SDK runs its own event loop made at
 import time, reconnects on its own schedule without telling its caller, has no way to stop, and
