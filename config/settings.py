@@ -302,6 +302,16 @@ OIDC_PROVISION_DOMAINS = env.list("OIDC_PROVISION_DOMAINS", default=[])
 OIDC_ALLOW_SUPERUSERS = env.bool("OIDC_ALLOW_SUPERUSERS", default=False)
 # Sign-ins one client address may start per 10 minutes (each costs a request to the provider).
 OIDC_START_LIMIT_PER_IP = env.int("OIDC_START_LIMIT_PER_IP", default=60)
+# Password guessing (admin and API; docs/security.md "Failed password sign-ins"): this many failed
+# passwords for one username within the window (counted from the first failure) lock that username
+# out from every address for SIGNIN_LOCKOUT_SECONDS; this many from one client address (IPv6: its
+# /64) lock that address out for every username. 0 turns a limit off. Counts live in the cache.
+SIGNIN_FAILURES_PER_USERNAME = env.int("SIGNIN_FAILURES_PER_USERNAME", default=5)
+SIGNIN_FAILURES_PER_ADDRESS = env.int("SIGNIN_FAILURES_PER_ADDRESS", default=30)
+SIGNIN_FAILURE_WINDOW_SECONDS = env.int("SIGNIN_FAILURE_WINDOW_SECONDS", default=900)
+SIGNIN_LOCKOUT_SECONDS = env.int("SIGNIN_LOCKOUT_SECONDS", default=900)
+if SIGNIN_FAILURE_WINDOW_SECONDS < 1 or SIGNIN_LOCKOUT_SECONDS < 1:
+    raise ValueError("SIGNIN_FAILURE_WINDOW_SECONDS and SIGNIN_LOCKOUT_SECONDS must be at least 1")
 
 # --- Logging: one JSON object per line on stdout --------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

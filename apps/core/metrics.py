@@ -269,3 +269,32 @@ def mark_process_dead(pid: int) -> None:
     """Drop a finished worker's live gauges (gunicorn ``child_exit``, Celery ``worker_process_shutdown``)."""
     if multiprocess_dir():
         multiprocess.mark_process_dead(pid)
+
+
+# --- Sign-in ---------------------------------------------------------------------------------------
+SIGNIN_FAILURES = Counter(
+    "parley_signin_failures_total",
+    "Refused sign-ins by method (password, oidc), way in (admin, api) and reason "
+    "(invalid_credentials, locked, password_signin_off, not_staff, inactive, or the single sign-on reasons).",
+    ["method", "via", "reason"],
+)
+SIGNIN_LOCKOUTS = Counter(
+    "parley_signin_lockouts_total",
+    "Password sign-in lockouts begun, by what was locked (username, address).",
+    ["scope"],
+)
+SIGNIN_METHODS = ("password", "oidc")
+SIGNIN_VIAS = ("admin", "api")
+SIGNIN_LOCK_SCOPES = ("username", "address")
+
+
+def record_signin_failure(*, method: str, via: str, reason: str) -> None:
+    """Count one refused sign-in. Reasons are Parley's own fixed codes (never user input)."""
+    SIGNIN_FAILURES.labels(
+        method if method in SIGNIN_METHODS else "-", via if via in SIGNIN_VIAS else "-", label(reason)
+    ).inc()
+
+
+def record_signin_lockout(*, scope: str) -> None:
+    """Count one lockout begun (``scope``: ``username`` or ``address``)."""
+    SIGNIN_LOCKOUTS.labels(scope if scope in SIGNIN_LOCK_SCOPES else "-").inc()

@@ -7,6 +7,9 @@ through at a window edge; that is acceptable for protecting model spend and keep
 ``hit`` counts one limit. ``hit_chain`` counts several in order and stops at the first that
 refuses (a message refused by its user's limit does not use up the bot's); on Redis the whole
 chain is one round trip (a Lua script), which matters on the webhook path.
+
+``strike`` / ``locked_for`` / ``clear`` are lockouts rather than rates: failures counted from the
+first one, and a lock for a while once there are too many (password sign-in, ``apps.core.signin``).
 """
 
 from __future__ import annotations
@@ -119,3 +122,61 @@ def hit_chain(limits: list[Limit], *, now: float | None = None) -> Decision | No
         if int(count) > lim.limit:
             return Decision(False, int(count), lim.limit, retry_after, lim.scope)
     return None
+
+
+# --- Lockouts: failures counted from the first one, then a lock for a while -----------------------
+# A fixed window lets up to twice the limit through at a window edge; for guessing passwords that is
+# too generous, so ``strike`` counts failures in a window that starts at the first failure (the key's
+# expiry is set once, by ``add``), and the ``limit``-th failure locks the subject for ``lock_seconds``.
+
+
+def _strike_key(scope: str, subject: str) -> str:
+    return f"{KEY_PREFIX}:strikes:{scope}:{subject}"
+
+
+def _lock_key(scope: str, subject: str) -> str:
+    return f"{KEY_PREFIX}:lock:{scope}:{subject}"
+
+
+def locked_for(scope: str, subject: str, *, now: float | None = None) -> float:
+    """Seconds until ``subject``'s lock in ``scope`` ends; 0 when it is not locked."""
+    until = cache.get(_lock_key(scope, subject))
+    if until is None:
+        return 0.0
+    now = time.time() if now is None else now
+    return max(0.0, float(until) - now)
+
+
+def strike(
+    scope: str, subject: str, *, limit: int, window_seconds: float, lock_seconds: float, now: float | None = None
+) -> Decision:
+    """Count one failure for ``subject``; the ``limit``-th within ``window_seconds`` of the first
+    locks it for ``lock_seconds`` (see ``locked_for``) and starts the count again.
+
+    The ``Decision`` is not ``allowed`` when this failure set the lock (``retry_after``: the lock's
+    length). ``limit`` 0 means no lockout (nothing is counted)."""
+    if limit <= 0:
+        return Decision(True, 0, limit, 0.0, scope)
+    now = time.time() if now is None else now
+    key = _strike_key(scope, subject)
+    ttl = max(1, int(window_seconds))
+    cache.add(key, 0, timeout=ttl)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired (or cleared) between add and incr
+        cache.add(key, 1, timeout=ttl)
+        count = 1
+    if count < limit:
+        return Decision(True, count, limit, 0.0, scope)
+    lock_ttl = max(1, int(lock_seconds))
+    cache.set(_lock_key(scope, subject), now + lock_ttl, timeout=lock_ttl)
+    cache.delete(key)
+    return Decision(False, count, limit, float(lock_ttl), scope)
+
+
+def clear(scope: str, subject: str, *, lock: bool = False) -> None:
+    """Forget ``subject``'s failure count in ``scope`` (and, with ``lock``, end its lock)."""
+    if lock:
+        cache.delete_many([_strike_key(scope, subject), _lock_key(scope, subject)])
+    else:
+        cache.delete(_strike_key(scope, subject))
