@@ -18,7 +18,6 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
     Aggregate,
@@ -36,6 +35,7 @@ from django.db.models import (
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
+from apps.core.cache import soft_get, soft_set
 from apps.core.pii import mask_text
 from apps.tenants.models import Tenant
 
@@ -522,7 +522,7 @@ def dashboard_figures(*, tenant_ids: Iterable[int] | None, now: datetime | None 
     now = now or timezone.now()
     scope = "all" if tenant_ids is None else ",".join(str(i) for i in sorted(tenant_ids))
     key = "parley:review:dashboard:" + hashlib.sha256(scope.encode()).hexdigest()[:24]
-    cached = cache.get(key)
+    cached = soft_get(key)
     if cached is not None:
         return cached
     tenants = Tenant.objects.filter(is_active=True)
@@ -547,5 +547,5 @@ def dashboard_figures(*, tenant_ids: Iterable[int] | None, now: datetime | None 
         "hidden": hidden,
         "generated_at": now,
     }
-    cache.set(key, result, DASHBOARD_CACHE_SECONDS)
+    soft_set(key, result, DASHBOARD_CACHE_SECONDS)
     return result

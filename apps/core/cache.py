@@ -8,7 +8,9 @@ thread-safe pool per URL instead (redis-py pools are thread-safe and reset thems
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from typing import Any
 
 import redis
@@ -54,3 +56,39 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = SharedClientRedisCacheClient
+
+
+# --- The cache as a speed-up only ----------------------------------------------------------------
+
+_soft_logger = logging.getLogger("apps.core.cache")
+_soft_warned_at = 0.0
+
+
+def _soft_failure(exc: Exception) -> None:
+    global _soft_warned_at
+    now = time.monotonic()
+    if now - _soft_warned_at >= 60.0:  # once a minute per process, not once per call
+        _soft_warned_at = now
+        _soft_logger.warning("cache unreachable (%s); working without it", type(exc).__name__)
+
+
+def soft_get(key: str, default: Any = None) -> Any:
+    """``cache.get`` for values that only save work: an unreachable cache reads as a miss, so the
+    admin and the API keep working while Redis is away (logged once a minute)."""
+    from django.core.cache import cache
+
+    try:
+        return cache.get(key, default)
+    except Exception as exc:
+        _soft_failure(exc)
+        return default
+
+
+def soft_set(key: str, value: Any, timeout: float | None) -> None:
+    """``cache.set`` for values that only save work: dropped when the cache is unreachable."""
+    from django.core.cache import cache
+
+    try:
+        cache.set(key, value, timeout)
+    except Exception as exc:
+        _soft_failure(exc)

@@ -11,6 +11,8 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import transaction
 
+from .cache import soft_get, soft_set
+
 _CACHE_KEY = "parley:setup_done"
 
 
@@ -26,12 +28,13 @@ def check_setup_token(candidate: str) -> bool:
 
 
 def setup_needed() -> bool:
-    """True while no superuser exists. Cached once setup is done (it never becomes needed again)."""
-    if cache.get(_CACHE_KEY):
+    """True while no superuser exists. Cached once setup is done (it never becomes needed again);
+    with the cache unreachable the database answers alone, so the admin keeps working."""
+    if soft_get(_CACHE_KEY):
         return False
     done = get_user_model().objects.filter(is_superuser=True).exists()
     if done:
-        cache.set(_CACHE_KEY, True, 300)
+        soft_set(_CACHE_KEY, True, 300)
     return not done
 
 
