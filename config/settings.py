@@ -193,6 +193,12 @@ X_FRAME_OPTIONS = "DENY"
 if not DEBUG and env.bool("SECURE_COOKIES", default=False):
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+# Behind a TLS proxy (uvicorn trusts its X-Forwarded-Proto from FORWARDED_ALLOW_IPS): send plain
+# HTTP to HTTPS, except the probes and the scrape, and tell browsers to stay on HTTPS.
+SECURE_SSL_REDIRECT = not DEBUG and env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = 0 if DEBUG else env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 
 LOGIN_URL = "/admin/login/"
 
