@@ -24,6 +24,19 @@ def answering_bot(db):
 
 
 @pytest.fixture
+def live(transactional_db, settings):
+    """Parley served by a real uvicorn running ``config.asgi``, as in production. Accepted messages
+    are published to the broker (no worker runs here: a webhook's job ends when a message is
+    stored, enqueued and acknowledged)."""
+    from tests.webchat.live import LiveParley
+
+    settings.TASKS_MODE = "celery"
+    server = LiveParley().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def stored():
     """How many inbound messages were stored (anything a rejected request left behind shows here)."""
     return lambda: InboundMessage.objects.count()

@@ -39,16 +39,6 @@ def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
 
 
 @pytest.fixture
-def live(transactional_db, settings):
-    # As in production: accepted messages are published to the broker (no worker runs here; the
-    # lane's job ends when a message is stored, enqueued and acknowledged).
-    settings.TASKS_MODE = "celery"
-    server = LiveParley().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def channel(transactional_db):
     bot = make_bot(make_tenant("acme"), merge_window_ms=0)
     return make_channel(
