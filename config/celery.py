@@ -24,6 +24,11 @@ app.conf.beat_schedule = {
         "task": "apps.conversations.tasks.sweep_inbound",
         "schedule": float(os.environ.get("PARLEY_SWEEP_INTERVAL", "30")),
     },
+    # Workflow calls whose task was lost (or whose worker died): re-queued, or failed and the user told.
+    "sweep-workflow-runs": {
+        "task": "apps.workflows.tasks.sweep_workflow_runs",
+        "schedule": float(os.environ.get("PARLEY_WORKFLOW_SWEEP_INTERVAL", "60")),
+    },
     # Data retention: conversations older than their bot's retention_days.
     "purge-expired": {
         "task": "apps.conversations.tasks.purge_expired",

@@ -109,6 +109,12 @@ class WorkflowRun(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True, help_text="When a worker started calling.")
+    queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its call was last handed to the webhooks queue."
+    )
+    requeues = models.PositiveSmallIntegerField(
+        default=0, help_text="How often the sweeper handed a lost call to the queue again."
+    )
     reply = models.ForeignKey(
         "conversations.Message",
         null=True,
@@ -122,7 +128,13 @@ class WorkflowRun(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["conversation", "status"], name="wfrun_conv_status_idx")]
+        indexes = [
+            models.Index(fields=["conversation", "status"], name="wfrun_conv_status_idx"),
+            # The sweeper's look for lost calls reads the few unfinished runs, never the history.
+            models.Index(
+                fields=["status"], condition=models.Q(status__in=["queued", "running"]), name="wfrun_unfinished_idx"
+            ),
+        ]
         constraints = [
             # A message starts at most one run, however often it is handled (re-driven after a crash).
             models.UniqueConstraint(

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.core import metrics
@@ -40,6 +40,18 @@ def confirm_seconds() -> int:
 
 def _count(outcome: str) -> None:
     metrics.WORKFLOW_CALLS.labels(outcome).inc()
+
+
+def requeue_seconds() -> float:
+    """How long a queued call may wait for a worker before the sweeper hands it to the queue again
+    (``PARLEY_WORKFLOW_REQUEUE_SECONDS``, default 120, at least 10)."""
+    return max(10.0, setting("PARLEY_WORKFLOW_REQUEUE_SECONDS", 120))
+
+
+def max_requeues() -> int:
+    """How often the sweeper hands a lost call to the queue again before it gives up and tells the
+    user (``PARLEY_WORKFLOW_MAX_REQUEUES``, default 3; 0 gives up at once)."""
+    return max(0, int(setting("PARLEY_WORKFLOW_MAX_REQUEUES", 3)))
 
 
 # --- starting, confirming, cancelling -----------------------------------------------------------
@@ -84,6 +96,7 @@ def workflow_run_start(
         run.expires_at = timezone.now() + timedelta(seconds=confirm_seconds())
     else:
         run.status = R.QUEUED
+        run.queued_at = timezone.now()
     try:
         with transaction.atomic():
             run.save(force_insert=True)
@@ -129,10 +142,10 @@ def workflow_run_confirm(run: WorkflowRun, *, inbound: Any) -> bool:
     now = timezone.now()
     done = WorkflowRun.objects.filter(
         pk=run.pk, status=R.PENDING_CONFIRMATION, expires_at__gt=now, workflow__enabled=True
-    ).update(status=R.QUEUED, confirmed_by=inbound)
+    ).update(status=R.QUEUED, confirmed_by=inbound, queued_at=now)
     if not done:
         return False
-    run.status = R.QUEUED
+    run.status, run.queued_at = R.QUEUED, now
     wf = run.workflow
     audit_record(
         action="workflow.confirmed",
@@ -168,6 +181,7 @@ def run_values(run: WorkflowRun) -> dict[str, Any]:
 
 
 def _lease_s(wf: Workflow) -> float:
+    """How long a worker may hold a run before it is presumed dead: the longest the call can take."""
     return client.call_budget_s(timeout_s=wf.timeout_s, max_retries=wf.max_retries) + 60
 
 
@@ -279,6 +293,96 @@ def _finish(run: WorkflowRun, mine: datetime, result: client.CallResult) -> bool
     return True
 
 
+# --- lost calls ----------------------------------------------------------------------------------
+
+#: Most runs the sweeper moves in one go (the next sweep takes the rest).
+SWEEP_BATCH = 100
+#: ``error`` of a run the sweeper gave up on.
+LOST_NOT_CALLED = "lost: no worker made the call ({n} re-queues); the business system was not called"
+LOST_MAYBE_CALLED = "lost: the worker stopped during the call ({n} re-queues); the business system may have received it"
+
+
+def _maybe_called(run: WorkflowRun) -> bool:
+    """A run given up on after an attempt had started: whether it went through is unknown."""
+    return run.status == R.FAILED and run.error.startswith("lost:") and run.attempts > 0
+
+
+def workflow_runs_sweep(*, now: datetime | None = None) -> dict[str, int]:
+    """Hand lost calls to the ``webhooks`` queue again; give up on them after ``max_requeues()``.
+
+    Lost: a queued run no worker has taken for ``requeue_seconds()`` (a broker dropped its task, or
+    the process holding it stopped), or a running one whose claim is older than the longest its
+    call can take (its worker died). Such a run is re-queued — it still needs a worker's claim
+    before anything is called, so a slow worker and the re-queued task never both call — at most
+    ``max_requeues()`` times; then it fails and the user is told, in their language, by the usual
+    task (which retries the send). Every move is a conditional UPDATE on the state read here, so a
+    worker claiming at the same moment either wins or makes the move a no-op. Returns
+    ``{"requeued": n, "failed": m}``.
+    """
+    now = now or timezone.now()
+    limit = max_requeues()
+    waited = now - timedelta(seconds=requeue_seconds())
+    shortest_lease = timedelta(seconds=client.call_budget_s(timeout_s=1, max_retries=0) + 60)
+    candidates = (
+        WorkflowRun.objects.filter(
+            Q(status=R.QUEUED, queued_at__lt=waited)
+            | Q(status=R.QUEUED, queued_at__isnull=True, created_at__lt=waited)  # queued before the sweeper
+            | Q(status=R.RUNNING, claimed_at__lt=now - shortest_lease)
+        )
+        .select_related("workflow__tenant")
+        .order_by("pk")
+    )
+    moved = {"requeued": 0, "failed": 0}
+    # Running calls within their lease are few (one per worker thread), so this read stays small.
+    for run in list(candidates[: SWEEP_BATCH * 10]):
+        if moved["requeued"] + moved["failed"] >= SWEEP_BATCH:
+            break
+        if run.status == R.RUNNING:
+            if run.claimed_at and run.claimed_at >= now - timedelta(seconds=_lease_s(run.workflow)):
+                continue  # a long call, still within what its worker may take
+            as_read = WorkflowRun.objects.filter(pk=run.pk, status=R.RUNNING, claimed_at=run.claimed_at)
+        else:
+            as_read = WorkflowRun.objects.filter(pk=run.pk, status=R.QUEUED, queued_at=run.queued_at)
+        if run.requeues < limit:
+            if as_read.update(status=R.QUEUED, queued_at=now, requeues=F("requeues") + 1):
+                workflow_run_enqueue(run)
+                moved["requeued"] += 1
+        elif _give_up(run, as_read, now):
+            moved["failed"] += 1
+    if moved["requeued"] or moved["failed"]:
+        logger.warning("workflow runs swept", extra=moved)
+    return moved
+
+
+def _give_up(run: WorkflowRun, as_read: Any, now: datetime) -> bool:
+    """Fail a lost run (if nobody took it meanwhile), count and audit it, and have the user told."""
+    template = LOST_MAYBE_CALLED if run.attempts > 0 else LOST_NOT_CALLED
+    error = template.format(n=run.requeues)
+    if not as_read.update(status=R.FAILED, error=error, finished_at=now):
+        return False
+    run.status, run.error, run.finished_at = R.FAILED, error, now
+    wf = run.workflow
+    _count("lost")
+    if wf.confirmation_required:
+        audit_record(
+            action="workflow.called",
+            tenant=wf.tenant,
+            target=wf.name,
+            run=run.pk,
+            workflow=wf.pk,
+            conversation=run.conversation_id,
+            outcome="lost",
+            response_status=None,
+            attempts=run.attempts,
+        )
+    logger.warning(
+        "workflow call lost",
+        extra={"run": run.pk, "workflow": wf.pk, "requeues": run.requeues, "attempts": run.attempts},
+    )
+    workflow_run_enqueue(run)  # a finished run's task only tells the user (once), retrying the send
+    return True
+
+
 # --- telling the user ----------------------------------------------------------------------------
 
 
@@ -287,7 +391,7 @@ def result_text(run: WorkflowRun, *, data: Any = None) -> str:
     wf = run.workflow
     language = run.language or "en"
     if run.status != R.SUCCEEDED:
-        return text_for("failed", language, name=wf.name)
+        return text_for("unknown" if _maybe_called(run) else "failed", language, name=wf.name)
     if data is None and run.response_body:
         try:
             data = json.loads(run.response_body)
@@ -302,8 +406,8 @@ def workflow_run_notify(run: WorkflowRun, *, data: Any = None) -> None:
     """Store the result as an assistant turn (once) and send it to the user unless delivered.
 
     The reply goes where the user's last message of the run came from (the confirming one, else
-    the one that started it), through the channel's adapter like every other reply.
-    Raises ``PlatformError`` from the send.
+    the one that started it), through the channel's adapter like every other reply, by one task at
+    a time (the reply's row is locked during the send). Raises ``PlatformError`` from the send.
     """
     from apps.conversations.models import InboundMessage, Message
     from apps.conversations.pipeline.deliver import send_reply
@@ -336,7 +440,14 @@ def workflow_run_notify(run: WorkflowRun, *, data: Any = None) -> None:
             reply = Message.objects.filter(pk=WorkflowRun.objects.filter(pk=run.pk).values("reply")[:1]).first()
             if reply is None:
                 return
-    send_reply(target, reply)
+    if reply.delivered_at is not None:
+        return
+    # One sender at a time: a second task for the same run (a sweep racing a late worker, a
+    # redelivered task) waits for the first send here, then finds the reply delivered.
+    with transaction.atomic():
+        reply = Message.objects.select_for_update().filter(pk=reply.pk).first()
+        if reply is not None:
+            send_reply(target, reply)
 
 
 # --- the admin's test call -----------------------------------------------------------------------

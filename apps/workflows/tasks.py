@@ -22,3 +22,11 @@ def call_workflow(self, run_id: int) -> None:
             raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries)) from exc
     except DatabaseError as exc:
         raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries)) from exc
+
+
+@shared_task(queue="default", acks_late=True, soft_time_limit=120, time_limit=150)
+def sweep_workflow_runs() -> dict:
+    """Beat: hand lost workflow calls to the queue again, or fail them and tell the user."""
+    from .services import workflow_runs_sweep
+
+    return workflow_runs_sweep()

@@ -23,6 +23,11 @@ TEXTS = {
         "en": "Sorry, **{name}** could not be completed right now. Please try again later.",
         "zh": "抱歉，「{name}」暂时无法完成，请稍后再试。",
     },
+    # The call was lost after it had started: the business system may or may not have done it.
+    "unknown": {
+        "en": "Sorry, I could not find out whether **{name}** went through. Please check before you try again.",
+        "zh": "抱歉，无法确认「{name}」是否已完成，请先核实再重试。",
+    },
 }
 
 CONFIRM_WORDS = frozenset({"yes", "y", "confirm", "ok", "okay", "确认", "是", "是的", "确定", "好", "好的"})

@@ -16,6 +16,7 @@ from apps.workflows.models import Workflow
 from apps.workflows.selectors import forget_workflows
 from tests.conversations.conftest import (  # noqa: F401 - fixtures shared with the pipeline tests
     _clear_cache,
+    beat_args,
     celery_worker,
     fakeim,
     llm,
