@@ -12,6 +12,9 @@ from apps.core.pii import mask_text
 from .models import Workflow, WorkflowRun
 from .services import workflow_test_call
 
+#: Workflows one "Send a test call" calls at most (each call may take up to its timeout).
+TEST_CALL_LIMIT = 5
+
 
 class WorkflowForm(SecretFieldsFormMixin, forms.ModelForm):
     secret_fields = ("signing_secret",)
@@ -49,7 +52,22 @@ class WorkflowAdmin(TenantScopedAdmin):
 
     @admin.action(description="Send a test call (a real call with sample values)", permissions=["change"])
     def send_test_call(self, request, queryset):
-        for wf in queryset.select_related("tenant")[:5]:  # real calls, one after another: keep the request short
+        # Real calls, one after another while the page waits: a few at a time keeps the request short.
+        selected = list(queryset.select_related("tenant")[: TEST_CALL_LIMIT + 1])
+        if len(selected) > TEST_CALL_LIMIT:
+            total = queryset.count()
+            skipped = [
+                str(name) for name in queryset.values_list("name", flat=True)[TEST_CALL_LIMIT : TEST_CALL_LIMIT + 10]
+            ]
+            more = total - TEST_CALL_LIMIT - len(skipped)
+            self.message_user(
+                request,
+                f"Only the first {TEST_CALL_LIMIT} of the {total} selected workflows were called (a test call "
+                f"waits for each answer). Not called: {', '.join(skipped)}{f' and {more} more' if more else ''} "
+                f"— select them and send their test calls again.",
+                messages.WARNING,
+            )
+        for wf in selected[:TEST_CALL_LIMIT]:
             ok, said = workflow_test_call(wf)
             audit_record(
                 action="workflow.test_call",
@@ -88,6 +106,8 @@ class WorkflowRunAdmin(TenantScopedAdmin):
         "created_at",
         "expires_at",
         "claimed_at",
+        "queued_at",
+        "requeues",
         "finished_at",
     )
     readonly_fields = fields

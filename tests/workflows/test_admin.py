@@ -139,6 +139,29 @@ def test_send_a_test_call(admin_client, tenant, bot, business):
     assert not WorkflowRun.objects.exists()
 
 
+def test_a_test_call_of_many_workflows_says_which_were_not_called(admin_client, tenant, bot, business):
+    flows = [
+        Workflow.objects.create(
+            tenant=tenant, bot=bot, name=f"Flow {i}", trigger_value=f"flow{i}", url=business.url, signing_secret=SECRET
+        )
+        for i in range(7)
+    ]
+    resp = admin_client.post(
+        reverse("admin:workflows_workflow_changelist"),
+        {"action": "send_test_call", "_selected_action": [wf.pk for wf in flows]},
+        follow=True,
+    )
+    said = [(m.level_tag, str(m)) for m in resp.context["messages"]]
+    assert len(business.calls) == 5
+    assert said[0] == (
+        "warning",
+        "Only the first 5 of the 7 selected workflows were called (a test call waits for each answer). "
+        "Not called: Flow 5, Flow 6 — select them and send their test calls again.",
+    )
+    assert [text.split(":")[0] for level, text in said[1:]] == [f"Flow {i}" for i in range(5)]
+    assert AuditLog.objects.filter(action="workflow.test_call").count() == 5
+
+
 def test_run_page_masks_what_the_user_wrote(admin_client, tenant, bot):
     wf = Workflow.objects.create(
         tenant=tenant, bot=bot, name="Create ticket", trigger_value="ticket", url="https://x.example"
