@@ -1,10 +1,10 @@
 """End-user ratings that arrive with a signed feedback token: the public feedback page and the
-thumbs buttons on Feishu cards and Slack messages.
+thumbs buttons on Feishu cards, Slack messages and Telegram inline keyboards.
 
 Both find the answer the same way (``feedback_answer_load``), share the rate-limit counters
 (``rating_limited``), and store through ``review.record_feedback`` — one rating per answer,
-changeable, on the 1–5 scale (thumbs: up = 5, down = 1). The web chat's thumbs reach
-``record_feedback`` through the socket, which already knows its visitor.
+changeable, on the 1–5 scale (thumbs: up = 5, down = 1), counted there in ``parley_ratings_total``.
+The web chat's thumbs reach ``record_feedback`` through the socket, which already knows its visitor.
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ def feedback_answer_load(token: str, *, channel: Any = None) -> Message:
     """
     max_age = getattr(settings, "FEEDBACK_LINK_MAX_AGE", DEFAULT_MAX_AGE)
     message_id, tenant_id = feedback_token_load(token, max_age=max_age)
-    answers = Message.objects.select_related("conversation", "conversation__bot", "inbound", "feedback").filter(
-        pk=message_id, role=Message.Role.ASSISTANT, conversation__tenant_id=tenant_id
-    )
+    answers = Message.objects.select_related(
+        "conversation", "conversation__bot", "conversation__channel", "inbound", "feedback"
+    ).filter(pk=message_id, role=Message.Role.ASSISTANT, conversation__tenant_id=tenant_id)
     if channel is not None:
         answers = answers.filter(conversation__channel=channel)
     message = answers.first()

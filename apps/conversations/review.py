@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 
 from apps.bots.models import KnowledgeEntry
+from apps.core import metrics
 from apps.core.audit import audit_record
 from apps.tenants.selectors import MANAGE_ROLES, READ_ROLES, tenant_ids_for
 
@@ -62,6 +63,9 @@ def record_feedback(*, message: Message, rating: int, comment: str | None = None
     if comment is not None:
         defaults["comment"] = comment.strip()[:COMMENT_MAX]
     feedback, created = Feedback.objects.update_or_create(message=message, defaults=defaults)
+    metrics.record_rating(
+        platform=message.conversation.channel.platform, page=source == Feedback.Source.PAGE, stars=rating
+    )
     logger.info(
         "feedback recorded",
         extra={"message_id": message.pk, "rating": rating, "source": source, "changed": not created},

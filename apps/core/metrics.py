@@ -87,6 +87,12 @@ CONNECTOR_RECONNECTS = Counter(
     "Long connections that ended and are made again (drops, failures, platform-requested refreshes).",
     ["platform"],
 )
+RATINGS = Counter(
+    "parley_ratings_total",
+    "End-user ratings recorded, by where they were given (a platform's buttons, webchat, feedback_page) "
+    "and rating (up, down; neutral for three stars on the feedback page).",
+    ["source", "rating"],
+)
 
 
 # --- Recording helpers: keep label values bounded whoever calls ------------------------------------
@@ -134,6 +140,15 @@ def record_fallback(*, tenant: Any, bot: Any) -> None:
 def record_cache_lookup(*, tenant: Any, bot: Any, kind: str, hit: bool) -> None:
     """Count an answer-cache (``kind="answer"``) or knowledge-entry (``kind="knowledge"``) lookup."""
     CACHE_LOOKUPS.labels(label(tenant), label(bot), label(kind), "hit" if hit else "miss").inc()
+
+
+def record_rating(*, platform: Any, page: bool, stars: int) -> None:
+    """Count one recorded end-user rating of an answer given on ``platform`` (its channel's). On the
+    feedback page (``page``) the source is ``feedback_page``; otherwise the platform whose buttons
+    were clicked, the web chat's as ``webchat``. 4–5 stars (a thumbs up) count as ``up``, 1–2 (a
+    thumbs down) as ``down``, 3 as ``neutral``."""
+    source = "feedback_page" if page else ("webchat" if platform == "web" else label(platform))
+    RATINGS.labels(source, "up" if stars >= 4 else "down" if stars <= 2 else "neutral").inc()
 
 
 # --- Scrape-time collectors ------------------------------------------------------------------------
