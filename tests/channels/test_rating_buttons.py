@@ -1,6 +1,7 @@
-"""Thumbs up / down on Feishu cards and Slack messages: the buttons an answer carries, and clicks
-that come back signed (and, on Feishu, encrypted) exactly as the platforms send them, through the
-real webhook path, landing in the same Feedback table as the feedback page and the web widget."""
+"""Thumbs up / down on Feishu cards, Slack messages and Telegram inline keyboards: the buttons an
+answer carries, and clicks that come back signed (and, on Feishu, encrypted) exactly as the
+platforms send them, through the real webhook path (and Telegram's long polling), landing in the
+same Feedback table as the feedback page and the web widget, and counted in parley_ratings_total."""
 
 from __future__ import annotations
 
@@ -13,17 +14,27 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as fuzz_settings
 from hypothesis import strategies as st
 
+from apps.channels.models import Channel
 from apps.channels.platforms.base import OutboundReply, Target
 from apps.channels.platforms.feishu.adapter import FeishuAdapter
 from apps.channels.platforms.slack.adapter import SlackAdapter
+from apps.channels.platforms.telegram.adapter import TelegramAdapter
+from apps.channels.platforms.telegram.rating import callback_data, click_from_data
 from apps.conversations.feedback_links import feedback_token, feedback_token_load
 from apps.conversations.models import Conversation, Feedback, InboundMessage, Message
-from tests.channels.conftest import FEISHU_CREDENTIALS
+from apps.conversations.review import record_feedback
+from apps.core import metrics
+from tests.channels.conftest import FEISHU_CREDENTIALS, QUESTION
 from tests.channels.test_feishu import BOT_OPEN_ID, message
 from tests.channels.test_feishu import post as feishu_post
 from tests.channels.test_slack import BOT_TOKEN, SECRET, make_slack_channel
-from tests.factories import make_bot, make_channel, make_tenant
+from tests.channels.test_telegram import BOT_TOKEN as TG_TOKEN
+from tests.channels.test_telegram import SECRET as TG_SECRET
+from tests.factories import make_bot, make_channel, make_knowledge, make_tenant
+from tests.fakes.connectors import FakeTelegramPolling, telegram_update, wait_until
 from tests.fakes.platforms import (
+    TELEGRAM_ASKER,
+    FakeTelegramBot,
     as_meta,
     feishu_event,
     install_feishu,
@@ -32,12 +43,15 @@ from tests.fakes.platforms import (
     sample_json,
     slack_interaction,
     slack_signed,
+    telegram_callback,
 )
+from tests.fakes.server import FakeServer
 
 ASKER = "ou_84aad35d084aa403a838cf73ee18467"  # the sender in the Feishu p2p sample
 FEISHU_CHAT = "oc_5ce6d572455d361153b7xx51da133945"
 SLACK_USER, SLACK_DM = "U061F7AUR", "D0PNCRP9N"  # the sender and the DM of the Slack message_im sample
 FORM = "application/x-www-form-urlencoded"
+TG_CHAT = 412503776  # the private chat of the Telegram private_message sample (same id as its sender)
 
 
 def wait_for(condition, timeout: float = 5.0):
@@ -54,7 +68,11 @@ def foreign_answer(platform: str) -> Message:
     """An answer of another tenant, given to the same chat and user ids on another channel."""
     bot = make_bot(make_tenant("other-co"), slug="other")
     channel = make_channel(bot, platform=platform, key=f"other-{platform}", credentials={"x": "y"})
-    chat, user = (FEISHU_CHAT, ASKER) if platform == "feishu" else (SLACK_DM, SLACK_USER)
+    chat, user = {
+        "feishu": (FEISHU_CHAT, ASKER),
+        "slack": (SLACK_DM, SLACK_USER),
+        "telegram": (str(TG_CHAT), str(TELEGRAM_ASKER["id"])),
+    }[platform]
     conv = Conversation.objects.create(tenant=bot.tenant, bot=bot, channel=channel, chat_id=chat, user_id=user)
     return Message.objects.create(conversation=conv, role=Message.Role.ASSISTANT, text="Their answer", source="model")
 
@@ -239,11 +257,11 @@ def test_feishu_chinese_answers_get_chinese_labels_and_a_channel_can_turn_button
     FeishuAdapter().send(feishu_channel, Target(chat_id=FEISHU_CHAT), reply)
     assert card_buttons(sent_cards(fake_server)[1]) == []
 
-    # Long-connection channels get none: their clicks would not reach the webhook URL.
+    # Feishu's long connection records clicks too, so its answers carry the buttons as well.
     feishu_channel.credentials = {k: v for k, v in feishu_channel.credentials.items() if k != "rating_buttons"}
     feishu_channel.mode = "long_connection"
     FeishuAdapter().send(feishu_channel, Target(chat_id=FEISHU_CHAT), reply)
-    assert card_buttons(sent_cards(fake_server)[2]) == []
+    assert len(card_buttons(sent_cards(fake_server)[2])) == 2
 
 
 # --- Slack ----------------------------------------------------------------------------------------
@@ -409,16 +427,6 @@ def test_slack_long_answer_puts_the_buttons_under_its_last_part(slack_channel, f
 # --- the ASGI webhook lane ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def live(transactional_db, settings):
-    from tests.webchat.live import LiveParley
-
-    settings.TASKS_MODE = "celery"
-    server = LiveParley().start()
-    yield server
-    server.stop()
-
-
 def test_a_click_through_the_webhook_lane_lands_and_is_acknowledged(live, fake_server):
     install_slack(fake_server)
     channel = make_slack_channel(fake_server.url)
@@ -473,4 +481,257 @@ def test_slack_signed_clicks_with_random_values_never_500(client, slack_channel,
     payload = json.loads(sample("slack", "block_actions.json"))
     payload.update(user=user, container=container, actions=[action, {"action_id": "parley_rate_up", "value": action}])
     assert slack_post(client, slack_interaction(payload)).status_code < 500
+    assert not Feedback.objects.exists() and not InboundMessage.objects.exists()
+
+
+# --- Telegram -------------------------------------------------------------------------------------
+
+
+def tg_post(client, update: dict, secret: str | None = TG_SECRET):
+    headers = {} if secret is None else {"X-Telegram-Bot-Api-Secret-Token": secret}
+    body = json.dumps(update, ensure_ascii=False).encode()
+    return client.post("/webhooks/telegram/acme-tg/", data=body, content_type="application/json", headers=headers)
+
+
+def keyboard(message: dict) -> list[dict]:
+    return (message.get("reply_markup") or {"inline_keyboard": [[]]})["inline_keyboard"][0]
+
+
+def ratings(source: str, rating: str) -> float:
+    return metrics.RATINGS.labels(source, rating)._value.get()
+
+
+@pytest.fixture
+def fake_tg(fake_server):
+    return FakeTelegramBot(fake_server, token=TG_TOKEN, first_message_id=2001)
+
+
+@pytest.fixture
+def tg_channel(db, fake_server):
+    bot = make_bot(make_tenant("acme"))
+    make_knowledge(bot, "What are your opening hours?", "We are open **9 to 17**, Monday to Friday.")
+    creds = {"bot_token": TG_TOKEN, "secret_token": TG_SECRET, "bot_username": "acme_helpdesk_bot"}
+    return make_channel(bot, platform="telegram", key="acme-tg", credentials=creds, api_base=fake_server.url)
+
+
+@pytest.fixture
+def tg_answer(client, tg_channel, fake_tg):
+    """A Telegram user asked in a private chat; the answer went out through the fake sendMessage.
+    Returns (the answer Message, the message as Telegram holds it)."""
+    assert tg_post(client, sample_json("telegram", "private_message.json")).status_code == 200
+    assert len(fake_tg.sent) == 1
+    reply = InboundMessage.objects.get().reply
+    return reply, fake_tg.message(TG_CHAT, int(reply.platform_message_id))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_telegram_answer_carries_an_inline_keyboard_with_the_answers_signed_token(tg_answer):
+    reply, message = tg_answer
+    up, down = keyboard(message)
+    assert [up["text"], down["text"]] == ["👍 Helpful", "👎 Not helpful"]
+    assert "Rate this answer" in message["text"]  # the link to the page (for a comment) stays
+    for button, thumb in ((up, "up"), (down, "down")):
+        assert len(button["callback_data"].encode()) <= 64
+        token, clicked = click_from_data(button["callback_data"])
+        assert clicked == thumb
+        assert feedback_token_load(token) == (reply.pk, reply.conversation.tenant_id)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_telegram_click_is_answered_with_a_toast_lands_one_row_and_redraws_the_keyboard(client, tg_answer, fake_tg):
+    reply, message = tg_answer
+    inbound_before, up_before = InboundMessage.objects.count(), ratings("telegram", "up")
+
+    click = telegram_callback(message, 0, update_id=731934200)
+    response = tg_post(client, click)
+    assert response.status_code == 200
+    # The webhook's answer is the answerCallbackQuery call itself: Telegram shows the toast.
+    assert response.json() == {
+        "method": "answerCallbackQuery",
+        "callback_query_id": click["callback_query"]["id"],
+        "text": "Thanks! You found this answer helpful.",
+    }
+    feedback = Feedback.objects.get()
+    assert (feedback.message_id, feedback.rating, feedback.source) == (reply.pk, 5, "button")
+    assert ratings("telegram", "up") == up_before + 1
+
+    (edit,) = wait_until(lambda: fake_tg.edits, 5, "the keyboard redraw")
+    assert (edit.json()["chat_id"], edit.json()["message_id"]) == (TG_CHAT, message["message_id"])
+    up, down = keyboard(fake_tg.message(TG_CHAT, message["message_id"]))
+    assert (up["text"], up["style"]) == ("👍 Helpful ✓", "primary") and "style" not in down
+    assert [up["callback_data"], down["callback_data"]] == [b["callback_data"] for b in keyboard(message)]
+
+    # The other thumb changes the rating; the same thumb again changes nothing and is not an error.
+    redrawn = fake_tg.message(TG_CHAT, message["message_id"])
+    changed = tg_post(client, telegram_callback(redrawn, 1, update_id=731934201, language="zh-hans"))
+    assert changed.json()["text"] == "谢谢！您觉得这个回答没有帮助。"
+    assert list(Feedback.objects.values_list("message_id", "rating")) == [(reply.pk, 1)]
+    wait_until(lambda: len(fake_tg.edits) == 2, 5, "the second redraw")
+    assert keyboard(fake_tg.message(TG_CHAT, message["message_id"]))[1]["text"] == "👎 Not helpful ✓"
+    again = fake_tg.message(TG_CHAT, message["message_id"])
+    assert tg_post(client, telegram_callback(again, 1, update_id=731934202)).status_code == 200
+    wait_until(lambda: len(fake_tg.edits) == 3, 5, "the unchanged redraw to be refused")
+    assert Feedback.objects.get().rating == 1
+    # A click is never a message: nothing stored, nothing answered, nothing sent.
+    assert InboundMessage.objects.count() == inbound_before
+    assert len(fake_tg.sent) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_telegram_only_the_asker_may_rate_and_is_told_in_their_language(client, tg_answer, fake_tg):
+    _, message = tg_answer
+    stranger = {"id": 99887766, "is_bot": False, "first_name": "Wang", "language_code": "zh-hans"}
+    response = tg_post(client, telegram_callback(message, 0, update_id=731934210, user=stranger))
+    assert response.status_code == 200
+    assert response.json()["text"] == "只有提问的人可以评价这个回答。"
+    english = {**stranger, "language_code": "en"}
+    assert tg_post(client, telegram_callback(message, 0, update_id=731934211, user=english)).json()["text"] == (
+        "Only the person who asked can rate this answer."
+    )
+    # The asker's own button, pressed from another chat (a forwarded copy), counts for nothing either.
+    elsewhere = {**message, "chat": {"id": -1001873456210, "type": "supergroup", "title": "ACME"}}
+    assert "Only the person" in tg_post(client, telegram_callback(elsewhere, 0, update_id=731934212)).json()["text"]
+    assert not Feedback.objects.exists() and not fake_tg.edits
+
+
+@pytest.mark.django_db(transaction=True)
+def test_telegram_click_on_an_expired_answer_is_told_so(client, tg_answer, settings):
+    _, message = tg_answer
+    settings.FEEDBACK_LINK_MAX_AGE = -1
+    response = tg_post(client, telegram_callback(message, 0, update_id=731934220))
+    assert response.status_code == 200 and response.json()["text"] == "This answer can no longer be rated."
+    assert not Feedback.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_telegram_forged_or_malformed_callback_data_gets_a_clear_answer_and_stores_nothing(client, tg_answer):
+    _, message = tg_answer
+    data = keyboard(message)[0]["callback_data"]
+    foreign = callback_data(feedback_token(foreign_answer("telegram")), "up")
+    bad = [
+        data[:-3] + ("aaa" if not data.endswith("aaa") else "bbb"),  # altered signature
+        data.replace("ru", "rd", 1)[:-1] + "Q",  # other thumb and altered: still the signature's no
+        foreign,  # another tenant's answer, properly signed
+        data + "x" * (65 - len(data)),  # longer than any button can carry
+        "👍" * 16,  # 64 bytes of something else
+        "",
+        None,  # a game button: no data at all
+        12345,
+    ]
+    for n, forged in enumerate(bad):
+        response = tg_post(client, telegram_callback(message, 0, update_id=731934230 + n, data=forged))
+        assert response.status_code == 200, forged  # answered, so Telegram neither retries nor spins
+        assert response.json()["method"] == "answerCallbackQuery"
+        assert response.json()["text"] == "This rating button does not work.", forged
+
+    click = telegram_callback(message, 0, update_id=731934240)
+    assert tg_post(client, click, secret="not-the-secret").status_code == 401
+    assert tg_post(client, click, secret=None).status_code == 401
+    no_id = telegram_callback(message, 0, update_id=731934241)
+    del no_id["callback_query"]["id"]
+    assert tg_post(client, no_id).status_code == 400
+    assert tg_post(client, {"update_id": 731934242, "callback_query": "ru1.1"}).status_code == 400
+    assert not Feedback.objects.exists()
+    assert InboundMessage.objects.count() == 1  # the question only
+
+
+@pytest.mark.django_db(transaction=True)
+def test_telegram_clicks_share_the_feedback_pages_limit_per_answer(client, tg_answer):
+    _, message = tg_answer
+    for n in range(10):
+        response = tg_post(client, telegram_callback(message, n % 2, update_id=731934300 + n))
+        assert response.json()["text"].startswith("Thanks!")
+    limited = tg_post(client, telegram_callback(message, 0, update_id=731934310))
+    assert limited.status_code == 200
+    assert limited.json()["text"] == "Too many ratings. Please try again in a few minutes."
+    assert Feedback.objects.get().rating == 1  # the 10th click (down) stands
+
+
+def test_telegram_chinese_labels_last_part_only_and_the_channel_switch(tg_channel, fake_tg):
+    target = Target(chat_id=str(TG_CHAT))
+    token = feedback_token(foreign_answer("telegram"))
+    reply = OutboundReply(markdown="我们周一至周五营业。", feedback_url=f"https://p.example/feedback/{token}/")
+    TelegramAdapter().send(tg_channel, target, reply)
+    assert [b["text"] for b in keyboard(fake_tg.sent[0].json())] == ["👍 有帮助", "👎 没帮助"]
+
+    long = "\n\n".join(f"Paragraph {n}: " + "word " * 200 for n in range(8))
+    TelegramAdapter().send(tg_channel, target, OutboundReply(markdown=long, feedback_url=reply.feedback_url))
+    parts = [r.json() for r in fake_tg.sent[1:]]
+    assert len(parts) >= 2
+    assert all("reply_markup" not in p for p in parts[:-1]) and len(keyboard(parts[-1])) == 2
+
+    # No token, a token that is not a feedback token, or the switch off: no keyboard, the link stays.
+    TelegramAdapter().send(tg_channel, target, OutboundReply(markdown="No rating here"))
+    TelegramAdapter().send(tg_channel, target, OutboundReply(markdown="Hi", feedback_url="https://p/feedback/t0k/"))
+    tg_channel.credentials = {**tg_channel.credentials, "rating_buttons": "off"}
+    TelegramAdapter().send(tg_channel, target, reply)
+    last = [r.json() for r in fake_tg.sent[-3:]]
+    assert all("reply_markup" not in m for m in last)
+    assert "Rate this answer" in last[-1]["text"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_telegram_polling_answers_carry_buttons_whose_clicks_are_recorded_answered_and_redrawn(answering_bot, settings):
+    from tests.channels.test_connectors import supervisor
+
+    settings.TASKS_MODE = "inprocess"  # the pipeline off the connection's thread, as on one node
+    with FakeServer() as http:
+        fake = FakeTelegramPolling(http, token=TG_TOKEN)
+        channel = make_channel(
+            answering_bot,
+            platform="telegram",
+            key="telegram-poll",
+            mode=Channel.Mode.LONG_CONNECTION,
+            credentials={"bot_token": TG_TOKEN},
+            api_base=http.url,
+        )
+        fake.queue(telegram_update(731934400, text=QUESTION))
+        with supervisor():
+            wait_until(lambda: len(fake.sent) == 1, 20, "the answer")
+            reply = wait_until(lambda: InboundMessage.objects.get(channel=channel).reply, 10, "the stored answer")
+            message = fake.bot.message(TG_CHAT, int(reply.platform_message_id))
+            assert [b["text"] for b in keyboard(message)] == ["👍 Helpful", "👎 Not helpful"]
+
+            fake.queue(telegram_callback(message, 1, update_id=731934401))
+            stranger = {"id": 99887766, "is_bot": False, "first_name": "Wang"}
+            fake.queue(telegram_callback(message, 0, update_id=731934402, user=stranger))
+            toasts = wait_until(lambda: len(fake.bot.answers) >= 2 and fake.bot.answers, 15, "both clicks answered")
+            assert [t.json()["text"] for t in toasts] == [
+                "Thanks! You found this answer not helpful.",
+                "Only the person who asked can rate this answer.",
+            ]
+            (edit,) = wait_until(lambda: fake.bot.edits, 10, "the keyboard redraw")
+            assert keyboard(edit.json())[1]["style"] == "primary"
+            wait_until(lambda: 731934403 in fake.offsets, 10, "both clicks confirmed")
+        polls = http.requests_to(f"/bot{TG_TOKEN}/getUpdates")
+        assert polls[0].json()["allowed_updates"] == ["message", "callback_query"]
+        assert list(Feedback.objects.values_list("message_id", "rating", "source")) == [(reply.pk, 1, "button")]
+        assert InboundMessage.objects.count() == 1  # clicks are never messages
+
+
+@pytest.mark.django_db
+def test_ratings_are_counted_by_source_and_rating_where_they_are_stored(tg_channel):
+    web = make_channel(tg_channel.bot, platform="web", key="acme-web", credentials={})
+    conv = Conversation.objects.create(tenant=web.bot.tenant, bot=web.bot, channel=web, chat_id="v1", user_id="v1")
+    answers = [Message.objects.create(conversation=conv, role=Message.Role.ASSISTANT, text=f"A{n}") for n in range(4)]
+    keys = [("webchat", "up"), ("feedback_page", "down"), ("feedback_page", "neutral")]
+    before = {key: ratings(*key) for key in keys}
+    record_feedback(message=answers[0], rating=5, source="button")
+    record_feedback(message=answers[1], rating=2, source="page")
+    record_feedback(message=answers[2], rating=3, source="page")
+    record_feedback(message=answers[2], rating=3, source="page")  # a changed (here: repeated) rating counts again
+    assert ratings("webchat", "up") == before[("webchat", "up")] + 1
+    assert ratings("feedback_page", "down") == before[("feedback_page", "down")] + 1
+    assert ratings("feedback_page", "neutral") == before[("feedback_page", "neutral")] + 2
+
+
+@FUZZ
+@given(query=json_values, data=json_values | st.text(max_size=70), sender=json_values, message=json_values)
+def test_telegram_authentic_callback_queries_with_random_values_never_500(
+    client, tg_channel, query, data, sender, message
+):
+    update = {"update_id": 731934500, "callback_query": query}
+    if isinstance(query, dict):
+        query.update({"id": "4204611973380061", "from": sender, "message": message, "data": data})
+    assert tg_post(client, update).status_code < 500
     assert not Feedback.objects.exists() and not InboundMessage.objects.exists()

@@ -18,6 +18,7 @@ from apps.channels.platforms.telegram.formatting import utf16_len
 from apps.conversations.models import InboundMessage
 from tests.channels.strategies import json_values
 from tests.factories import make_bot, make_channel, make_knowledge, make_tenant
+from tests.fakes.platforms import FakeTelegramBot
 
 SAMPLES = Path(__file__).resolve().parents[2] / "apps/channels/platforms/telegram/samples"
 
@@ -41,21 +42,6 @@ def post(client, body: bytes, secret: str | None = SECRET, key: str = "acme-tg")
     return client.post(f"/webhooks/telegram/{key}/", data=body, content_type="application/json", headers=headers)
 
 
-class FakeTelegram:
-    def __init__(self, server) -> None:
-        self.server = server
-        server.route("POST", SEND_PATH, self._send)
-
-    def _send(self, req):
-        data = req.json()
-        result = {"message_id": 2000 + len(self.sent), "chat": {"id": data["chat_id"]}, "date": 1, "text": "..."}
-        return 200, {"ok": True, "result": result}
-
-    @property
-    def sent(self):
-        return self.server.requests_to(SEND_PATH)
-
-
 @pytest.fixture
 def tg_channel(db, fake_server):
     bot = make_bot(make_tenant("acme"))
@@ -67,7 +53,7 @@ def tg_channel(db, fake_server):
 
 @pytest.fixture
 def fake_tg(fake_server):
-    return FakeTelegram(fake_server)
+    return FakeTelegramBot(fake_server, token=BOT_TOKEN, first_message_id=2001)
 
 
 # -- a message in, one answer out -----------------------------------------------------------------------
@@ -177,11 +163,14 @@ def test_send_test_message_reports_the_platform_answer(tg_channel, fake_tg):
     assert fake_tg.sent[0].json()["text"] == "<b>Parley</b> test message ✅"
 
 
-def test_set_webhook_registers_url_and_secret(tg_channel, fake_server):
-    fake_server.route("POST", f"/bot{BOT_TOKEN}/setWebhook", lambda req: (200, {"ok": True, "result": True}))
+def test_set_webhook_registers_url_and_secret_for_messages_and_button_clicks(tg_channel, fake_tg, fake_server):
     TelegramAdapter().set_webhook(tg_channel)
     body = fake_server.requests_to(f"/bot{BOT_TOKEN}/setWebhook")[0].json()
-    assert body == {"url": tg_channel.webhook_url, "secret_token": SECRET, "allowed_updates": ["message"]}
+    assert body == {
+        "url": tg_channel.webhook_url,
+        "secret_token": SECRET,
+        "allowed_updates": ["message", "callback_query"],
+    }
 
 
 def test_refused_html_falls_back_to_plain_text(tg_channel, fake_server):
@@ -344,3 +333,34 @@ tg_updates = st.fixed_dictionaries(
 @given(update=tg_updates)
 def test_authentic_random_updates_never_500(client, tg_channel, update):
     assert post(client, json.dumps(update).encode()).status_code < 500
+
+
+# -- rating buttons: the compact signed callback_data ----------------------------------------------------
+
+
+def test_callback_data_carries_the_feedback_token_without_loss_within_64_bytes():
+    from django.core import signing
+
+    from apps.channels.platforms.telegram.rating import callback_data, click_from_data
+    from apps.conversations.feedback_links import SALT, feedback_token_load
+
+    for message_id, tenant_id in [(1, 1), (58, 7), (987_654_321, 4_321), (62**8 - 1, 999)]:
+        token = signing.TimestampSigner(salt=SALT).sign(f"{message_id}.{tenant_id}")
+        for thumb in ("up", "down"):
+            data = callback_data(token, thumb)
+            assert 1 <= len(data.encode()) <= 64
+            assert click_from_data(data) == (token, thumb)
+            assert feedback_token_load(click_from_data(data)[0]) == (message_id, tenant_id)
+    # Ids too large to fit leave the buttons off rather than send data Telegram would refuse.
+    assert callback_data(signing.TimestampSigner(salt=SALT).sign(f"{10**17}.{10**17}"), "up") == ""
+    assert callback_data("t0k", "up") == "" and callback_data(token, "sideways") == ""
+
+
+@pytest.mark.parametrize(
+    "data",
+    [None, 7, "", "x" * 65, "ru", "rx1.1:1tAvXs:" + "a" * 43, "ru-1.1:1tAvXs:" + "a" * 43, "ru1.1:1tAvXs", "🙂" * 16],
+)
+def test_callback_data_no_parley_button_carries_decodes_to_nothing(data):
+    from apps.channels.platforms.telegram.rating import click_from_data
+
+    assert click_from_data(data) == ("", "")

@@ -11,7 +11,8 @@
 * ``FakeFeishuLongConnection``: ``/callback/ws/endpoint`` over HTTP and the binary (protobuf frame)
   socket, answering pings with pongs.
 * ``FakeTelegramPolling``: ``getWebhookInfo`` / ``deleteWebhook`` / ``getUpdates`` (long polling that
-  honours ``offset``) / ``sendMessage``.
+  honours ``offset``), and ``sendMessage`` / ``answerCallbackQuery`` / ``editMessageReplyMarkup``
+  from ``tests.fakes.platforms.FakeTelegramBot``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from tests.fakes.platforms import sample_json
+from tests.fakes.platforms import FakeTelegramBot, sample_json
 from tests.fakes.server import FakeServer, RecordedRequest, Response
 
 QUIET = logging.getLogger("tests.fakes.socket")
@@ -412,7 +413,7 @@ class FakeTelegramPolling:
         self.updates: list[dict] = []
         self.offsets: list[int | None] = []
         self._lock = threading.Lock()
-        self._ids = itertools.count(1)
+        self.bot = FakeTelegramBot(http, token=token, first_message_id=1001)
         prefix = f"/bot{token}/"
         http.route("POST", prefix + "getWebhookInfo", self._info)
         http.route("POST", prefix + "deleteWebhook", self._delete)
@@ -456,11 +457,7 @@ class FakeTelegramPolling:
                 self.offsets.pop()
 
     def _send(self, req: RecordedRequest) -> Response:
-        body = req.json()
-        return Response(
-            200,
-            {"ok": True, "result": {"message_id": 1000 + next(self._ids), "chat": {"id": body["chat_id"]}, "text": ""}},
-        )
+        return Response(*self.bot.send_message(req))  # kept, so a click on its buttons can be edited
 
     @property
     def sent(self) -> list[RecordedRequest]:

@@ -1,5 +1,5 @@
-"""Fake IM platform APIs (Feishu, WeCom, DingTalk) on a FakeServer, and request builders that sign
-(and encrypt) callbacks the way each platform does.
+"""Fake IM platform APIs (Feishu, WeCom, DingTalk, Slack, the Telegram Bot API) on a FakeServer, and
+request builders that sign (and encrypt) callbacks the way each platform does.
 
     install_feishu(fake_server)        # token, messages, bot info routes in Feishu's wire format
     body, headers = feishu_event(payload, encrypt_key="k")
@@ -214,3 +214,119 @@ def slack_interaction(payload: dict) -> bytes:
     from urllib.parse import urlencode
 
     return urlencode({"payload": json.dumps(payload, ensure_ascii=False)}).encode()
+
+
+# --- Telegram -------------------------------------------------------------------------------------
+
+TELEGRAM_ASKER = {"id": 412503776, "is_bot": False, "first_name": "Mei", "username": "meilin", "language_code": "en"}
+
+
+def _telegram_error(status: int, description: str) -> tuple[int, dict]:
+    return status, {"ok": False, "error_code": status, "description": description}
+
+
+class FakeTelegramBot:
+    """``sendMessage``, ``answerCallbackQuery``, ``editMessageReplyMarkup`` and ``setWebhook`` for one
+    bot token, as api.telegram.org answers them. Each sent message is kept (with its keyboard), so
+    an edit of a message that does not exist, or one that changes nothing, is refused the way
+    Telegram refuses it; button ``callback_data`` outside 1–64 bytes is refused on send."""
+
+    def __init__(self, server: FakeServer, *, token: str, first_message_id: int = 2000, bot_id: int = 0) -> None:
+        self.server, self.token = server, token
+        self.bot = {"id": bot_id or int(token.split(":", 1)[0]), "is_bot": True, "first_name": "Parley"}
+        self.messages: dict[tuple[Any, int], dict] = {}
+        self._ids = itertools.count(first_message_id)
+        prefix = f"/bot{token}/"
+        server.route("POST", prefix + "sendMessage", self.send_message)
+        server.route("POST", prefix + "answerCallbackQuery", self._answer)
+        server.route("POST", prefix + "editMessageReplyMarkup", self._edit)
+        server.route("POST", prefix + "setWebhook", lambda req: (200, {"ok": True, "result": True}))
+
+    def send_message(self, req: RecordedRequest) -> tuple[int, dict]:
+        body = req.json()
+        markup = body.get("reply_markup")
+        for row in (markup or {}).get("inline_keyboard", []):
+            for button in row:
+                data = button.get("callback_data")
+                if data is not None and not 1 <= len(str(data).encode()) <= 64:
+                    return _telegram_error(400, "Bad Request: BUTTON_DATA_INVALID")
+        message = {
+            "message_id": next(self._ids),
+            "from": self.bot,
+            "chat": {"id": body["chat_id"], "type": "private" if int(body["chat_id"]) > 0 else "supergroup"},
+            "date": int(time.time()),
+            "text": body.get("text", ""),
+        }
+        if markup:
+            message["reply_markup"] = markup
+        self.messages[(body["chat_id"], message["message_id"])] = message
+        return 200, {"ok": True, "result": message}
+
+    def _answer(self, req: RecordedRequest) -> tuple[int, dict]:
+        body = req.json()
+        if not body.get("callback_query_id"):
+            return _telegram_error(
+                400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
+            )
+        if len(body.get("text") or "") > 200:
+            return _telegram_error(400, "Bad Request: MESSAGE_TOO_LONG")
+        return 200, {"ok": True, "result": True}
+
+    def _edit(self, req: RecordedRequest) -> tuple[int, dict]:
+        body = req.json()
+        message = self.messages.get((body.get("chat_id"), body.get("message_id")))
+        if message is None:
+            return _telegram_error(400, "Bad Request: message to edit not found")
+        if message.get("reply_markup") == body.get("reply_markup"):
+            return _telegram_error(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply markup are "
+                "exactly the same as a current content and reply markup of the message",
+            )
+        message["reply_markup"] = body.get("reply_markup")
+        message["edit_date"] = int(time.time())
+        return 200, {"ok": True, "result": message}
+
+    def _requests(self, method: str) -> list[RecordedRequest]:
+        return self.server.requests_to(f"/bot{self.token}/{method}")
+
+    @property
+    def sent(self) -> list[RecordedRequest]:
+        return self._requests("sendMessage")
+
+    @property
+    def answers(self) -> list[RecordedRequest]:
+        return self._requests("answerCallbackQuery")
+
+    @property
+    def edits(self) -> list[RecordedRequest]:
+        return self._requests("editMessageReplyMarkup")
+
+    def message(self, chat_id: Any, message_id: int) -> dict:
+        """A sent message as Telegram now holds it (with its current keyboard)."""
+        return self.messages[(chat_id, message_id)]
+
+
+_callback_ids = itertools.count(4204611973380061)
+
+
+def telegram_callback(
+    message: dict, button: int = 0, *, update_id: int, user: dict | None = None, data: Any = ..., language: str = ""
+) -> dict:
+    """The update Telegram sends when ``user`` (default: the asker of the private-chat sample)
+    presses button ``button`` of the bot's ``message`` (as Telegram holds it, keyboard included).
+    ``data`` replaces what the button carries (a bad client can send anything)."""
+    sender = dict(user or TELEGRAM_ASKER)
+    if language:
+        sender["language_code"] = language
+    row = message.get("reply_markup", {}).get("inline_keyboard", [[]])[0]
+    query: dict[str, Any] = {
+        "id": str(next(_callback_ids)),
+        "from": sender,
+        "message": message,
+        "chat_instance": "-6312874162357361243",
+    }
+    pressed = row[button]["callback_data"] if data is ... else data
+    if pressed is not None:
+        query["data"] = pressed
+    return {"update_id": update_id, "callback_query": query}

@@ -6,6 +6,13 @@ everything before it, so an update is confirmed only after it is stored: one tha
 stored is fetched again. Each update goes through the Telegram adapter's ``parse`` (the secret-token
 header is a webhook matter and not asked for here); replies go out through ``sendMessage``.
 
+A ``callback_query`` (a click on an answer's rating button) is recorded exactly as the webhook
+records it (``answer_rating_click``: the adapter's ``rating_click``, the rating service, the
+adapter's ``rating_response``), so answers on a polling channel carry the buttons too.
+The webhook answers the click by returning an ``answerCallbackQuery`` call as its response body;
+here there is no response to return it in, so the connector makes that call itself (best effort: a
+toast that could not be shown does not fetch the click again).
+
 ``getUpdates`` does not work while the bot has a webhook (Telegram answers 409). Choosing long
 connection for a channel is choosing polling, so a webhook found on connecting is removed
 (``deleteWebhook``, pending updates kept) and a warning is logged.
@@ -21,17 +28,39 @@ from typing import Any
 
 import httpx
 
+from apps.channels.clicks import answer_rating_click
+from apps.channels.platforms.base import Inbound
 from apps.channels.platforms.registry import get_adapter
+from apps.channels.platforms.telegram.adapter import ALLOWED_UPDATES
 
 from .base import Connector, ConnectorError, Link, post_json, request_for
 
 POLL_SECONDS = 25  # Telegram holds a getUpdates this long when no update is waiting
 
 
+def handle_update(adapter: Any, channel: Any, raw: bytes, calls: list[dict[str, Any]]) -> list[Inbound]:
+    """The messages of one update, as the webhook view reads them; a rating click is recorded
+    instead (never a message), and the Bot API call that answers it is appended to ``calls`` for
+    the connector to make. Raises ``MalformedRequest`` for an update that cannot be understood."""
+    request = request_for(raw)
+    click = adapter.rating_click(request, channel)
+    if click is None:
+        return adapter.parse(request, channel)
+    response = answer_rating_click(adapter, channel, request, click)
+    try:
+        call = json.loads(response.content) if response.content else None
+    except ValueError:
+        call = None
+    if isinstance(call, dict) and isinstance(call.get("method"), str):
+        calls.append(call)
+    return []
+
+
 class TelegramConnector(Connector):
     platform = "telegram"
     required_credentials = ("bot_token",)
     console_hint = "Nothing in BotFather: Parley removes the bot's webhook when it starts polling."
+    rating_clicks = True
 
     def __init__(self, poll_seconds: int = POLL_SECONDS) -> None:
         self.poll_seconds = poll_seconds
@@ -64,7 +93,7 @@ class TelegramConnector(Connector):
                 )
             link.connected()  # the token works and the API answers; a poll may now wait 25 s for news
             while True:
-                body: dict[str, Any] = {"timeout": self.poll_seconds, "allowed_updates": ["message"]}
+                body: dict[str, Any] = {"timeout": self.poll_seconds, "allowed_updates": ALLOWED_UPDATES}
                 if self.offset is not None:
                     body["offset"] = self.offset
                 updates = await self.call(client, base, "getUpdates", body)
@@ -73,7 +102,16 @@ class TelegramConnector(Connector):
                     if not isinstance(update_id, int) or isinstance(update_id, bool):
                         continue
                     raw = json.dumps(update).encode()
-                    stored = await link.deliver(lambda channel, raw=raw: adapter.parse(request_for(raw), channel))
+                    calls: list[dict[str, Any]] = []
+                    stored = await link.deliver(
+                        lambda channel, raw=raw, calls=calls: handle_update(adapter, channel, raw, calls)
+                    )
                     if not stored:
                         raise ConnectorError("an update could not be stored; it is fetched again")
                     self.offset = update_id + 1
+                    for call in calls:
+                        method = call.pop("method")
+                        try:
+                            await self.call(client, base, method, call)
+                        except ConnectorError as exc:
+                            link.log.warning("telegram %s failed: %s", method, str(exc)[:200])

@@ -11,10 +11,20 @@ Which messages are answered:
   A bare ``/help`` in a group is ignored: Telegram delivers it to every bot in the group, and
   several bots answering one command is worse than none. Mentions and ``/cmd@name`` need the
   channel's ``bot_username``; replies are recognised by the bot id in the token.
-* everything else (edits, channel posts, member updates, callbacks…) is acknowledged and ignored.
+* everything else (edits, channel posts, member updates…) is acknowledged and ignored.
 
 Outbound: ``sendMessage`` with ``parse_mode=HTML`` (see ``formatting.py``), split into messages
 of at most 4,096 characters; in groups the first one replies to the question.
+
+Rating buttons: the last message of an answer that can be rated carries an inline keyboard of
+👍 / 👎 (labels in the answer's language) whose ``callback_data`` is the answer's signed feedback
+token in a compact form (``rating.py``). A click arrives as a ``callback_query`` update on the same
+URL, checked like any update, and is answered in the webhook response itself with an
+``answerCallbackQuery`` method call (a short toast in the clicker's language: thanks, only the
+asker may rate, expired…), always with 200: Telegram retries any other status, and the person
+clicking would see a spinner instead of the reason. A recorded rating then redraws the keyboard
+(``editMessageReplyMarkup``, off the request) with the chosen thumb marked; it stays changeable.
+Long polling hands each ``callback_query`` to the same two hooks and makes the answer's call itself.
 
 Plain httpx rather than python-telegram-bot: the adapter makes one synchronous call
 (``sendMessage``) from a worker, while that library is asyncio-first, brings its own update
@@ -30,7 +40,10 @@ import re
 from typing import Any
 
 import httpx
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from apps.core.language import detect_language
+from apps.core.threads import LazyPool
 
 from ..base import (
     Inbound,
@@ -38,12 +51,17 @@ from ..base import (
     OutboundReply,
     PlatformAdapter,
     PlatformError,
+    RatingClick,
+    RatingOutcome,
     SentRef,
     SignatureInvalid,
     Target,
     WebhookRejected,
+    rating_buttons_enabled,
+    rating_text,
 )
 from .formatting import TelegramHTML, strip_tags, utf16_len
+from .rating import click_from_data, rating_keyboard
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +69,11 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MESSAGE_LIMIT = 4096  # characters (UTF-16 units) after entity parsing; our HTML source is longer, so safe
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 GROUP_TYPES = {"group", "supergroup"}
+#: The update kinds Parley asks for (``setWebhook`` and ``getUpdates``): messages, and clicks on
+#: its rating buttons.
+ALLOWED_UPDATES = ["message", "callback_query"]
+#: Keyboard redraws after a click run here, off the request (at most this many at once per process).
+_FOLLOW_UPS = LazyPool("parley-telegram-rating", lambda: 2)
 # Update kinds Parley does not act on: acknowledged and not stored.
 IGNORED_UPDATES = {
     "edited_message",
@@ -64,7 +87,6 @@ IGNORED_UPDATES = {
     "message_reaction_count",
     "inline_query",
     "chosen_inline_result",
-    "callback_query",
     "shipping_query",
     "pre_checkout_query",
     "purchased_paid_media",
@@ -81,7 +103,7 @@ IGNORED_UPDATES = {
 class TelegramAdapter(PlatformAdapter):
     platform = "telegram"
     default_api_base = "https://api.telegram.org"
-    credential_keys = ("bot_token", "secret_token", "bot_username")
+    credential_keys = ("bot_token", "secret_token", "bot_username", "rating_buttons")
     required_credentials = ("bot_token", "secret_token")
 
     # -- inbound ----------------------------------------------------------------------------------
@@ -161,6 +183,81 @@ class TelegramAdapter(PlatformAdapter):
         # An empty 200: a JSON body would be read as a Bot API method call.
         return HttpResponse(status=200)
 
+    def rating_click(self, request: HttpRequest, channel: Any) -> RatingClick | None:
+        """The click of a ``callback_query`` update, or None for any other update (or a body that
+        is not one: ``parse`` says why). Parley's only inline buttons are its rating buttons, so
+        every callback query is taken for a click; data no Parley button carries becomes a click
+        without a token, which the rating service refuses as invalid (and the clicker is told).
+        Raises ``MalformedRequest`` for a callback query without an id or a sender."""
+        try:
+            update = _storable(json.loads(request.body))
+        except (ValueError, UnicodeDecodeError):
+            return None
+        query = update.get("callback_query") if isinstance(update, dict) else None
+        if query is None:
+            return None
+        if not isinstance(query, dict):
+            raise MalformedRequest("callback_query is not an object")
+        sender = query.get("from") if isinstance(query.get("from"), dict) else {}
+        query_id, user_id = query.get("id"), sender.get("id")
+        if not isinstance(query_id, str) or not query_id or not isinstance(user_id, int) or isinstance(user_id, bool):
+            raise MalformedRequest("callback query without an id or a sender")
+        message = query.get("message") if isinstance(query.get("message"), dict) else {}
+        chat = message.get("chat") if isinstance(message.get("chat"), dict) else {}
+        chat_id = chat.get("id") if isinstance(chat.get("id"), int) and not isinstance(chat.get("id"), bool) else None
+        message_id = message.get("message_id")
+        message_id = message_id if isinstance(message_id, int) and not isinstance(message_id, bool) else None
+        token, thumb = click_from_data(query.get("data"))
+        language = sender.get("language_code")
+        return RatingClick(
+            token=token,
+            thumb=thumb,
+            user_ids=(str(user_id),),
+            chat_id="" if chat_id is None else str(chat_id),
+            raw={
+                "callback_query_id": query_id[:100],
+                "chat_id": chat_id,
+                "message_id": message_id,
+                "language": language[:10] if isinstance(language, str) else "",
+            },
+        )
+
+    def rating_response(
+        self, request: HttpRequest, channel: Any, click: RatingClick, outcome: RatingOutcome
+    ) -> HttpResponse:
+        """200 with an ``answerCallbackQuery`` call as the body, which Telegram makes on Parley's
+        behalf: the toast, in the clicker's language (Chinese or English; the answer's language
+        when the clicker's is neither). A recorded rating also redraws the keyboard, off the request."""
+        key = f"recorded_{outcome.thumb}" if outcome.ok else outcome.kind
+        body = {
+            "method": "answerCallbackQuery",
+            "callback_query_id": click.raw.get("callback_query_id") or "",
+            "text": rating_text(_toast_language(click.raw.get("language") or "", outcome.language), key),
+        }
+        if outcome.ok and click.raw.get("chat_id") is not None and click.raw.get("message_id") is not None:
+            try:
+                _FOLLOW_UPS.get().submit(self._redraw, channel, click, outcome)
+            except RuntimeError:  # the pool is shutting down with the process
+                logger.warning("telegram rating follow-up not scheduled")
+        return JsonResponse(body, status=200, json_dumps_params={"ensure_ascii": False})
+
+    def _redraw(self, channel: Any, click: RatingClick, outcome: RatingOutcome) -> None:
+        """``editMessageReplyMarkup`` of the rated message: both buttons again, the chosen one
+        marked. Best effort: the rating is stored whatever happens here ("message is not modified"
+        when the same thumb is clicked twice, a message deleted meanwhile…)."""
+        keyboard = rating_keyboard(click.token, detect_language(outcome.answer), chosen=outcome.thumb)
+        token = str((channel.credentials or {}).get("bot_token") or "")
+        if keyboard is None or not token:
+            return
+        body = {"chat_id": click.raw["chat_id"], "message_id": click.raw["message_id"], "reply_markup": keyboard}
+        try:
+            self._call(channel, token, "editMessageReplyMarkup", body)
+        except PlatformError as exc:
+            if "not modified" not in str(exc).lower():
+                logger.warning("telegram rating keyboard not redrawn: %s", str(exc)[:200])
+        except Exception as exc:  # nothing to retry for a courtesy update
+            logger.warning("telegram rating keyboard not redrawn: %s", type(exc).__name__)
+
     # -- outbound ---------------------------------------------------------------------------------
 
     def render(self, markdown: str) -> list[str]:
@@ -176,9 +273,15 @@ class TelegramAdapter(PlatformAdapter):
         markdown = reply.markdown
         if reply.feedback_url:
             markdown += f"\n\n[Rate this answer]({reply.feedback_url})"
+        keyboard = None
+        if reply.feedback_token and rating_buttons_enabled(channel):
+            keyboard = rating_keyboard(reply.feedback_token, detect_language(reply.markdown))
+            if keyboard is None:
+                logger.warning("telegram rating buttons left off: the feedback token does not fit in callback_data")
         context = target.reply_context or {}
         first: SentRef | None = None
-        for index, text in enumerate(self.render(markdown)):
+        chunks = self.render(markdown)
+        for index, text in enumerate(chunks):
             body: dict[str, Any] = {
                 "chat_id": _chat_id(target.chat_id),
                 "text": text,
@@ -192,6 +295,8 @@ class TelegramAdapter(PlatformAdapter):
                     "message_id": context["message_id"],
                     "allow_sending_without_reply": True,
                 }
+            if keyboard and index == len(chunks) - 1:
+                body["reply_markup"] = keyboard
             result = self._send_message(channel, token, body)
             ref = SentRef(platform_message_id=str(result.get("message_id") or ""), raw=result)
             first = first or ref
@@ -199,12 +304,12 @@ class TelegramAdapter(PlatformAdapter):
 
     def set_webhook(self, channel: Any) -> None:
         """Point the bot at this channel's webhook URL with its secret token, asking only for
-        message updates. Raises ``PlatformError``."""
+        messages and rating-button clicks (``ALLOWED_UPDATES``). Raises ``PlatformError``."""
         creds = channel.credentials or {}
         token, secret = str(creds.get("bot_token") or ""), str(creds.get("secret_token") or "")
         if not token or not secret:
             raise PlatformError("Telegram channel needs bot_token and secret_token", permanent=True)
-        body = {"url": channel.webhook_url, "secret_token": secret, "allowed_updates": ["message"]}
+        body = {"url": channel.webhook_url, "secret_token": secret, "allowed_updates": ALLOWED_UPDATES}
         self._call(channel, token, "setWebhook", body)
 
     def _send_message(self, channel: Any, token: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -253,6 +358,13 @@ def _chat_id(chat_id: str) -> int | str:
         return int(chat_id)
     except ValueError:
         return chat_id  # "@channelusername"
+
+
+def _toast_language(clicker: str, answer: str) -> str:
+    """The language of a click's toast: the clicker's app language when Parley speaks it (Telegram
+    sends an IETF tag such as "zh-hans" or "en"), else the answer's."""
+    clicker = clicker.lower()
+    return clicker if clicker.startswith(("zh", "en")) else answer
 
 
 def _replies_to_bot(message: dict[str, Any], bot_id: str) -> bool:
