@@ -7,6 +7,7 @@ from django.utils.html import format_html
 from apps.core.admin_mixins import TenantScopedAdmin
 from apps.core.audit import audit_record
 
+from .connectors import status as connection_status
 from .forms import ChannelForm, SendTestForm
 from .models import Channel
 from .services import channel_send_test
@@ -16,14 +17,14 @@ from .services import channel_send_test
 class ChannelAdmin(TenantScopedAdmin):
     form = ChannelForm
     tenant_path = "bot__tenant"
-    list_display = ("key", "platform", "bot", "mode", "enabled", "webhook_link")
+    list_display = ("key", "platform", "bot", "mode", "enabled", "webhook_link", "connection")
     list_filter = ("platform", "mode", "enabled", "bot__tenant")
     search_fields = ("key", "name", "bot__name")
-    readonly_fields = ("webhook_url_display", "send_test_link")
+    readonly_fields = ("webhook_url_display", "connection_status", "send_test_link")
     fieldsets = (
         (None, {"fields": ("bot", "platform", "key", "name", "mode", "enabled")}),
         ("Platform", {"fields": ("credentials", "api_base", "allowed_origins")}),
-        ("Connect", {"fields": ("webhook_url_display", "send_test_link")}),
+        ("Connect", {"fields": ("webhook_url_display", "connection_status", "send_test_link")}),
     )
 
     @admin.display(description="Webhook / chat URL")
@@ -35,8 +36,20 @@ class ChannelAdmin(TenantScopedAdmin):
         if not obj.pk:
             return "Shown after the channel is saved."
         if obj.mode == Channel.Mode.LONG_CONNECTION:
-            return "None needed: Parley connects out to the platform (python manage.py run_connectors)."
+            return "None needed: Parley connects out to the platform (see Long connection below)."
         return format_html("<code>{}</code>", obj.webhook_url)
+
+    @admin.display(description="Long connection")
+    def connection(self, obj: Channel) -> str:
+        return connection_status.describe(obj)
+
+    @admin.display(description="Long connection")
+    def connection_status(self, obj: Channel) -> str:
+        if not obj.pk:
+            return "Shown after the channel is saved."
+        if obj.mode != Channel.Mode.LONG_CONNECTION:
+            return "Not used: the platform calls the webhook URL."
+        return connection_status.describe(obj)
 
     @admin.display(description="Test")
     def send_test_link(self, obj: Channel) -> str:

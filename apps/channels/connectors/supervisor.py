@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -39,11 +40,14 @@ from apps.core import metrics
 from apps.core.crypto import SecretDecryptionError
 from apps.core.logging import log_context, new_trace_id
 
-from . import CONNECTORS, connector_class
+from . import CONNECTORS, connector_class, status
 from .base import ConnectorError, Link
 from .locks import LocalLocks, RedisLocks, holder_name, make_locks
 
 logger = logging.getLogger("apps.channels.connectors")
+
+#: Runner states the holder of a channel shows in the admin (``status.py``).
+PUBLISHED_STATES = frozenset({"holding", "connecting", "connected", "reconnecting"})
 
 
 @dataclass
@@ -187,6 +191,8 @@ class ChannelRunner:
         self.connector = cls()
         self.log = ChannelLog(self.key, self.platform)
         self.state = ""
+        self.status: status.Status | None = None  # what this process last showed the admin
+        self.lock_lost = False
         self.connected_since: float | None = None
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"connector-{self.channel_id}")
         self.task = asyncio.create_task(self._main(), name=f"connector:{self.key}")
@@ -196,6 +202,21 @@ class ChannelRunner:
     def _state(self, state: str, message: str, *args: Any, level: int = logging.INFO, **extra: Any) -> None:
         self.state = state
         self.log.log(level, f"channel %s: {message}", self.key, *args, extra={"state": state, **extra})
+        if state in PUBLISHED_STATES:
+            reason = str(extra.get("reason") or "")
+            self.status = status.Status(state, self.supervisor.holder, time.time(), reason)
+            self._publish()
+
+    def _publish(self) -> None:
+        """Show the admin this channel's state (``status.py``), off the event loop, in order."""
+        if self.status is not None:
+            publish = functools.partial(status.publish, self.channel_id, self.status, ttl=self.options.lock_ttl)
+            asyncio.get_running_loop().run_in_executor(self.executor, publish)
+
+    def _withdraw(self) -> None:
+        if self.status is not None:
+            self.status = None
+            asyncio.get_running_loop().run_in_executor(self.executor, status.withdraw, self.channel_id)
 
     def _connected(self) -> None:
         if self.connected_since is None:
@@ -230,11 +251,16 @@ class ChannelRunner:
                 await asyncio.sleep(self.options.poll_seconds)
                 continue
             standby_logged = ""
+            self.lock_lost = False
             self._state("holding", "lock taken")
             try:
                 await self._hold()
             finally:
                 self._disconnected()
+                if self.lock_lost:
+                    self.status = None  # the new holder shows its own state
+                else:
+                    self._withdraw()  # before the lock goes, so a new holder's state is never erased
                 with contextlib.suppress(Exception):
                     await asyncio.shield(locks.release(self.channel_id))
 
@@ -256,9 +282,11 @@ class ChannelRunner:
             await asyncio.sleep(interval)
             try:
                 if not await self.supervisor.locks.renew(self.channel_id):
+                    self.lock_lost = True
                     self._state("standby", "lock lost to another process; disconnecting", level=logging.WARNING)
                     return
                 last_ok = time.monotonic()
+                self._publish()  # keep the admin's entry alive as long as the lock
             except Exception as exc:
                 if time.monotonic() - last_ok >= self.options.lock_ttl:
                     reason = describe(exc)
