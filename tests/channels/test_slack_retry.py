@@ -22,16 +22,20 @@ from tests.channels.test_slack import (
     signed_headers,
 )
 
-TIMEOUT = 0.5  # the adapter's timeout in these tests (SLACK_SEND_TIMEOUT)
-SLOW = TIMEOUT + 1.0  # how long a slow answer takes
+#: The adapter's timeout in these tests (SLACK_SEND_TIMEOUT): what a slow answer costs a test, and
+#: long enough that an ordinary answer is never late on a busy CI machine.
+TIMEOUT = 2.0
+#: A slow answer is held until the test ends (released then), at most this long: always after the
+#: adapter has given up, however late its timer fires.
+HOLD = 30.0
 DM = "D0PNCRP9N"  # the direct-message conversation of message_im.json
 
 
 class HistoryFakeSlack:
     """Posts are kept (with their metadata) the moment they arrive, even when the answer is late.
 
-    ``slow`` is how many of the next ``chat.postMessage`` answers come after ``SLOW`` seconds;
-    ``history_error`` makes the history methods answer ``{"ok": false, "error": …}``."""
+    ``slow`` is how many of the next ``chat.postMessage`` answers are held back until ``release()``
+    (the test's end); ``history_error`` makes the history methods answer ``{"ok": false, "error": …}``."""
 
     def __init__(self, server) -> None:
         self.server = server
@@ -40,6 +44,7 @@ class HistoryFakeSlack:
         self.refuse: dict[int, tuple[int, dict]] = {}  # n-th post (0-based) → (status, body)
         self.history_error = ""
         self._lock = threading.Lock()
+        self._released = threading.Event()
         server.route("POST", "/api/chat.postMessage", self._post)
         server.route("POST", "/api/conversations.history", self._history)
         server.route("POST", "/api/conversations.replies", self._history)
@@ -58,7 +63,7 @@ class HistoryFakeSlack:
             self.messages.append({"channel": data["channel"], **message})
             slow, self.slow = self.slow > 0, max(0, self.slow - 1)
         if slow:
-            time.sleep(SLOW)
+            self._released.wait(HOLD)
         return 200, {"ok": True, "channel": data["channel"], "ts": ts, "message": message}
 
     def _history(self, req):
@@ -79,6 +84,10 @@ class HistoryFakeSlack:
             for m in reversed(found)
         ]
         return 200, {"ok": True, "messages": shown[: int(args.get("limit") or 100)], "has_more": False}
+
+    def release(self) -> None:
+        """Let the held answers go (their client gave up long ago)."""
+        self._released.set()
 
     @property
     def posts(self):
@@ -101,7 +110,9 @@ def slack_channel(db, fake_server):
 
 @pytest.fixture
 def slack(fake_server):
-    return HistoryFakeSlack(fake_server)
+    fake = HistoryFakeSlack(fake_server)
+    yield fake
+    fake.release()
 
 
 def call_args(req) -> dict[str, str]:

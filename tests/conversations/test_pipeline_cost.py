@@ -20,7 +20,7 @@ from apps.llm.models import ModelConfig
 from tests.factories import make_knowledge, make_model
 from tests.fakes.llm import FakeOpenAI
 
-from .conftest import REAL_BACKENDS
+from .conftest import REAL_BACKENDS, wait_for
 
 S = InboundMessage.Status
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -125,12 +125,16 @@ def test_a_message_written_while_the_answer_was_made_stops_it(make_setup, platfo
     row is stored directly): the database's check at storing time stops the answer anyway."""
     _, channel = make_setup()
     row = _stored(channel, "m-1", "first question")
-    llm.set(text="An answer to the first question.", delay=0.6)
+    # The model answers a while after the second message is stored (the writer waits for the model
+    # call to begin, then writes): long enough for that write on a busy machine.
+    llm.set(text="An answer to the first question.", delay=2.0)
 
     def write_again() -> None:
-        time.sleep(0.2)
-        _stored(channel, "m-2", "actually, a second question")
-        connection.close()
+        try:
+            wait_for(lambda: llm.calls == 1, what="the model call")
+            _stored(channel, "m-2", "actually, a second question")
+        finally:
+            connection.close()
 
     writer = threading.Thread(target=write_again)
     writer.start()
@@ -193,10 +197,15 @@ def test_an_earlier_message_claimed_by_another_worker_is_in_the_answer(make_setu
     assert other is not None
 
     def other_worker() -> None:
-        time.sleep(0.3)
-        conv = get_conversation(other.inbound)
-        store_user_turn(conv, other.inbound, first_attempt=True)
-        connection.close()
+        # Once this worker has claimed the newer message, the older turn comes a moment later: the
+        # answer waits (up to IN_FLIGHT_WAIT_S) for it rather than answering without it.
+        try:
+            wait_for(lambda: InboundMessage.objects.get(pk=newer.pk).status == S.PROCESSING, what="the newer claimed")
+            time.sleep(0.2)  # inside that wait, not before it
+            conv = get_conversation(other.inbound)
+            store_user_turn(conv, other.inbound, first_attempt=True)
+        finally:
+            connection.close()
 
     thread = threading.Thread(target=other_worker)
     thread.start()

@@ -44,8 +44,9 @@ def test_metrics_and_admin_dashboard_after_traffic(live_server, client, testim_s
     make_user("ops", superuser=True)
 
     with FakeOpenAI() as primary_api, FakeOpenAI() as backup_api:
-        primary = make_model(acme, "gpt-main", endpoint=primary_api.url, api_key="sk-obs-1", timeout_s="2")
-        backup = make_model(acme, "gpt-backup", endpoint=backup_api.url, api_key="sk-obs-2", timeout_s="2")
+        # The fakes answer at once; the timeouts only have to hold on a busy CI machine.
+        primary = make_model(acme, "gpt-main", endpoint=primary_api.url, api_key="sk-obs-1", timeout_s="10")
+        backup = make_model(acme, "gpt-backup", endpoint=backup_api.url, api_key="sk-obs-2", timeout_s="10")
         helpdesk.model = primary
         helpdesk.save()
         BotFallback.objects.create(bot=helpdesk, model=backup, position=1)
@@ -95,6 +96,7 @@ def test_metrics_and_admin_dashboard_after_traffic(live_server, client, testim_s
     cache_rate = f"{100 * knowledge_hits / answers:.1f}%"  # 3 of 7
     fallback_rate = f"{100 * fallbacks / model_answers:.1f}%"  # 1 of 4
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API holds a loop here
+    expect.set_options(timeout=20_000)  # (5 s by default) a busy CI machine renders slowly
     shots = DOCS_IMG if os.environ.get("PARLEY_SCREENSHOTS") == "1" else tmp_path
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)

@@ -8,6 +8,7 @@ Needs PostgreSQL and Redis (the processes share the test database and the broker
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -143,10 +144,21 @@ def test_metrics_and_trace_ids_across_web_and_worker_processes(cluster):
 
     _wait_for(lambda: len(server.requests_to("/send")) >= count, 90, "the Celery worker to send every reply")
     assert all("9 to 5" in r.json()["text"] for r in server.requests_to("/send"))
+    # The worker counts a reply once the platform took it, and the answer (and its log line) after
+    # marking the message answered: a moment after the fake platform saw the request.
+    answered = {"tenant": "acme", "bot": "helpdesk", "platform": PLATFORM}
+
+    def settled() -> bool:
+        samples = parse_metrics(httpx.get(f"{base}/metrics", timeout=30).text)
+        return (
+            value(samples, "ai_response_duration_seconds_count", **answered) == count
+            and value(samples, "parley_inbound_queue_depth", platform=PLATFORM) == 0
+        )
+
+    _wait_for(settled, 30, "every answer counted")
 
     # Every scrape — whichever web worker answers — shows the totals of all processes: the web
     # workers counted the inbound messages, the Celery worker the replies and response times.
-    answered = {"tenant": "acme", "bot": "helpdesk", "platform": PLATFORM}
     for _ in range(4):
         samples = parse_metrics(httpx.get(f"{base}/metrics", timeout=30).text)
         assert value(samples, "parley_inbound_messages_total", platform=PLATFORM, outcome="accepted") == count
@@ -175,8 +187,18 @@ def test_metrics_and_trace_ids_across_web_and_worker_processes(cluster):
         )
     assert healthz_requests() - before == count
 
-    # The worker's JSON log lines carry the trace id each webhook request was given.
-    lines = [json.loads(line) for line in cluster["worker_log"].read_text().splitlines() if line.startswith("{")]
+    # The worker's JSON log lines carry the trace id each webhook request was given. Celery's own
+    # "succeeded" line is the last one written for a task: wait for all of them.
+    def log_lines() -> list[dict]:
+        text = cluster["worker_log"].read_text()
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{") and line.endswith("}")]
+
+    def succeeded_lines() -> list[dict]:
+        return [x for x in log_lines() if "succeeded" in x.get("message", "") and x.get("task")]
+
+    with contextlib.suppress(AssertionError):  # what is missing then is asserted below, by name
+        _wait_for(lambda: {x.get("trace_id") for x in succeeded_lines()} >= trace_ids, 30, "every task's log")
+    lines = log_lines()
     answered_lines = [x for x in lines if x.get("message") == "message answered"]
     assert {x.get("trace_id") for x in answered_lines} == trace_ids
     for line in answered_lines:

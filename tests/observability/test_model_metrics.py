@@ -17,11 +17,12 @@ def models(testim_setup):
     with FakeOpenAI() as primary_api, FakeOpenAI() as fallback_api:
         tenant, bot = testim_setup["tenant"], testim_setup["bot"]
         primary = make_model(tenant, "gpt-main", endpoint=primary_api.url, api_key="sk-obs-primary", timeout_s="0.5")
-        fallback = make_model(tenant, "gpt-backup", endpoint=fallback_api.url, api_key="sk-obs-backup", timeout_s="2")
+        # The fallback answers at once; its timeout only has to hold on a busy CI machine.
+        fallback = make_model(tenant, "gpt-backup", endpoint=fallback_api.url, api_key="sk-obs-backup", timeout_s="10")
         bot.model = primary
         bot.save()
         BotFallback.objects.create(bot=bot, model=fallback, position=1)
-        primary_api.set(delay=5)  # the primary hangs: its 0.5 s timeout sends the question to the fallback
+        primary_api.set(delay=60)  # the primary hangs (until the test ends): its 0.5 s timeout sends the question on
         fallback_api.set(text="Our returns policy allows 30 days.", tokens_in=12, tokens_out=7)
         yield primary_api, fallback_api
 

@@ -53,7 +53,8 @@ def fake_model():
         FakeOpenAI = None
     if FakeOpenAI is not None:
         with FakeOpenAI() as fake:
-            fake.set(text=ANSWER, token_delay=0.12, first_token_delay=1.0)
+            # The typing indicator shows until the first token: long enough to be seen on a busy machine.
+            fake.set(text=ANSWER, token_delay=0.12, first_token_delay=2.5)
             yield fake.url
         return
     with FakeServer() as srv:
@@ -89,6 +90,7 @@ def _router_streams(bot) -> bool:
 def test_visitor_chats_with_streaming_safe_markdown_feedback_history_and_reconnect(settings, fake_model):
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=20_000)  # (5 s by default) a busy CI machine renders slowly
     settings.TASKS_MODE = "inprocess"
     tenant = make_tenant("acme")
     model = make_model(tenant, endpoint=fake_model, model="fake-model", timeout_s=20)

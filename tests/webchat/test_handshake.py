@@ -118,12 +118,16 @@ def _connects(token: str, origin: str = ORIGIN) -> bool:
 
 
 def _seconds_until(predicate, limit: float) -> float:
+    """Seconds from now until the start of the first ``predicate()`` call that is true (the time a
+    check itself takes, long on a busy machine, is not counted)."""
     started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > limit:
+    while True:
+        asked = time.monotonic()
+        if predicate():
+            return asked - started
+        if asked - started > limit:
             raise AssertionError(f"still not so after {limit} s")
         time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def test_a_channel_disabled_from_another_process_refuses_new_sockets_within_the_cache_time(chat_channel, settings):
@@ -132,7 +136,7 @@ def test_a_channel_disabled_from_another_process_refuses_new_sockets_within_the_
     assert _connects(token)  # the lookup is remembered now
     # A queryset update sends no signal: what this process sees of a change made by another one.
     Channel.objects.filter(pk=chat_channel.pk).update(enabled=False)
-    assert _seconds_until(lambda: not _connects(token), limit=10) <= 3  # 1 s, plus a busy machine
+    assert _seconds_until(lambda: not _connects(token), limit=20) <= 5  # 1 s, plus a busy machine (not 3600 s)
 
 
 def test_changed_allowed_origins_reach_new_sockets_within_the_cache_time(chat_channel, settings):
@@ -140,7 +144,7 @@ def test_changed_allowed_origins_reach_new_sockets_within_the_cache_time(chat_ch
     token = issue(chat_channel).token
     assert _connects(token)
     Channel.objects.filter(pk=chat_channel.pk).update(allowed_origins="https://new-shop.example.com\n")
-    assert _seconds_until(lambda: not _connects(token), limit=10) <= 3
+    assert _seconds_until(lambda: not _connects(token), limit=20) <= 5
     assert _connects(token, origin="https://new-shop.example.com")
 
 
