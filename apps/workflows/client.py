@@ -4,6 +4,11 @@ Retried (up to ``max_retries`` more attempts, waiting ``backoff * 2**n`` seconds
 ``MAX_WAIT_S``, or what a 429/503 ``Retry-After`` asks within that): network errors, timeouts,
 429 and 5xx. Any other answer outside 2xx (4xx, and 3xx: redirects are not followed) fails at
 once. Errors name what went wrong, never the URL (it may carry a token) or the secret.
+
+Every connection goes to an address checked against ``blocked_networks()``: the host is resolved
+once, when the connection is opened (``_CheckedBackend``), and the socket goes to the address that
+passed — the HTTP client never resolves the name again, so a DNS answer that changes between the
+check and the connection (DNS rebinding) cannot reach a blocked address.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpcore
 import httpx
 
 from .conf import setting, text_setting
@@ -39,8 +45,75 @@ def _http() -> httpx.Client:
     if _client is None:
         with _client_lock:
             if _client is None:
-                _client = httpx.Client(follow_redirects=False, limits=httpx.Limits(max_connections=100))
+                _client = httpx.Client(
+                    follow_redirects=False, transport=_CheckedTransport(limits=httpx.Limits(max_connections=100))
+                )
     return _client
+
+
+class BlockedAddress(Exception):
+    """The host is, or resolves to, an address in a blocked network: nothing was connected to."""
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to (IP literals pass through), each once, in the resolver's
+    order. Raises ``OSError``/``UnicodeError`` when it does not resolve."""
+    addresses: list[str] = []
+    for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        address = str(info[4][0])
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+class _CheckedBackend(httpcore.SyncBackend):
+    """Opens a connection only to an address that passed ``blocked_networks()``: the host is
+    resolved once, here; if any of its addresses is blocked nothing is connected to (a host that
+    answers with a mix is refused); otherwise the socket goes to the checked addresses in order.
+    TLS still verifies the certificate for, and sends SNI with, the URL's host name, and the
+    ``Host`` header is the URL's: only the name lookup is done by Parley."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            addresses = resolve(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"the host name did not resolve ({type(exc).__name__})") from exc
+        networks = blocked_networks()
+        for address in addresses:
+            reason = _blocked(address, networks)
+            if reason:
+                raise BlockedAddress(reason)
+        error: Exception = httpcore.ConnectError("the host name resolved to no address")
+        for address in addresses:
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc
+        raise error
+
+
+class _CheckedTransport(httpx.HTTPTransport):
+    """httpx's transport on a connection pool that connects through ``_CheckedBackend``. Never
+    uses ``HTTP(S)_PROXY``: through a proxy the address checked would not be the one reached."""
+
+    def __init__(self, *, limits: httpx.Limits) -> None:
+        super().__init__(trust_env=False)
+        # httpx has no argument for the pool's network backend; the pool is built the way httpx
+        # builds it (same TLS context and limits), with the checked backend.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_CheckedBackend(),
+        )
 
 
 #: Never called, whatever a tenant admin types: link-local addresses (cloud metadata services).
@@ -54,9 +127,20 @@ def blocked_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip()]
 
 
-def blocked_reason(url: str, *, resolve: bool = True) -> str:
-    """Why ``url`` may not be called ("" when it may): its host is, or resolves to, an address in
-    ``blocked_networks()``. Without ``resolve`` only literal IP addresses are checked."""
+def _blocked(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # without an IPv6 zone (fe80::1%eth0)
+    except ValueError:
+        return f"the address {address} is not an IP address"
+    if any(ip in network for network in networks):
+        return f"the address {ip} is in a blocked network (PARLEY_WORKFLOW_BLOCKED_NETWORKS)"
+    return ""
+
+
+def blocked_reason(url: str) -> str:
+    """Why ``url`` may never be called ("" when it may, as far as can be told without resolving
+    its host): its host is an IP address in ``blocked_networks()``. A host name is checked when
+    the call connects (``_CheckedBackend``), against the address it then resolves to."""
     networks = blocked_networks()
     if not networks:
         return ""
@@ -65,18 +149,10 @@ def blocked_reason(url: str, *, resolve: bool = True) -> str:
     except (httpx.InvalidURL, ValueError):
         return "invalid URL"
     try:
-        addresses = [ipaddress.ip_address(host)]
+        ipaddress.ip_address(host)
     except ValueError:
-        if not resolve:
-            return ""
-        try:
-            addresses = [ipaddress.ip_address(info[4][0]) for info in socket.getaddrinfo(host, None)]
-        except (OSError, UnicodeError, ValueError):
-            return ""  # unresolvable: the call itself reports the network error
-    for address in addresses:
-        if any(address in network for network in networks):
-            return f"the address {address} is in a blocked network (PARLEY_WORKFLOW_BLOCKED_NETWORKS)"
-    return ""
+        return ""
+    return _blocked(host, networks)
 
 
 def retry_backoff() -> float:
@@ -170,6 +246,8 @@ def _attempt(
                     break
             status = resp.status_code
             retry_after = _retry_after(resp.headers)
+    except BlockedAddress as exc:
+        return CallResult("failed", attempt, error=str(exc)), False, None
     except httpx.TimeoutException:
         return CallResult("timeout", attempt, error=f"no answer within {timeout_s:g} s"), True, None
     except httpx.InvalidURL:

@@ -57,7 +57,7 @@ def workflow_errors(wf: Any) -> dict[str, list[str]]:
     if wf.url and scheme not in ("http", "https"):
         add("url", f"The URL must start with http:// or https:// (not '{scheme or wf.url[:20]}').")
     elif wf.url:
-        blocked = blocked_reason(wf.url, resolve=False)
+        blocked = blocked_reason(wf.url)
         if blocked and blocked != "invalid URL":  # (an invalid one gets the field's own message)
             add("url", f"Parley does not call this URL: {blocked}.")
 
