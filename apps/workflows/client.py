@@ -101,14 +101,15 @@ class _CheckedBackend(httpcore.SyncBackend):
 
 class _CheckedTransport(httpx.HTTPTransport):
     """httpx's transport on a connection pool that connects through ``_CheckedBackend``. Never
-    uses ``HTTP(S)_PROXY``: through a proxy the address checked would not be the one reached."""
+    uses ``HTTP(S)_PROXY`` (a client given a transport reads no proxy settings): through a proxy
+    the address checked would not be the one reached."""
 
     def __init__(self, *, limits: httpx.Limits) -> None:
         super().__init__(trust_env=False)
         # httpx has no argument for the pool's network backend; the pool is built the way httpx
         # builds it (same TLS context and limits), with the checked backend.
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=httpx.create_ssl_context(),  # SSL_CERT_FILE / SSL_CERT_DIR still apply
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

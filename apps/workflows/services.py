@@ -6,7 +6,8 @@ move is a conditional UPDATE, so a confirmation counts once (two quick "yes" que
 expired confirmation can never be used, and one worker at a time calls (a worker presumed dead —
 its claim older than the longest the call can take — is taken over; the business system sees the
 same ``X-Parley-Run-Id`` and can de-duplicate). The result is stored once as an assistant turn and
-sent through the channel like any reply: only while it is not delivered yet.
+sent through the channel like any reply: only while it is not delivered yet. Runs whose task was
+lost are handed out again by ``workflow_runs_sweep`` (on the beat), a bounded number of times.
 """
 
 from __future__ import annotations
