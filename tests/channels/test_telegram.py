@@ -364,3 +364,14 @@ def test_callback_data_no_parley_button_carries_decodes_to_nothing(data):
     from apps.channels.platforms.telegram.rating import click_from_data
 
     assert click_from_data(data) == ("", "")
+
+
+def test_the_callback_query_sample_reaches_the_rating_path_and_its_made_up_signature_is_refused(client, tg_channel):
+    response = post(client, sample("callback_query.json"))
+    assert response.status_code == 200
+    assert response.json() == {
+        "method": "answerCallbackQuery",
+        "callback_query_id": "1771923853418459521",
+        "text": "This rating button does not work.",
+    }
+    assert not InboundMessage.objects.exists()
