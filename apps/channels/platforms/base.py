@@ -36,16 +36,19 @@ class Inbound:
         """This message without what PostgreSQL text and jsonb cannot hold: NUL characters
         (dropped) and lone UTF-16 surrogates from JSON escapes (replaced). Platforms never send
         either in real text; webhooks and long connections both store only this form."""
-        return dataclasses.replace(self, **{f.name: _clean(getattr(self, f.name)) for f in dataclasses.fields(self)})
+        fields = dataclasses.fields(self)
+        return dataclasses.replace(self, **{f.name: storable_value(getattr(self, f.name)) for f in fields})
 
 
-def _clean(value: Any) -> Any:
+def storable_value(value: Any) -> Any:
+    """``value`` (a parsed JSON payload or any part of one) as PostgreSQL text and jsonb columns can
+    hold it: NUL characters dropped, lone UTF-16 surrogates from JSON escapes replaced."""
     if isinstance(value, str):
         return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
+        return {storable_value(k): storable_value(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_clean(v) for v in value]
+        return [storable_value(v) for v in value]
     return value
 
 

@@ -45,6 +45,7 @@ from ..base import (
     SignatureInvalid,
     Target,
     WebhookRejected,
+    storable_value,
 )
 
 logger = logging.getLogger(__name__)
@@ -184,7 +185,7 @@ class QQAdapter(PlatformAdapter):
     def parse(self, request: HttpRequest, channel: Any) -> list[Inbound]:
         """Messages in a verified dispatch; [] for events on the ignore list or unsupported ones."""
         try:
-            payload = _storable(json.loads(request.body))
+            payload = storable_value(json.loads(request.body))
         except (ValueError, UnicodeDecodeError):
             raise MalformedRequest("body is not JSON")
         if not isinstance(payload, dict):
@@ -358,15 +359,3 @@ def _describe(data: dict[str, Any]) -> str:
     code = data.get("code", data.get("err_code", ""))
     message = str(data.get("message") or "")[:200]
     return f"code {code} {message}".strip()
-
-
-def _storable(value: Any) -> Any:
-    """``value`` as PostgreSQL can store it: JSON escapes may smuggle in NUL characters and
-    unpaired surrogates, which neither text nor jsonb columns accept."""
-    if isinstance(value, str):
-        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, list):
-        return [_storable(v) for v in value]
-    if isinstance(value, dict):
-        return {_storable(k): _storable(v) for k, v in value.items()}
-    return value

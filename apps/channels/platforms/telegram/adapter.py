@@ -59,6 +59,7 @@ from ..base import (
     WebhookRejected,
     rating_buttons_enabled,
     rating_text,
+    storable_value,
 )
 from .formatting import TelegramHTML, strip_tags, utf16_len
 from .rating import click_from_data, rating_keyboard
@@ -125,7 +126,7 @@ class TelegramAdapter(PlatformAdapter):
     def parse(self, request: HttpRequest, channel: Any) -> list[Inbound]:
         """The message of a verified update, when it is one to answer; [] otherwise."""
         try:
-            update = _storable(json.loads(request.body))
+            update = storable_value(json.loads(request.body))
         except (ValueError, UnicodeDecodeError):
             raise MalformedRequest("body is not JSON")
         update_id = update.get("update_id") if isinstance(update, dict) else None
@@ -190,7 +191,7 @@ class TelegramAdapter(PlatformAdapter):
         without a token, which the rating service refuses as invalid (and the clicker is told).
         Raises ``MalformedRequest`` for a callback query without an id or a sender."""
         try:
-            update = _storable(json.loads(request.body))
+            update = storable_value(json.loads(request.body))
         except (ValueError, UnicodeDecodeError):
             return None
         query = update.get("callback_query") if isinstance(update, dict) else None
@@ -403,15 +404,3 @@ def _address(text: str, entities: list[dict[str, Any]], *, username: str, bot_id
     for start, end in sorted(cuts, reverse=True):
         units = units[: start * 2] + units[end * 2 :]
     return re.sub(r"[ \t]{2,}", " ", units.decode("utf-16-le", errors="replace")).strip(), addressed
-
-
-def _storable(value: Any) -> Any:
-    """``value`` as PostgreSQL can store it: JSON escapes may smuggle in NUL characters and
-    unpaired surrogates, which neither text nor jsonb columns accept."""
-    if isinstance(value, str):
-        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, list):
-        return [_storable(v) for v in value]
-    if isinstance(value, dict):
-        return {_storable(k): _storable(v) for k, v in value.items()}
-    return value
