@@ -39,6 +39,25 @@ def confirm_seconds() -> int:
     return max(1, int(setting("PARLEY_WORKFLOW_CONFIRM_SECONDS", 600)))
 
 
+def _record_end(run: WorkflowRun, outcome: str, *, response_status: int | None) -> None:
+    """A run's end in the metrics, and — for a workflow that asked for confirmation, a sensitive
+    operation — in the audit trail."""
+    wf = run.workflow
+    _count(outcome)
+    if wf.confirmation_required:
+        audit_record(
+            action="workflow.called",
+            tenant=wf.tenant,
+            target=wf.name,
+            run=run.pk,
+            workflow=wf.pk,
+            conversation=run.conversation_id,
+            outcome=outcome,
+            response_status=response_status,
+            attempts=run.attempts,
+        )
+
+
 def _count(outcome: str) -> None:
     metrics.WORKFLOW_CALLS.labels(outcome).inc()
 
@@ -265,19 +284,7 @@ def _finish(run: WorkflowRun, mine: datetime, result: client.CallResult) -> bool
     run.status, run.response_status, run.response_body = status, result.status, result.body
     run.attempts, run.error, run.finished_at = result.attempts, result.error, now
     wf = run.workflow
-    _count(result.outcome)
-    if wf.confirmation_required:
-        audit_record(
-            action="workflow.called",
-            tenant=wf.tenant,
-            target=wf.name,
-            run=run.pk,
-            workflow=wf.pk,
-            conversation=run.conversation_id,
-            outcome=result.outcome,
-            response_status=result.status,
-            attempts=result.attempts,
-        )
+    _record_end(run, result.outcome, response_status=result.status)
     log = logger.info if result.ok else logger.warning
     log(
         "workflow call finished",
@@ -363,19 +370,7 @@ def _give_up(run: WorkflowRun, as_read: Any, now: datetime) -> bool:
         return False
     run.status, run.error, run.finished_at = R.FAILED, error, now
     wf = run.workflow
-    _count("lost")
-    if wf.confirmation_required:
-        audit_record(
-            action="workflow.called",
-            tenant=wf.tenant,
-            target=wf.name,
-            run=run.pk,
-            workflow=wf.pk,
-            conversation=run.conversation_id,
-            outcome="lost",
-            response_status=None,
-            attempts=run.attempts,
-        )
+    _record_end(run, "lost", response_status=None)
     logger.warning(
         "workflow call lost",
         extra={"run": run.pk, "workflow": wf.pk, "requeues": run.requeues, "attempts": run.attempts},
