@@ -14,18 +14,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def cache_down(settings):
-    """The cache pointed at a Redis that is not there (connections refused)."""
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "apps.core.cache.RedisCache",
-            "LOCATION": "redis://127.0.0.1:9/1",
-            "OPTIONS": {"pool_class": "apps.core.cache.SharedConnectionPool"},
-        }
-    }
-
-
-@pytest.fixture
 def root(db):
     make_tenant("acme")
     return make_user("root", superuser=True)

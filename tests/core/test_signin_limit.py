@@ -252,18 +252,6 @@ def test_log_lines_name_the_refusal_but_never_the_password(client, staff, caplog
     assert not AuditLog.objects.filter(detail__icontains=WRONG).exists()
 
 
-@pytest.fixture
-def cache_down(settings):
-    """The cache pointed at a Redis that is not there (connections refused)."""
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "apps.core.cache.RedisCache",
-            "LOCATION": "redis://127.0.0.1:9/1",
-            "OPTIONS": {"pool_class": "apps.core.cache.SharedConnectionPool"},
-        }
-    }
-
-
 def test_with_the_cache_down_sign_in_fails_open_with_a_warning(client, staff, cache_down, caplog):
     caplog.set_level(logging.WARNING, logger="apps.core.signin")
     for _ in range(4):  # past the limit: nothing can be counted, so nothing locks
