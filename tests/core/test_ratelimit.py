@@ -8,9 +8,7 @@ from apps.core.ratelimit import Limit
 
 
 def chain(user_limit: int, bot_limit: int, user: str = "u1", now: float = 1000.0):
-    return ratelimit.hit_chain(
-        [Limit("user", user, user_limit, 60), Limit("bot", "b1", bot_limit, 1)], now=now
-    )
+    return ratelimit.hit_chain([Limit("user", user, user_limit, 60), Limit("bot", "b1", bot_limit, 1)], now=now)
 
 
 def test_a_chain_allows_until_the_first_limit_is_reached_and_names_it():
