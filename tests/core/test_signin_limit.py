@@ -262,3 +262,34 @@ def test_with_the_cache_down_sign_in_fails_open_with_a_warning(client, staff, ca
     assert resp.status_code == 302 and signed_in(client)
     warnings = [r for r in caplog.records if r.name == "apps.core.signin" and r.levelno == logging.WARNING]
     assert warnings and all("sign-in limiter unavailable" in r.getMessage() for r in warnings)
+
+
+# --- ending a lockout: the user admin's action and the command ----------------------------------------
+def test_a_superuser_ends_a_lockout_from_the_user_list(client, staff):
+    for _ in range(3):
+        sign_in(client, "alice", WRONG)
+    assert LOCKED_EN in page_text(sign_in(client, "alice", PASSWORD))
+
+    root = Client()
+    root.force_login(staff.__class__.objects.get(username="root"))
+    resp = root.post("/admin/auth/user/", {"action": "unlock_signin", "_selected_action": [staff.pk]}, follow=True)
+    assert resp.status_code == 200 and "Sign-in unlocked for 1 user(s): alice." in page_text(resp)
+    (row,) = rows("signin.unlocked")
+    assert row.target == "alice" and row.actor.username == "root"
+    assert sign_in(client, "alice", PASSWORD).status_code == 302 and signed_in(client)
+
+
+def test_the_unlock_command_frees_an_address_and_refuses_nonsense(staff):
+    from django.core.management import CommandError, call_command
+
+    sprayer = Client(REMOTE_ADDR="192.0.2.66")
+    for n in range(8):
+        sign_in(sprayer, f"user{n}", WRONG)
+    assert LOCKED_EN in page_text(sign_in(sprayer, "alice", PASSWORD))
+    call_command("unlock_signin", address=["192.0.2.66"])
+    assert sign_in(sprayer, "alice", PASSWORD).status_code == 302 and signed_in(sprayer)
+    assert rows("signin.unlocked")[0].target == "192.0.2.66"
+    with pytest.raises(CommandError, match="Not an IP address"):
+        call_command("unlock_signin", address=["example.com"])
+    with pytest.raises(CommandError, match="Name at least one"):
+        call_command("unlock_signin")
