@@ -311,6 +311,10 @@ OIDC_PROVISION_DOMAINS = env.list("OIDC_PROVISION_DOMAINS", default=[])
 OIDC_ALLOW_SUPERUSERS = env.bool("OIDC_ALLOW_SUPERUSERS", default=False)
 # Sign-ins one client address may start per 10 minutes (each costs a request to the provider).
 OIDC_START_LIMIT_PER_IP = env.int("OIDC_START_LIMIT_PER_IP", default=60)
+# Signing out of the admin also ends the session at the provider (its end_session_endpoint, from
+# discovery or OIDC_END_SESSION_ENDPOINT) for people who signed in through it; off: Parley only.
+OIDC_PROVIDER_LOGOUT = env.bool("OIDC_PROVIDER_LOGOUT", default=True)
+OIDC_END_SESSION_ENDPOINT = env.str("OIDC_END_SESSION_ENDPOINT", default="")
 # Password guessing (admin and API; docs/security.md "Failed password sign-ins"): this many failed
 # passwords for one username within the window (counted from the first failure) lock that username
 # out from every address for SIGNIN_LOCKOUT_SECONDS; this many from one client address (IPv6: its

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 from authlib.integrations.base_client import MismatchingStateError, OAuthError
@@ -75,6 +76,7 @@ _EXPLICIT = {
     "token_endpoint": "OIDC_TOKEN_ENDPOINT",
     "userinfo_endpoint": "OIDC_USERINFO_ENDPOINT",
     "jwks_uri": "OIDC_JWKS_URI",
+    "end_session_endpoint": "OIDC_END_SESSION_ENDPOINT",
 }
 _EXPLICIT_REQUIRED = ("authorization_endpoint", "token_endpoint", "jwks_uri")
 
@@ -186,11 +188,16 @@ def oidc_begin(request: HttpRequest, config: OidcConfig) -> HttpResponse:
     return _provider_call("authorize", lambda: app.authorize_redirect(request, config.redirect_uri))
 
 
+#: Session key of the id_token of an OIDC sign-in: the ``id_token_hint`` of the provider logout.
+ID_TOKEN_KEY = "parley_oidc_id_token"
+
+
 @sensitive_variables("app", "token")
-def oidc_claims(request: HttpRequest, config: OidcConfig) -> dict[str, Any]:
+def oidc_claims(request: HttpRequest, config: OidcConfig) -> tuple[dict[str, Any], str]:
     """Finish the flow on the callback request: check state, exchange the code (with the PKCE
     verifier), validate the id_token and return its claims, completed from the userinfo endpoint
-    when the id_token carries no e-mail. Raises ``SignInRefused``."""
+    when the id_token carries no e-mail, and the id_token itself (the provider logout's hint).
+    Raises ``SignInRefused``."""
     error = request.GET.get("error")
     if error:
         # The provider sent the person back without a code: they cancelled, or were not allowed.
@@ -215,7 +222,7 @@ def oidc_claims(request: HttpRequest, config: OidcConfig) -> dict[str, Any]:
         if info.get("sub") != claims.get("sub"):
             raise SignInRefused("token_invalid", status=400, detail="userinfo is about another subject")
         claims = {**info, **claims}
-    return claims
+    return claims, str(token.get("id_token") or "")
 
 
 def _email_verified(value: Any) -> bool | None:
@@ -286,3 +293,22 @@ def _provision(claims: Mapping[str, Any], email: str) -> Any:
         except IntegrityError:
             continue
     raise SignInRefused("unknown", email=email, detail="no free username for a new user")
+
+
+@sensitive_variables("id_token")
+def oidc_logout_url(config: OidcConfig, *, id_token: str) -> str:
+    """Where to send a browser that signed out of Parley so the provider ends its session too
+    (OpenID Connect RP-Initiated Logout): the provider's ``end_session_endpoint`` with the
+    ``id_token_hint``, Parley's client id and the way back to the sign-in page. "" when the
+    provider has no such endpoint or cannot be reached (then only Parley's session ends)."""
+    try:
+        endpoint = str(_ProviderApp(config).load_server_metadata().get("end_session_endpoint") or "")
+    except Exception as exc:  # the provider away, or a document Parley refuses: sign out locally
+        logger.warning("oidc provider logout skipped: the provider document is unavailable (%s)", type(exc).__name__)
+        return ""
+    if not endpoint.startswith(("https://", "http://")):
+        return ""
+    params = {"client_id": config.client_id, "post_logout_redirect_uri": settings.PUBLIC_BASE_URL + "/admin/login/"}
+    if id_token:
+        params["id_token_hint"] = id_token
+    return endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)

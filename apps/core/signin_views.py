@@ -12,13 +12,14 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.contrib import admin
 from django.contrib.auth import login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
@@ -32,7 +33,16 @@ from apps.core.language import page_language
 
 from . import ratelimit
 from .audit import audit_record
-from .oidc import OidcConfig, SignInRefused, oidc_begin, oidc_claims, oidc_config, oidc_user_for
+from .oidc import (
+    ID_TOKEN_KEY,
+    OidcConfig,
+    SignInRefused,
+    oidc_begin,
+    oidc_claims,
+    oidc_config,
+    oidc_logout_url,
+    oidc_user_for,
+)
 from .signin import METHOD_OIDC, METHOD_PASSWORD, SESSION_BACKEND, SESSION_METHOD_KEY, audit_signin
 
 logger = logging.getLogger(__name__)
@@ -205,13 +215,14 @@ def oidc_callback(request: HttpRequest) -> HttpResponse:
     if isinstance(config, HttpResponse):
         return config
     try:
-        claims = oidc_claims(request, config)
+        claims, id_token = oidc_claims(request, config)
         user, provisioned = oidc_user_for(claims, config)
     except SignInRefused as refused:
         return _refuse(request, refused, step="callback")
     next_url = request.session.pop(NEXT_KEY, "") or reverse("admin:index")
     login(request, user, backend=SESSION_BACKEND)
     request.session[SESSION_METHOD_KEY] = METHOD_OIDC
+    request.session[ID_TOKEN_KEY] = id_token  # the provider logout's id_token_hint (server-side session)
     audit_signin(request=request, method=METHOD_OIDC, user=user, provisioned=provisioned, issuer=config.issuer)
     logger.info("oidc sign-in", extra={"user_id": user.pk, "provisioned": provisioned})
     return redirect(_safe_next(request, next_url))
@@ -243,3 +254,23 @@ class SessionTokenView(APIView):
         )
         data: dict[str, Any] = {"refresh": str(refresh), "access": str(refresh.access_token)}
         return Response(data)
+
+
+@never_cache
+@require_POST
+def admin_logout(request: HttpRequest) -> HttpResponse:
+    """The admin's "Log out": Parley's session ends; for a person who signed in through the
+    identity provider (and ``OIDC_PROVIDER_LOGOUT``), the browser then goes on to the provider's
+    logout, which ends the single sign-on session too and comes back to the sign-in page."""
+    signed_in_by_provider = request.session.get(SESSION_METHOD_KEY) == METHOD_OIDC
+    id_token = str(request.session.get(ID_TOKEN_KEY) or "")
+    user = request.user if request.user.is_authenticated else None
+    response = admin.site.logout(request)  # ends the session, renders "Logged out"
+    if user is not None:
+        audit_record(action="signin.logout", actor=user, target=user.get_username(), request=request)
+    config = oidc_config() if signed_in_by_provider and settings.OIDC_PROVIDER_LOGOUT else None
+    if config is not None:
+        url = oidc_logout_url(config, id_token=id_token)
+        if url:
+            return redirect(url)
+    return response

@@ -486,3 +486,43 @@ def test_an_oidc_session_gets_a_jwt_pair_for_the_api(client, world, oidc_on, set
     assert api.post("/api/v1/auth/session-token/", HTTP_AUTHORIZATION=f"Bearer {pair['access']}").status_code == 403
     row = last_audit("signin.token_issued")
     assert row.actor == world["admin_a"] and row.detail["method"] == "oidc"
+
+
+# --- signing out --------------------------------------------------------------------------------------
+def test_signing_out_ends_the_providers_session_too(client, world, oidc_on):
+    idp = oidc_on
+    idp.sign_in_as("admin-a@example.com")
+    assert sign_in(client, idp).status_code == 302 and signed_in_user(client)
+    resp = client.post("/admin/logout/")
+    assert resp.status_code == 302 and not signed_in_user(client)
+    parts = urlsplit(resp["Location"])
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == idp.server.url + OIDC + "/logout"
+    q = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    assert q["id_token_hint"] == idp.issued_id_tokens[-1]
+    assert q["client_id"] == idp.client_id
+    assert q["post_logout_redirect_uri"] == "http://127.0.0.1:8000/admin/login/"
+    back = httpx.get(resp["Location"], follow_redirects=False, timeout=5)  # the browser at the provider
+    assert back.status_code == 302 and back.headers["location"] == q["post_logout_redirect_uri"]
+    assert idp.logouts and idp.problems == []
+    assert last_audit("signin.logout").actor == world["admin_a"]
+    assert client.get("/admin/").status_code == 302  # signed out of Parley
+
+
+def test_password_sessions_and_providers_without_logout_sign_out_of_parley_only(client, world, oidc_on, settings):
+    idp = oidc_on
+    assert client.post("/admin/login/", {"username": "admin-a", "password": PASSWORD}).status_code == 302
+    resp = client.post("/admin/logout/")
+    assert resp.status_code == 200 and "Logged out" in resp.content.decode()  # Django's own page
+    assert idp.logouts == []
+
+    idp.end_session = False
+    idp.sign_in_as("admin-a@example.com")
+    assert sign_in(client, idp).status_code == 302
+    resp = client.post("/admin/logout/")
+    assert resp.status_code == 200 and "Logged out" in resp.content.decode() and not signed_in_user(client)
+
+    idp.end_session = True
+    settings.OIDC_PROVIDER_LOGOUT = False
+    assert sign_in(client, idp).status_code == 302
+    assert client.post("/admin/logout/").status_code == 200 and idp.logouts == []
+    assert client.get("/admin/logout/").status_code == 405  # signing out is a POST, as in Django's admin

@@ -65,6 +65,10 @@ class FakeIdentityProvider:
         server.route("POST", OIDC + "/token", self._token)
         server.route("GET", OIDC + "/userinfo", self._userinfo)
         server.route("GET", OIDC + "/certs", self._jwks)
+        server.route("GET", OIDC + "/logout", self._logout)
+        self.end_session = True  # the discovery document names an end_session_endpoint
+        self.issued_id_tokens: list[str] = []
+        self.logouts: list[dict[str, str]] = []  # the query of each logout request
 
     @property
     def issuer(self) -> str:
@@ -84,6 +88,7 @@ class FakeIdentityProvider:
             "token_endpoint": self.server.url + OIDC + "/token",
             "userinfo_endpoint": self.server.url + OIDC + "/userinfo",
             "jwks_uri": self.server.url + OIDC + "/certs",
+            **({"end_session_endpoint": self.server.url + OIDC + "/logout"} if self.end_session else {}),
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256", "HS256"],
@@ -149,12 +154,20 @@ class FakeIdentityProvider:
         if not self.email_in_id_token:
             claims.pop("email", None)
             claims.pop("email_verified", None)
-        return 200, {
-            "access_token": access,
-            "token_type": "Bearer",
-            "expires_in": 300,
-            "id_token": self.id_token(claims),
-        }
+        id_token = self.id_token(claims)
+        self.issued_id_tokens.append(id_token)
+        return 200, {"access_token": access, "token_type": "Bearer", "expires_in": 300, "id_token": id_token}
+
+    def _logout(self, req: RecordedRequest) -> Response:
+        """RP-initiated logout: ends the provider's session and sends the browser back (to a
+        ``post_logout_redirect_uri`` of the client's; a real provider checks it is registered)."""
+        q = {k: v[0] for k, v in req.query.items()}
+        self.logouts.append(q)
+        if q.get("client_id") != self.client_id:
+            self.problems.append("logout with another client id")
+        if q.get("id_token_hint") not in self.issued_id_tokens:
+            self.problems.append("logout with an id_token_hint this provider did not issue")
+        return Response(302, "", {"Location": q.get("post_logout_redirect_uri", "/")})
 
     def _userinfo(self, req: RecordedRequest) -> tuple[int, Any]:
         auth = req.headers.get("Authorization", "")
