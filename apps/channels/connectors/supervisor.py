@@ -431,7 +431,7 @@ class Supervisor:
 
     def states(self) -> dict[str, str]:
         """Channel key → state (connected, connecting, reconnecting, standby…), for tests and checks."""
-        return {r.key: r.state for r in self.runners.values()}
+        return {r.key: r.state for r in list(self.runners.values())}  # read from other threads
 
 
 class BackgroundSupervisor:
