@@ -4,7 +4,7 @@ from django.urls import include, path
 from apps.core import metrics_views
 from apps.core import views as core_views
 from apps.core.signin import AdminSignInForm
-from apps.core.signin_views import SessionTokenView, admin_logout
+from apps.core.signin_views import SessionTokenView, admin_login, admin_logout
 
 urlpatterns = [
     path("", core_views.home, name="home"),
@@ -18,7 +18,8 @@ urlpatterns = [
     path("auth/oidc/", include("apps.core.signin_urls")),
     path("api/v1/auth/session-token/", SessionTokenView.as_view(), name="session_token"),
     path("api/", include("config.api_urls")),
-    # The admin's own logout, plus the identity provider's for single sign-on sessions.
+    # The admin's own sign-in (429 while locked out) and logout (plus the identity provider's).
+    path("admin/login/", admin_login, name="admin_login"),
     path("admin/logout/", admin_logout, name="admin_logout"),
     path("admin/", admin.site.urls),
 ]

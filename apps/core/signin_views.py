@@ -9,6 +9,7 @@ The views are thin: ``apps.core.oidc`` runs the protocol and decides who may sig
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.conf import settings
@@ -273,4 +274,15 @@ def admin_logout(request: HttpRequest) -> HttpResponse:
         url = oidc_logout_url(config, id_token=id_token)
         if url:
             return redirect(url)
+    return response
+
+
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """The admin's sign-in page. While password sign-in is locked for the username or the address
+    (``signin.py``) the form shows why, answered 429 with ``Retry-After``, as the API's is."""
+    response = admin.site.login(request)
+    locked = getattr(request, "parley_signin_locked", 0)
+    if locked and response.status_code == 200:
+        response.status_code = 429
+        response["Retry-After"] = str(math.ceil(locked))
     return response

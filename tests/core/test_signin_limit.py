@@ -65,12 +65,12 @@ def test_failures_lock_the_username_and_then_even_the_right_password_is_refused(
         assert resp.status_code == 200 and INVALID_EN in page_text(resp) and LOCKED_EN not in page_text(resp)
     # The third failure begins the lockout, and the page says so right away.
     resp = sign_in(client, "alice", WRONG)
-    assert resp.status_code == 200
+    assert resp.status_code == 429 and 840 <= int(resp["Retry-After"]) <= 900
     assert LOCKED_EN in page_text(resp) and "Please try again in about 15 minutes." in page_text(resp)
 
     # While locked the right password does not get in: no session, the same message.
     resp = sign_in(client, "alice", PASSWORD)
-    assert resp.status_code == 200 and LOCKED_EN in page_text(resp)
+    assert resp.status_code == 429 and LOCKED_EN in page_text(resp)
     assert not signed_in(client)
     assert not AuditLog.objects.filter(action="signin.succeeded").exists()
 
@@ -103,7 +103,7 @@ def test_a_lockout_does_not_tell_whether_the_username_exists(client, staff):
         return resp
 
     real, made_up = locked_page("alice"), locked_page("nobody-here")
-    assert real.status_code == made_up.status_code == 200
+    assert real.status_code == made_up.status_code == 429
     assert LOCKED_EN in page_text(real)
 
     def errors(resp):
