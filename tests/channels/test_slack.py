@@ -206,13 +206,6 @@ def test_subtype_bot_message_without_user_is_ignored(client, slack_channel):
     assert not InboundMessage.objects.exists()
 
 
-def test_unsupported_slash_command_is_acknowledged(client, slack_channel):
-    body = VECTORS["slack.signature.official_doc_vector"]["request"]["body"].encode()
-    response = post(client, body, signed_headers(body), content_type="application/x-www-form-urlencoded")
-    assert response.status_code == 200
-    assert not InboundMessage.objects.exists()
-
-
 def test_rating_link_is_appended_as_a_slack_link(slack_channel, fake_slack):
     reply = OutboundReply(markdown="Hi", feedback_url="https://parley.example/feedback/t0k/")
     SlackAdapter().send(slack_channel, Target(chat_id="D0PNCRP9N"), reply)

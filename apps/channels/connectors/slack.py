@@ -8,8 +8,9 @@ acknowledged with ``{"envelope_id"}`` once stored. ``disconnect`` (``refresh_req
 move) asks for a new connection. Replies go out with the bot token through ``chat.postMessage``, as
 for the webhook. An ``interactive`` payload is the JSON an interactivity request carries in its
 ``payload`` form field: a click on an answer's rating button is recorded exactly as the webhook
-records it (the adapter's ``rating_click`` and ``rating_response``); other interactions and slash
-commands are acknowledged and logged.
+records it (the adapter's ``rating_click`` and ``rating_response``). A ``slash_commands`` payload
+holds the fields a slash command POSTs, so it goes to ``parse`` as that form body; other
+interactions are acknowledged and logged.
 
 The HTTP call uses slack_sdk's ``WebClient`` (pointed at the channel's ``api_base``). The socket is
 a plain ``websockets`` client: slack_sdk's built-in ``SocketModeClient`` reconnects on its own
@@ -36,8 +37,6 @@ from .base import Connector, ConnectorError, Link, request_for, wire_logger
 
 #: apps.connections.open errors that no retry can fix: the operator must change the token or app.
 PERMANENT_ERRORS = {"invalid_auth", "not_authed", "not_allowed_token_type", "account_inactive", "token_revoked"}
-#: Envelope types that carry something Parley does not act on over the socket: acknowledged, logged.
-UNHANDLED_ENVELOPES = {"slash_commands"}
 FORM = "application/x-www-form-urlencoded"
 
 logger = logging.getLogger(__name__)
@@ -115,6 +114,15 @@ class SlackConnector(Connector):
                     stored = await link.deliver(lambda channel, body=body: adapter.parse(request_for(body), channel))
                     if stored:
                         await socket.send(json.dumps({"envelope_id": envelope_id}))
+                elif kind == "slash_commands" and isinstance(envelope_id, str):
+                    # The same fields a slash command POSTs to the Request URL, as its form body.
+                    fields = message.get("payload") if isinstance(message.get("payload"), dict) else {}
+                    body = urlencode({k: str(v) for k, v in fields.items() if isinstance(v, str | int)}).encode()
+                    stored = await link.deliver(
+                        lambda channel, body=body: adapter.parse(request_for(body, content_type=FORM), channel)
+                    )
+                    if stored:
+                        await socket.send(json.dumps({"envelope_id": envelope_id}))
                 elif kind == "interactive" and isinstance(envelope_id, str):
                     body = urlencode({"payload": json.dumps(message.get("payload") or {})}).encode()
                     handled = await link.deliver(lambda channel, body=body: interaction(adapter, channel, body))
@@ -122,8 +130,5 @@ class SlackConnector(Connector):
                         await socket.send(json.dumps({"envelope_id": envelope_id}))
                 elif isinstance(envelope_id, str):
                     await socket.send(json.dumps({"envelope_id": envelope_id}))
-                    if kind in UNHANDLED_ENVELOPES:
-                        link.log.warning("slack %s over Socket Mode is not handled; acknowledged", kind)
-                    else:
-                        link.log.warning("unsupported slack envelope", extra={"event_type": kind[:100]})
+                    link.log.warning("unsupported slack envelope", extra={"event_type": kind[:100]})
             raise ConnectorError("slack closed the connection")

@@ -67,6 +67,7 @@ from ..base import (
     WebhookRejected,
     rating_buttons_enabled,
     rating_text,
+    storable_value,
 )
 from .mrkdwn import Mrkdwn
 
@@ -167,7 +168,7 @@ def slack_text_to_plain(text: str, *, bot_user_id: str = "") -> str:
 class SlackAdapter(PlatformAdapter):
     platform = "slack"
     default_api_base = "https://slack.com"
-    credential_keys = ("signing_secret", "bot_token", "rating_buttons")
+    credential_keys = ("signing_secret", "bot_token", "rating_buttons", "slash_command")
     required_credentials = ("signing_secret", "bot_token")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -214,8 +215,10 @@ class SlackAdapter(PlatformAdapter):
         payload = _json_or_none(request.body)
         if payload is None:
             form = _form_or_none(request.body)
-            if form and ("command" in form or "payload" in form):
-                logger.warning("unsupported slack request (slash command or interactivity)")
+            if form and "command" in form:
+                return slash_command(form, channel)
+            if form and "payload" in form:
+                logger.warning("unsupported slack request (interactivity other than the rating buttons)")
                 return []
             raise MalformedRequest("body is neither JSON nor a Slack form")
         if not isinstance(payload, dict):
@@ -565,9 +568,46 @@ def _bot_user_id(payload: dict[str, Any]) -> str:
     return ""
 
 
+#: The slash command that carries a question (or a Parley command) in its text, unless the
+#: channel's ``slash_command`` credential names another.
+DEFAULT_SLASH_COMMAND = "/parley"
+
+
+def slash_command(form: dict[str, list[str]], channel: Any) -> list[Inbound]:
+    """A slash command as the message it stands for. Slack never posts a text that starts with "/"
+    as a message, so Parley's commands reach it only this way: registered in the app with the
+    channel's webhook URL as Request URL, ``/reset`` arrives as ``command=/reset`` and becomes the
+    message "/reset" (``/lang zh`` → "/lang zh"). The carrier command (``/parley``, or the
+    channel's ``slash_command``) takes its text as the message: ``/parley what are your hours?``;
+    without text it asks for ``/help``. Answered in the conversation it was typed in, like a direct
+    message or a mention; nothing is shown for the command itself."""
+
+    def field(name: str) -> str:
+        return str(storable_value((form.get(name) or [""])[0])).strip()
+
+    command, text = field("command").lower(), field("text")
+    user, chat, trigger = field("user_id"), field("channel_id"), field("trigger_id")
+    if not command.startswith("/") or not (user and chat and trigger):
+        raise MalformedRequest("slash command without command / user_id / channel_id / trigger_id")
+    carrier = str((channel.credentials or {}).get("slash_command") or DEFAULT_SLASH_COMMAND).strip().lower()
+    message = (text or "/help") if command == carrier else f"{command} {text}".strip()
+    is_direct = chat.startswith("D")
+    return [
+        Inbound(
+            message_id=f"slash:{trigger[:200]}",
+            chat_id=chat,
+            user_id=user,
+            text=message[:4000],
+            is_group=not is_direct,
+            raw={"command": command, "channel_id": chat, "user_id": user, "team_id": field("team_id")},
+            reply_context={"thread_ts": "", "ts": "", "team_id": field("team_id")},
+        )
+    ]
+
+
 def _json_or_none(body: bytes) -> Any:
     try:
-        return _storable(json.loads(body))
+        return storable_value(json.loads(body))
     except (ValueError, UnicodeDecodeError):
         return None
 
@@ -578,14 +618,3 @@ def _form_or_none(body: bytes) -> dict[str, list[str]] | None:
     except (ValueError, UnicodeDecodeError):
         return None
 
-
-def _storable(value: Any) -> Any:
-    """``value`` as PostgreSQL can store it: JSON escapes may smuggle in NUL characters and
-    unpaired surrogates, which neither text nor jsonb columns accept."""
-    if isinstance(value, str):
-        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, list):
-        return [_storable(v) for v in value]
-    if isinstance(value, dict):
-        return {_storable(k): _storable(v) for k, v in value.items()}
-    return value
