@@ -3,7 +3,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
 from .admin_mixins import TenantScopedAdmin
-from .audit import audit_record
 from .models import AuditLog
 from .signin import unlock_signin
 
@@ -35,8 +34,7 @@ class StaffUserAdmin(UserAdmin):
     def unlock_signin(self, request, queryset):
         names = list(queryset.values_list("username", flat=True))
         for username in names:
-            unlock_signin(username=username)
-            audit_record(action="signin.unlocked", actor=request.user, target=username, request=request)
+            unlock_signin(username=username, actor=request.user)
         self.message_user(
             request,
             f"Sign-in unlocked for {len(names)} user(s): {', '.join(names[:20])}{' …' if len(names) > 20 else ''}.",

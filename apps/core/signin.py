@@ -205,13 +205,15 @@ def _clear_failures(username: str) -> None:
         _limiter_down("reset")
 
 
-def unlock_signin(*, username: str = "", address: str = "") -> None:
-    """End a lockout early (an operator's tool: ``manage.py shell -c "from apps.core.signin import
-    unlock_signin; unlock_signin(username='alice')"``): forgets the failures and the lock."""
-    if username:
-        ratelimit.clear(SCOPE_USERNAME, _username_key(username), lock=True)
-    if address:
-        ratelimit.clear(SCOPE_ADDRESS, _address_key(address), lock=True)
+def unlock_signin(*, username: str = "", address: str = "", actor: Any = None, via: str = "") -> None:
+    """End a lockout early: forgets the failures and the lock of ``username`` and/or ``address``,
+    each a ``signin.unlocked`` audit row naming who did it (``actor``, an admin) or how (``via``).
+    Used by the user admin's action and ``manage.py unlock_signin``."""
+    for scope, value, key in ((SCOPE_USERNAME, username, _username_key), (SCOPE_ADDRESS, address, _address_key)):
+        if value:
+            ratelimit.clear(scope, key(value), lock=True)
+            detail = {"via": via} if via else {}
+            audit_record(action="signin.unlocked", actor=actor, target=value, **detail)
 
 
 def _refuse_password(request: Any, reason: str, username: str) -> None:

@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlencode
 
 import pytest
 
-from apps.channels.models import Channel
 from apps.conversations.models import InboundMessage
 from tests.channels.conftest import QUESTION as CONNECTOR_QUESTION
 from tests.channels.test_connectors import slack_channel as socket_channel
@@ -121,4 +120,3 @@ def test_slash_commands_over_socket_mode_are_answered_and_acknowledged(answering
         assert sent.json()["channel"] == "D0PNCRP9N"
         inbound = InboundMessage.objects.get(channel=channel)
         assert inbound.text == CONNECTOR_QUESTION and inbound.platform_message_id.startswith("slash:")
-    assert Channel.objects.get(pk=channel.pk).mode == Channel.Mode.LONG_CONNECTION

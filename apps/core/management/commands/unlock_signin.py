@@ -6,7 +6,6 @@ import ipaddress
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.core.audit import audit_record
 from apps.core.signin import unlock_signin
 
 
@@ -26,10 +25,8 @@ class Command(BaseCommand):
             except ValueError:
                 raise CommandError(f"Not an IP address: {value[:60]!r}") from None
         for value in username:
-            unlock_signin(username=value)
-            audit_record(action="signin.unlocked", target=value, via="manage.py unlock_signin")
+            unlock_signin(username=value, via="manage.py unlock_signin")
             self.stdout.write(f"unlocked username {value}")
         for value in address:
-            unlock_signin(address=value)
-            audit_record(action="signin.unlocked", target=value, via="manage.py unlock_signin")
+            unlock_signin(address=value, via="manage.py unlock_signin")
             self.stdout.write(f"unlocked address {value}")
