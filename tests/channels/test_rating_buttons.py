@@ -610,7 +610,7 @@ def test_telegram_forged_or_malformed_callback_data_gets_a_clear_answer_and_stor
     foreign = callback_data(feedback_token(foreign_answer("telegram")), "up")
     bad = [
         data[:-3] + ("aaa" if not data.endswith("aaa") else "bbb"),  # altered signature
-        data.replace("ru", "rd", 1)[:-1] + "Q",  # other thumb and altered: still the signature's no
+        data.replace("ru", "rd", 1)[:-1] + ("Q" if data[-1] != "Q" else "R"),  # other thumb, altered signature
         foreign,  # another tenant's answer, properly signed
         data + "x" * (65 - len(data)),  # longer than any button can carry
         "👍" * 16,  # 64 bytes of something else
