@@ -131,6 +131,10 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(VAR_DIR / "parley.sqlite3"),
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+            # Tests use a file too, never Django's shared-cache in-memory database: its table locks
+            # ("database table is locked") fail concurrent writers at once, where the product's WAL
+            # file makes them wait up to the busy timeout. Threads in tests meet what users meet.
+            "TEST": {"NAME": str(VAR_DIR / "test_parley.sqlite3")},
         }
     }
 
