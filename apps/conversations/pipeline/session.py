@@ -124,9 +124,12 @@ def store_user_turn(
         created_at=inbound.received_at,
     )
     if not sql.fast():
-        msg.save(force_insert=True)
-        # auto_now_add ignores a given value on create, so the arrival time is set afterwards.
-        Message.objects.filter(pk=msg.pk).update(created_at=inbound.received_at)
+        # auto_now_add ignores a given value on create, so the arrival time is set afterwards — in
+        # the same transaction, or another worker reading the context between the two statements
+        # sees this turn dated "now" and out of order.
+        with transaction.atomic():
+            msg.save(force_insert=True)
+            Message.objects.filter(pk=msg.pk).update(created_at=inbound.received_at)
         msg.created_at = inbound.received_at
         return msg
     fields = _turn_fields()
