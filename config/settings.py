@@ -63,12 +63,14 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "channels",
     "apps.core",
+    "apps.accounts",
     "apps.tenants",
     "apps.llm",
     "apps.bots",
     "apps.channels",
     "apps.conversations",
     "apps.workflows",
+    "apps.setup",
 ]
 
 MIDDLEWARE = [
@@ -82,7 +84,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "apps.core.middleware.SetupRedirectMiddleware",
+    "apps.setup.middleware.SetupRedirectMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -286,7 +288,7 @@ PASSWORD_SIGNIN = env.str("PASSWORD_SIGNIN", default="all")
 if PASSWORD_SIGNIN not in ("all", "superusers"):
     raise ValueError("PASSWORD_SIGNIN must be 'all' or 'superusers'")
 AUTHENTICATION_BACKENDS = [
-    "apps.core.signin.PasswordSignInBackend",  # the policy above, and the audit trail
+    "apps.accounts.signin.PasswordSignInBackend",  # the policy above, and the audit trail
     "django.contrib.auth.backends.ModelBackend",
 ]
 # OpenID Connect (authorization code + PKCE). Off unless OIDC_ENABLED; needs the issuer, client id

@@ -1,21 +1,22 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from apps.accounts.signin import AdminSignInForm
+from apps.accounts.views import SessionTokenView, admin_login, admin_logout
 from apps.core import metrics_views
 from apps.core import views as core_views
-from apps.core.signin import AdminSignInForm
-from apps.core.signin_views import SessionTokenView, admin_login, admin_logout
+from apps.setup import views as setup_views
 
 urlpatterns = [
-    path("", core_views.home, name="home"),
+    path("", setup_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
-    path("setup/", include("apps.core.setup_urls")),
+    path("setup/", include("apps.setup.urls")),
     path("webhooks/", include("apps.channels.urls")),
     path("feedback/", include("apps.conversations.feedback_urls")),
     path("", include("apps.channels.webchat.urls")),
     path("metrics", metrics_views.metrics_view, name="metrics"),
-    path("auth/oidc/", include("apps.core.signin_urls")),
+    path("auth/oidc/", include("apps.accounts.urls")),
     path("api/v1/auth/session-token/", SessionTokenView.as_view(), name="session_token"),
     path("api/", include("config.api_urls")),
     # The admin's own sign-in (429 while locked out) and logout (plus the identity provider's).

@@ -9,7 +9,7 @@ refuses (a message refused by its user's limit does not use up the bot's); on Re
 chain is one round trip (a Lua script), which matters on the webhook path.
 
 ``strike`` / ``locked_for`` / ``clear`` are lockouts rather than rates: failures counted from the
-first one, and a lock for a while once there are too many (password sign-in, ``apps.core.signin``).
+first one, and a lock for a while once there are too many (password sign-in, ``apps.accounts.signin``).
 """
 
 from __future__ import annotations

@@ -2,16 +2,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
-
-from .setup import setup_needed
-
-
-@require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    return redirect("setup" if setup_needed() else "admin:index")
 
 
 @require_GET

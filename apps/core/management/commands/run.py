@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.core.setup import setup_needed, setup_token
+from apps.setup.services import setup_needed, setup_token
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@
 
 * ``PASSWORD_SIGNIN`` (``all`` | ``superusers``): with ``superusers``, only superusers may sign in
   with a password — in the admin and at the API's password token endpoint; everyone else signs in
-  through the identity provider (``apps.core.oidc``). Superusers keep their password as the way
+  through the identity provider (``apps.accounts.oidc``). Superusers keep their password as the way
   in when the provider is down or misconfigured.
 * Every sign-in, by password or through the provider, accepted or refused, is one audit row:
   ``signin.succeeded`` / ``signin.refused`` with ``method`` (``password`` | ``oidc``), ``via``
@@ -34,11 +34,11 @@ from django.http import HttpRequest
 from redis.exceptions import RedisError
 from rest_framework.exceptions import Throttled
 
-from . import ratelimit
-from .audit import audit_record
-from .language import page_language
-from .metrics import record_signin_failure, record_signin_lockout
-from .pii import mask_text
+from apps.core import ratelimit
+from apps.core.audit import audit_record
+from apps.core.language import page_language
+from apps.core.metrics import record_signin_failure, record_signin_lockout
+from apps.core.pii import mask_text
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from django.core.validators import RegexValidator
 from apps.channels.models import key_validator
 from apps.tenants.models import Tenant, slug_validator
 
-from .setup import check_setup_token
+from .services import check_setup_token
 
 PROVIDERS = [
     ("builtin", "Built-in model — answers from knowledge entries, no API key needed"),

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from apps.core.oidc import oidc_config
+from apps.accounts.oidc import oidc_config
 
 register = template.Library()
 

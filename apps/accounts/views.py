@@ -2,8 +2,8 @@
 ``/auth/oidc/callback/`` signs the staff user in (or shows why not, in English or Chinese), and
 ``POST /api/v1/auth/session-token/`` hands a signed-in staff session a JWT pair for the API.
 
-The views are thin: ``apps.core.oidc`` runs the protocol and decides who may sign in;
-``apps.core.signin`` writes the audit rows.
+The views are thin: ``apps.accounts.oidc`` runs the protocol and decides who may sign in;
+``apps.accounts.signin`` writes the audit rows.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from apps.core import ratelimit
+from apps.core.audit import audit_record
 from apps.core.language import page_language
 
-from . import ratelimit
-from .audit import audit_record
 from .oidc import (
     ID_TOKEN_KEY,
     OidcConfig,

@@ -2,9 +2,10 @@ from django.contrib.auth import login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
 
-from .setup import setup_complete, setup_needed
-from .setup_forms import SetupForm
+from .forms import SetupForm
+from .services import setup_complete, setup_needed
 
 
 @never_cache
@@ -22,3 +23,9 @@ def setup_view(request: HttpRequest) -> HttpResponse:
         return redirect("admin:index")
     status = 400 if request.method == "POST" else 200
     return render(request, "setup/setup.html", {"form": form}, status=status)
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """``/``: the setup wizard until Parley is set up, the admin afterwards."""
+    return redirect("setup" if setup_needed() else "admin:index")

@@ -6,7 +6,7 @@ import ipaddress
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.core.signin import unlock_signin
+from apps.accounts.signin import unlock_signin
 
 
 class Command(BaseCommand):

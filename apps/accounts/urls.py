@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import signin_views
+from . import views as signin_views
 
 urlpatterns = [
     path("start/", signin_views.oidc_start, name="oidc-start"),

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from apps.core.setup import setup_needed, setup_token
+from apps.setup.services import setup_needed, setup_token
 
 
 class Command(BaseCommand):

@@ -5,8 +5,8 @@ from django.contrib.auth import get_user_model
 
 from apps.bots.models import Bot
 from apps.channels.models import Channel
-from apps.core.setup import setup_token
 from apps.llm.models import ModelConfig
+from apps.setup.services import setup_token
 from apps.tenants.models import Membership, Tenant
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import transaction
 
-from .cache import soft_get, soft_set
+from apps.core.cache import soft_get, soft_set
 
 _CACHE_KEY = "parley:setup_done"
 
@@ -44,10 +44,9 @@ def setup_complete(*, data: dict[str, Any]) -> Any:
     from validated setup form data. Returns the new superuser."""
     from apps.bots.models import Bot
     from apps.channels.models import Channel
+    from apps.core.audit import audit_record
     from apps.llm.models import ModelConfig
     from apps.tenants.models import Membership, Tenant
-
-    from .audit import audit_record
 
     User = get_user_model()
     # Lock against a second submission racing this one: only the first creates a superuser.

@@ -1,5 +1,5 @@
 from django.urls import path
 
-from . import setup_views
+from . import views as setup_views
 
 urlpatterns = [path("", setup_views.setup_view, name="setup")]

@@ -11,8 +11,8 @@ import pytest
 from django.test import Client
 from prometheus_client import REGISTRY
 
+from apps.accounts.signin import unlock_signin
 from apps.core.models import AuditLog
-from apps.core.signin import unlock_signin
 from tests.factories import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
@@ -233,10 +233,10 @@ def test_the_api_password_endpoint_shares_the_lock_and_answers_429(client, staff
 
 # --- logs, and the cache being down -----------------------------------------------------------------
 def test_log_lines_name_the_refusal_but_never_the_password(client, staff, caplog):
-    caplog.set_level(logging.INFO, logger="apps.core.signin")
+    caplog.set_level(logging.INFO, logger="apps.accounts.signin")
     for _ in range(4):
         sign_in(client, "alice", WRONG)
-    messages = [r.getMessage() for r in caplog.records if r.name == "apps.core.signin"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "apps.accounts.signin"]
     assert messages.count("password sign-in refused") == 4
     assert messages.count("password sign-in locked out") == 1
     lockout = next(r for r in caplog.records if r.getMessage() == "password sign-in locked out")
@@ -253,14 +253,14 @@ def test_log_lines_name_the_refusal_but_never_the_password(client, staff, caplog
 
 
 def test_with_the_cache_down_sign_in_fails_open_with_a_warning(client, staff, cache_down, caplog):
-    caplog.set_level(logging.WARNING, logger="apps.core.signin")
+    caplog.set_level(logging.WARNING, logger="apps.accounts.signin")
     for _ in range(4):  # past the limit: nothing can be counted, so nothing locks
         resp = sign_in(client, "alice", WRONG)
         assert resp.status_code == 200 and INVALID_EN in page_text(resp)
     assert len(rows("signin.refused", reason="invalid_credentials")) == 4  # still audited
     resp = sign_in(client, "alice", PASSWORD)
     assert resp.status_code == 302 and signed_in(client)
-    warnings = [r for r in caplog.records if r.name == "apps.core.signin" and r.levelno == logging.WARNING]
+    warnings = [r for r in caplog.records if r.name == "apps.accounts.signin" and r.levelno == logging.WARNING]
     assert warnings and all("sign-in limiter unavailable" in r.getMessage() for r in warnings)
 
 
