@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "apps.channels",
     "apps.conversations",
     "apps.workflows",
+    "apps.configio",
     "apps.setup",
 ]
 

@@ -29,9 +29,9 @@ from apps.channels.connectors import long_connection_problems
 from apps.channels.models import Channel
 from apps.channels.services import validate_credentials
 from apps.llm.models import ModelConfig
+from apps.tenants.models import Tenant
 from apps.workflows.models import Workflow
-
-from .models import Tenant
+from apps.workflows.validation import workflow_errors
 
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 KEY = r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$"
@@ -264,7 +264,6 @@ def _check_references(config: ConfigIn, filename: str) -> None:
 def _check_workflows(tenant: TenantIn, tp: str, bot_slugs: set[str]) -> list[str]:
     """Bot references, duplicate names, and what the admin would refuse (a valid payload template,
     an http(s) URL, a command that is one word and not built in)."""
-    from apps.workflows.validation import workflow_errors
 
     errors: list[str] = []
     existing_bots = set(Bot.objects.filter(tenant__slug=tenant.slug).values_list("slug", flat=True))

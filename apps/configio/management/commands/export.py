@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from apps.tenants.config_io import dump_yaml, export_config
+from apps.configio.services import dump_yaml, export_config
 
 
 class Command(BaseCommand):

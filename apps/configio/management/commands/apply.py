@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.tenants.config_io import ConfigError, apply_config, load_config
+from apps.configio.services import ConfigError, apply_config, load_config
 
 
 class Command(BaseCommand):
