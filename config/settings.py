@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "apps.workflows",
     "apps.configio",
     "apps.setup",
+    "apps.runtime",
 ]
 
 MIDDLEWARE = [

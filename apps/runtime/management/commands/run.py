@@ -15,6 +15,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.channels.connectors.supervisor import BackgroundSupervisor, options_from_env
+from apps.core.scheduler import start_inprocess_beat
 from apps.setup.services import setup_needed, setup_token
 
 
@@ -33,8 +35,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, host: str, port: int, no_migrate: bool, no_connectors: bool, **options):
         import uvicorn
-
-        from apps.channels.connectors.supervisor import BackgroundSupervisor, options_from_env
 
         try:
             connector_options = None if no_connectors else options_from_env()
@@ -59,8 +59,6 @@ class Command(BaseCommand):
         sys.stdout.write("\n".join(lines) + "\n\n")
         sys.stdout.flush()
         if settings.TASKS_MODE == "inprocess":
-            from apps.core.scheduler import start_inprocess_beat
-
             start_inprocess_beat()  # the sweeper and retention cleanup, without a celery beat
         connectors = BackgroundSupervisor(connector_options).start() if connector_options else None
         try:
