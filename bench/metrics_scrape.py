@@ -81,8 +81,8 @@ def queue_figures(rows: int) -> None:
     from django.db import connection
     from django.utils import timezone
 
+    from apps.conversations.metrics import InboundQueueCollector
     from apps.conversations.models import InboundMessage
-    from apps.core.metrics import InboundQueueCollector
     from tests.factories import make_bot, make_channel, make_tenant
 
     tenant = make_tenant("bench-metrics-scrape")

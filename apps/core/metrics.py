@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -152,50 +152,15 @@ def record_rating(*, platform: Any, page: bool, stars: int) -> None:
 
 
 # --- Scrape-time collectors ------------------------------------------------------------------------
-class InboundQueueCollector(Collector):
-    """Messages accepted but not yet picked up (status ``received``), per platform: how many and how
-    long the oldest has waited. Read from the database at scrape time, so it is the cluster-wide
-    truth whichever process is scraped: one grouped query on the indexed ``status`` column, which
-    only touches the (normally few) waiting rows."""
+_SCRAPE_COLLECTORS: list[Callable[[], Collector]] = []
 
-    def collect(self) -> Iterable[Metric]:
-        from django.db import DatabaseError
-        from django.db.models import Count, Min
-        from django.utils import timezone
 
-        from apps.channels.platforms.registry import platforms
-        from apps.conversations.models import InboundMessage
-
-        depth = GaugeMetricFamily(
-            "parley_inbound_queue_depth", "Accepted inbound messages waiting to be handled.", labels=["platform"]
-        )
-        oldest = GaugeMetricFamily(
-            "parley_inbound_oldest_waiting_seconds",
-            "Age of the oldest accepted inbound message still waiting to be handled (0 when none waits).",
-            labels=["platform"],
-        )
-        try:
-            rows = list(
-                InboundMessage.objects.filter(status=InboundMessage.Status.RECEIVED)
-                .order_by()
-                .values("channel__platform")
-                .annotate(waiting=Count("id"), oldest=Min("received_at"))
-            )
-        except DatabaseError:
-            logger.warning("queue metrics unavailable: database query failed", exc_info=True)
-            return []
-        now = timezone.now()
-        seen = set()
-        for row in rows:
-            platform = label(row["channel__platform"])
-            seen.add(platform)
-            depth.add_metric([platform], row["waiting"])
-            oldest.add_metric([platform], max(0.0, (now - row["oldest"]).total_seconds()))
-        # Known platforms report an explicit 0, so dashboards show "nothing waiting" rather than "no data".
-        for platform in sorted({*platforms(), "web"} - seen):
-            depth.add_metric([platform], 0)
-            oldest.add_metric([platform], 0)
-        return [depth, oldest]
+def register_scrape_collector(factory: Callable[[], Collector]) -> None:
+    """Add a collector that ``/metrics`` runs at every scrape, in the answering process (for figures
+    read from the database, the same whichever process answers). Each app registers its own from its
+    ``AppConfig.ready``, so this module knows none of them."""
+    if factory not in _SCRAPE_COLLECTORS:
+        _SCRAPE_COLLECTORS.append(factory)
 
 
 _PID_FILE = re.compile(r"_(\d+)\.db$")
@@ -252,7 +217,8 @@ def exposition(*, include_queue: bool = True) -> bytes:
 
     Multiprocess mode: the sum over every process's files (django-prometheus' request metrics and
     Parley's), plus CPU/memory of each live process. Single process: the default registry (which
-    holds the process collector). Either way, the queue gauges come from the database once per scrape.
+    holds the process collector). Either way, the registered scrape-time collectors (the inbound queue
+    gauges of apps.conversations) run once per scrape; ``include_queue=False`` leaves them out.
     """
     path = multiprocess_dir()
     if path:
@@ -262,9 +228,10 @@ def exposition(*, include_queue: bool = True) -> bytes:
         body = generate_latest(registry)
     else:
         body = generate_latest(REGISTRY)
-    if include_queue:
+    if include_queue and _SCRAPE_COLLECTORS:
         scrape = CollectorRegistry()
-        scrape.register(InboundQueueCollector())
+        for factory in _SCRAPE_COLLECTORS:
+            scrape.register(factory())
         body += generate_latest(scrape)
     return body
 
