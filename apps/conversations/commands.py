@@ -1,54 +1,17 @@
 """Chat commands: ``/help``, ``/reset``, ``/stop``, ``/lang`` and the hint for unknown ones.
 
-Parsing and the user-facing texts live here as plain functions; the pipeline step that carries a
-command out (close a conversation, stop an answer, send the reply) is ``pipeline/commands.py``.
+The user-facing texts live here as plain functions; the syntax (``parse_command``) is
+``apps.core.commands``, shared with workflow triggers; the pipeline step that carries a command out
+(close a conversation, stop an answer, send the reply) is ``pipeline/commands.py``.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from apps.core.commands import ALIASES, Command, parse_command
 
-# "/help", "/help@ParleyBot" (Telegram group form), "/lang zh"; Chinese aliases for Chinese users.
-_COMMAND = re.compile(r"^\s*[/／](?P<name>[A-Za-z\u4e00-\u9fff_]{1,32})(?:@\S+)?(?:\s+(?P<arg>.*))?$", re.DOTALL)
+__all__ = ["ALIASES", "LANGUAGES", "TEXTS", "Command", "help_text", "interrupts_answer", "parse_command", "text_for"]
 
-ALIASES = {
-    "help": "help",
-    "start": "help",
-    "帮助": "help",
-    "reset": "reset",
-    "new": "reset",
-    "重置": "reset",
-    "新对话": "reset",
-    "stop": "stop",
-    "停止": "stop",
-    "lang": "lang",
-    "language": "lang",
-    "语言": "lang",
-}
 LANGUAGES = {"en": "en", "english": "en", "zh": "zh", "cn": "zh", "chinese": "zh", "中文": "zh", "英文": "en"}
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str  # help | reset | stop | lang | unknown
-    arg: str = ""
-    raw_name: str = ""
-    chinese: bool = False  # typed with a Chinese alias: answer in Chinese
-
-
-def parse_command(text: str) -> Command | None:
-    """The command in ``text``, or None when it is an ordinary message.
-
-    A slash followed by something that is not a command word ("/ 2", "/usr/bin") is a message.
-    """
-    m = _COMMAND.match(text or "")
-    if m is None:
-        return None
-    raw = m.group("name")
-    name = ALIASES.get(raw.lower(), "unknown")
-    chinese = bool(re.search(r"[\u4e00-\u9fff]", raw))
-    return Command(name=name, arg=(m.group("arg") or "").strip(), raw_name=raw, chinese=chinese)
 
 
 def interrupts_answer(text: str) -> bool:

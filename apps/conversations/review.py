@@ -15,7 +15,7 @@ from django.db import transaction
 from apps.bots.models import KnowledgeEntry
 from apps.core import metrics
 from apps.core.audit import audit_record
-from apps.tenants.selectors import MANAGE_ROLES, READ_ROLES, tenant_ids_for
+from apps.tenants.selectors import can_manage, can_reveal_pii, can_review
 
 from .models import Conversation, Feedback, Message
 
@@ -71,32 +71,6 @@ def record_feedback(*, message: Message, rating: int, comment: str | None = None
         extra={"message_id": message.pk, "rating": rating, "source": source, "changed": not created},
     )
     return feedback
-
-
-# --- who may do what in review ------------------------------------------------------------------
-def _tenant_in(ids: set[int] | None, tenant_id: int) -> bool:
-    return ids is None or tenant_id in ids
-
-
-def can_review(user: Any, tenant_id: int) -> bool:
-    """Owners, admins and reviewers of the tenant (and superusers) may read, flag and correct."""
-    return _tenant_in(tenant_ids_for(user, roles=READ_ROLES), tenant_id)
-
-
-def can_manage(user: Any, tenant_id: int) -> bool:
-    """Owners and admins of the tenant (and superusers) may also turn corrections into knowledge."""
-    return _tenant_in(tenant_ids_for(user, roles=MANAGE_ROLES), tenant_id)
-
-
-def can_reveal_pii(user: Any, tenant_id: int | None = None) -> bool:
-    """Superusers, and staff holding ``conversations.reveal_pii`` who may read the tenant."""
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return False
-    if user.is_superuser:
-        return True
-    if not user.has_perm("conversations.reveal_pii"):
-        return False
-    return tenant_id is None or can_review(user, tenant_id)
 
 
 def record_reveal(*, user: Any, conversation: Conversation, request: Any = None) -> None:

@@ -27,3 +27,29 @@ def tenant_ids_for(user: Any, *, roles: tuple[str, ...] = READ_ROLES) -> set[int
         )
         setattr(user, cache_attr, cached)
     return cached
+
+
+# --- review: reading conversations, turning corrections into knowledge, revealing personal data ---
+def _tenant_in(ids: set[int] | None, tenant_id: int) -> bool:
+    return ids is None or tenant_id in ids
+
+
+def can_review(user: Any, tenant_id: int) -> bool:
+    """Owners, admins and reviewers of the tenant (and superusers) may read, flag and correct."""
+    return _tenant_in(tenant_ids_for(user, roles=READ_ROLES), tenant_id)
+
+
+def can_manage(user: Any, tenant_id: int) -> bool:
+    """Owners and admins of the tenant (and superusers) may also turn corrections into knowledge."""
+    return _tenant_in(tenant_ids_for(user, roles=MANAGE_ROLES), tenant_id)
+
+
+def can_reveal_pii(user: Any, tenant_id: int | None = None) -> bool:
+    """Superusers, and staff holding ``conversations.reveal_pii`` who may read the tenant."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    if not user.has_perm("conversations.reveal_pii"):
+        return False
+    return tenant_id is None or can_review(user, tenant_id)

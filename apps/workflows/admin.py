@@ -8,6 +8,7 @@ from django.utils.html import format_html
 from apps.core.admin_mixins import SecretFieldsFormMixin, TenantScopedAdmin
 from apps.core.audit import audit_record
 from apps.core.pii import mask_text
+from apps.tenants.selectors import can_reveal_pii
 
 from .models import Workflow, WorkflowRun
 from .services import workflow_test_call
@@ -140,8 +141,6 @@ class WorkflowRunAdmin(TenantScopedAdmin):
         return text if getattr(obj, "_reveal_pii", False) else mask_text(text)
 
     def get_object(self, request, object_id, from_field=None):
-        from apps.conversations.review import can_reveal_pii
-
         obj = super().get_object(request, object_id, from_field)
         if obj is not None:
             obj._reveal_pii = can_reveal_pii(request.user, obj.workflow.tenant_id)

@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from apps.conversations.commands import parse_command
+from apps.core.commands import parse_command
 from apps.core.ttlcache import TTLCache
 
 from .conf import setting

@@ -6,7 +6,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from apps.conversations.commands import ALIASES
+from apps.core.commands import ALIASES
 
 from .client import blocked_reason
 from .templating import PAYLOAD_FIELDS, TemplateError, render_payload, unknown_payload_placeholders
