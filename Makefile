@@ -30,9 +30,11 @@ run: install
 test: install-test
 	$(BIN)/python -m pytest
 
+## Lint: ruff, migrations in step with the models, and the app boundaries (import-linter contracts in pyproject.toml).
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/lint-imports --no-logo
 
 worker: install
 	$(BIN)/celery -A config worker -P threads -c 32 -Q default,llm,webhooks -l INFO

@@ -12,6 +12,8 @@ import time
 
 from django.db import close_old_connections
 
+from .tasks import enqueue
+
 logger = logging.getLogger(__name__)
 
 
@@ -19,8 +21,6 @@ def start_inprocess_beat(*, stop: threading.Event | None = None) -> threading.Th
     from celery.utils.imports import symbol_by_name
 
     from config.celery import app
-
-    from .tasks import enqueue
 
     stop = stop or threading.Event()
     entries = []

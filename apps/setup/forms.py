@@ -6,7 +6,7 @@ from django import forms
 from django.contrib.auth import get_user_model, password_validation
 from django.core.validators import RegexValidator
 
-from apps.channels.models import key_validator
+from apps.channels.models import Channel, key_validator
 from apps.tenants.models import Tenant, slug_validator
 
 from .services import check_setup_token
@@ -73,8 +73,6 @@ class SetupForm(forms.Form):
         return slug
 
     def clean_channel_key(self) -> str:
-        from apps.channels.models import Channel
-
         key = self.cleaned_data["channel_key"]
         if Channel.objects.filter(key=key).exists():
             raise forms.ValidationError("A channel with this key exists already.")

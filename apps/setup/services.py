@@ -11,7 +11,12 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import transaction
 
+from apps.bots.models import Bot
+from apps.channels.models import Channel
+from apps.core.audit import audit_record
 from apps.core.cache import soft_get, soft_set
+from apps.llm.models import ModelConfig
+from apps.tenants.models import Membership, Tenant
 
 _CACHE_KEY = "parley:setup_done"
 
@@ -42,12 +47,6 @@ def setup_needed() -> bool:
 def setup_complete(*, data: dict[str, Any]) -> Any:
     """Create the admin account, the first tenant, a model config, a bot and a web-chat channel
     from validated setup form data. Returns the new superuser."""
-    from apps.bots.models import Bot
-    from apps.channels.models import Channel
-    from apps.core.audit import audit_record
-    from apps.llm.models import ModelConfig
-    from apps.tenants.models import Membership, Tenant
-
     User = get_user_model()
     # Lock against a second submission racing this one: only the first creates a superuser.
     if User.objects.select_for_update().filter(is_superuser=True).exists():

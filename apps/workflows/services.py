@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from apps.core import metrics
 from apps.core.audit import audit_record
+from apps.core.tasks import enqueue
 
 from . import client
 from .conf import setting
@@ -130,8 +131,6 @@ def workflow_run_start(
 
 def workflow_run_enqueue(run: WorkflowRun) -> None:
     """Start the call of a queued run on the ``webhooks`` queue (after the current transaction)."""
-    from apps.core.tasks import enqueue
-
     from .tasks import call_workflow
 
     enqueue(call_workflow, run.pk)
