@@ -13,6 +13,7 @@ gunicorn settings: the ceiling. Prints one table; ``--write-docs`` also puts it 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -151,7 +152,8 @@ def base_env(db_url: str, redis_url: str, web_port: int) -> dict[str, str]:
             "DATABASE_URL": db_url,
             "REDIS_URL": redis_url,
             "DJANGO_SETTINGS_MODULE": "config.settings",
-            "SECRET_KEY": "bench-" + secrets.token_urlsafe(32),
+            "SECRET_KEY": "bench-" + secrets.token_urlsafe(50),
+            "PARLEY_ENCRYPTION_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
             "DEBUG": "false",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}",

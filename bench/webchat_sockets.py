@@ -44,6 +44,7 @@ ENV = {
     "DATABASE_URL": BENCH_DB,
     "REDIS_URL": REDIS,
     "SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
+    "PARLEY_ENCRYPTION_KEYS": "b0Jm7Qx1cV9dR2tY5uI8oP3aS6fG4hK0lZ1xC7vB2nM=",
     "PARLEY_TASKS_MODE": "inprocess",
     "LOG_LEVEL": "WARNING",
     "CHANNEL_LAYER_PREFIX": "parley-bench",
@@ -64,7 +65,12 @@ def ensure_database() -> None:
 
 
 def setup_django():
-    os.environ.update({k: ENV[k] for k in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "CHANNEL_LAYER_PREFIX")})
+    os.environ.update(
+        {
+            k: ENV[k]
+            for k in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "PARLEY_ENCRYPTION_KEYS", "CHANNEL_LAYER_PREFIX")
+        }
+    )
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 

@@ -11,6 +11,7 @@ one process then keeps dozens of calls in flight::
 import os
 
 from celery import Celery
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -18,23 +19,29 @@ app = Celery("parley")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-app.conf.beat_schedule = {
-    # Messages whose worker died mid-way (claim older than the lease) or whose task was lost.
-    "sweep-inbound": {
-        "task": "apps.conversations.tasks.sweep_inbound",
-        "schedule": float(os.environ.get("PARLEY_SWEEP_INTERVAL", "30")),
-    },
-    # Workflow calls whose task was lost (or whose worker died): re-queued, or failed and the user told.
-    "sweep-workflow-runs": {
-        "task": "apps.workflows.tasks.sweep_workflow_runs",
-        "schedule": float(os.environ.get("PARLEY_WORKFLOW_SWEEP_INTERVAL", "60")),
-    },
-    # Data retention: conversations older than their bot's retention_days.
-    "purge-expired": {
-        "task": "apps.conversations.tasks.purge_expired",
-        "schedule": float(os.environ.get("PARLEY_RETENTION_INTERVAL", "3600")),
-    },
-}
+
+@app.on_after_configure.connect
+def _beat_schedule(sender: Celery, **_: object) -> None:
+    """The periodic work, every PARLEY_*_INTERVAL seconds (config/settings.py). Set once Celery has
+    read the Django settings, not at import: importing the settings package imports this module."""
+    sender.conf.beat_schedule = {
+        # Messages whose worker died mid-way (claim older than the lease) or whose task was lost.
+        "sweep-inbound": {
+            "task": "apps.conversations.tasks.sweep_inbound",
+            "schedule": settings.PARLEY_SWEEP_INTERVAL,
+        },
+        # Workflow calls whose task was lost (or whose worker died): re-queued, or failed and the user told.
+        "sweep-workflow-runs": {
+            "task": "apps.workflows.tasks.sweep_workflow_runs",
+            "schedule": settings.PARLEY_WORKFLOW_SWEEP_INTERVAL,
+        },
+        # Data retention: conversations older than their bot's retention_days.
+        "purge-expired": {
+            "task": "apps.conversations.tasks.purge_expired",
+            "schedule": settings.PARLEY_RETENTION_INTERVAL,
+        },
+    }
+
 
 from apps.core.celery_signals import connect as _connect_signals  # noqa: E402 - after app setup
 

@@ -5,24 +5,34 @@ Two shapes from one file, chosen by the environment (django-environ; a `.env` fi
 * nothing set: the embedded default — SQLite under ``var/``, in-memory channel layer, local-memory
   cache, background tasks run in-process on a thread pool. ``make run`` uses this.
 * ``DATABASE_URL`` (PostgreSQL) and ``REDIS_URL`` set: the production shape — PostgreSQL, Redis cache,
-  channels-redis, Celery on Redis. Production must also set ``SECRET_KEY`` and ``DEBUG=false``.
+  channels-redis, Celery on Redis. It refuses to start (naming the variable) without its own
+  ``SECRET_KEY`` (not a placeholder, 50+ characters) and ``PARLEY_ENCRYPTION_KEYS``.
+
+Every tunable is declared here, once, from the environment; the code reads ``settings.NAME`` and
+never the environment itself (docs/architecture.md "Settings").
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
 
 import environ
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("PARLEY_VAR_DIR", BASE_DIR / "var"))
 
 env = environ.Env()
 if (BASE_DIR / ".env").exists():
     env.read_env(str(BASE_DIR / ".env"))
+
+VAR_DIR = Path(env.str("PARLEY_VAR_DIR", default=str(BASE_DIR / "var")))
+
+DATABASE_URL = env.str("DATABASE_URL", default="")
+REDIS_URL = env.str("REDIS_URL", default="")
+EMBEDDED = not (DATABASE_URL and REDIS_URL)
 
 
 def _embedded_secret_key() -> str:
@@ -35,11 +45,69 @@ def _embedded_secret_key() -> str:
     return path.read_text().strip()
 
 
-DATABASE_URL = env.str("DATABASE_URL", default="")
-REDIS_URL = env.str("REDIS_URL", default="")
-EMBEDDED = not (DATABASE_URL and REDIS_URL)
+#: Words of the placeholders that example files and tutorials carry (deploy/parley.env.example's
+#: among them): a key containing one is public, whatever else it holds.
+PLACEHOLDER_SECRET_KEY_WORDS = (
+    "change-me",
+    "changeme",
+    "change_me",
+    "django-insecure",
+    "your-secret-key",
+    "replace-me",
+)
+#: Shortest production SECRET_KEY (Django's own check --deploy asks for 50 characters, 5 different).
+SECRET_KEY_MIN_LENGTH = 50
+_NEW_SECRET_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(50))"'
+_NEW_FERNET_KEY = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
 
-SECRET_KEY = env.str("SECRET_KEY", default="") or _embedded_secret_key()
+
+def _production_secret_key() -> str:
+    """``SECRET_KEY`` from the environment, refused (naming the variable, never showing the value)
+    when it is missing, a known placeholder, or short: it signs sessions, tokens and links."""
+    key = env.str("SECRET_KEY", default="").strip()
+    if not key:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. The production shape (DATABASE_URL and REDIS_URL set) needs its own "
+            f"random key in the environment; make one with: {_NEW_SECRET_KEY}"
+        )
+    if any(word in key.lower() for word in PLACEHOLDER_SECRET_KEY_WORDS):
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is a placeholder from an example file, not a secret; make one with: {_NEW_SECRET_KEY}"
+        )
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is too short ({len(key)} characters): production needs at least "
+            f"{SECRET_KEY_MIN_LENGTH} random characters; make one with: {_NEW_SECRET_KEY}"
+        )
+    if len(set(key)) < 5:
+        raise ImproperlyConfigured(
+            f"SECRET_KEY repeats too few characters to be random; make one with: {_NEW_SECRET_KEY}"
+        )
+    return key
+
+
+def _production_encryption_keys() -> list[str]:
+    """``PARLEY_ENCRYPTION_KEYS``: required in production (a key derived from SECRET_KEY would tie
+    every stored secret to it), each a Fernet key."""
+    keys = env.list("PARLEY_ENCRYPTION_KEYS", default=[])
+    if not keys:
+        raise ImproperlyConfigured(
+            "PARLEY_ENCRYPTION_KEYS is not set. The production shape (DATABASE_URL and REDIS_URL set) "
+            f"encrypts secrets at rest with its own Fernet keys (comma-separated); make one with: {_NEW_FERNET_KEY}. "
+            "Upgrading an install that used the key derived from SECRET_KEY: docs/security.md."
+        )
+    for number, key in enumerate(keys, 1):
+        try:
+            Fernet(key.encode())
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"PARLEY_ENCRYPTION_KEYS: key {number} of {len(keys)} is not a Fernet key "
+                f"(32 url-safe base64-encoded bytes); make one with: {_NEW_FERNET_KEY}"
+            ) from None
+    return keys
+
+
+SECRET_KEY = (env.str("SECRET_KEY", default="") or _embedded_secret_key()) if EMBEDDED else _production_secret_key()
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -47,8 +115,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # Secrets at rest: comma-separated Fernet keys (first encrypts, all decrypt — for rotation).
-# On the embedded default a key is derived from SECRET_KEY.
-PARLEY_ENCRYPTION_KEYS = env.list("PARLEY_ENCRYPTION_KEYS", default=[])
+# Required in production; on the embedded default a key is derived from SECRET_KEY when none is set.
+PARLEY_ENCRYPTION_KEYS = env.list("PARLEY_ENCRYPTION_KEYS", default=[]) if EMBEDDED else _production_encryption_keys()
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -271,6 +339,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = TIME_ZONE
+# Periodic work, every this many seconds (config/celery.py's beat schedule; on the embedded default
+# `manage.py run` runs it in-process): re-driving stuck messages, lost workflow calls, retention.
+PARLEY_SWEEP_INTERVAL = env.float("PARLEY_SWEEP_INTERVAL", default=30.0)
+PARLEY_WORKFLOW_SWEEP_INTERVAL = env.float("PARLEY_WORKFLOW_SWEEP_INTERVAL", default=60.0)
+PARLEY_RETENTION_INTERVAL = env.float("PARLEY_RETENTION_INTERVAL", default=3600.0)
 # A claimed message whose worker stops renewing its lease this long is re-driven by the sweeper.
 PARLEY_INBOUND_LEASE_SECONDS = env.int("PARLEY_INBOUND_LEASE_SECONDS", default=120)
 # Webhooks under ASGI run on this many long-lived threads per web process (apps/channels/asgi.py).
@@ -280,8 +353,38 @@ PARLEY_WEBHOOK_THREADS = env.int("PARLEY_WEBHOOK_THREADS", default=8)
 PARLEY_CHANNEL_CACHE_SECONDS = env.float("PARLEY_CHANNEL_CACHE_SECONDS", default=5.0)
 # Web-chat sockets: threads per web process for their database work.
 WEBCHAT_DB_THREADS = env.int("WEBCHAT_DB_THREADS", default=4)
+# Web chat (docs/webchat.md): visitor token and refresh lifetimes (seconds), longest message
+# (characters) and frame (bytes), frames per second a socket may send (and its burst), refused frames
+# before the socket is closed, and tokens one address may fetch per minute.
+WEBCHAT_TOKEN_SECONDS = env.int("WEBCHAT_TOKEN_SECONDS", default=12 * 3600)
+WEBCHAT_REFRESH_SECONDS = env.int("WEBCHAT_REFRESH_SECONDS", default=30 * 24 * 3600)
+WEBCHAT_MAX_MESSAGE_CHARS = env.int("WEBCHAT_MAX_MESSAGE_CHARS", default=4000)
+WEBCHAT_MAX_FRAME_BYTES = env.int("WEBCHAT_MAX_FRAME_BYTES", default=16 * 1024)
+WEBCHAT_FRAMES_PER_SECOND = env.float("WEBCHAT_FRAMES_PER_SECOND", default=2.0)
+WEBCHAT_FRAME_BURST = env.int("WEBCHAT_FRAME_BURST", default=8)
+WEBCHAT_FLOOD_STRIKES = env.int("WEBCHAT_FLOOD_STRIKES", default=20)
+WEBCHAT_TOKENS_PER_MINUTE = env.int("WEBCHAT_TOKENS_PER_MINUTE", default=60)
 # Seconds a Slack send may take before its outcome counts as unknown (docs/platforms.md).
 SLACK_SEND_TIMEOUT = env.float("SLACK_SEND_TIMEOUT", default=10.0)
+
+# --- Workflows (docs/workflows.md) ----------------------------------------------------------------
+# Networks workflow calls may not reach (comma-separated CIDRs; empty: none), the first retry's wait
+# (seconds, doubling), how long a confirmation waits, when a lost call is re-queued and how often,
+# and how long a process remembers a bot's enabled workflows (0: read them for every message).
+PARLEY_WORKFLOW_BLOCKED_NETWORKS = env.str("PARLEY_WORKFLOW_BLOCKED_NETWORKS", default="169.254.0.0/16,fe80::/10")
+PARLEY_WORKFLOW_RETRY_BACKOFF = env.float("PARLEY_WORKFLOW_RETRY_BACKOFF", default=1.0)
+PARLEY_WORKFLOW_CONFIRM_SECONDS = env.int("PARLEY_WORKFLOW_CONFIRM_SECONDS", default=600)
+PARLEY_WORKFLOW_REQUEUE_SECONDS = env.float("PARLEY_WORKFLOW_REQUEUE_SECONDS", default=120.0)
+PARLEY_WORKFLOW_MAX_REQUEUES = env.int("PARLEY_WORKFLOW_MAX_REQUEUES", default=3)
+PARLEY_WORKFLOW_CACHE_SECONDS = env.float("PARLEY_WORKFLOW_CACHE_SECONDS", default=5.0)
+
+# --- Metrics (docs/observability.md) ---------------------------------------------------------------
+# When set, /metrics asks for "Authorization: Bearer <token>". A Celery worker on a host without a
+# web process serves its own metrics on PARLEY_WORKER_METRICS_PORT (unset: it does not).
+# PROMETHEUS_MULTIPROC_DIR is read from the environment by prometheus_client itself, before settings.
+PARLEY_METRICS_TOKEN = env.str("PARLEY_METRICS_TOKEN", default="")
+PARLEY_WORKER_METRICS_PORT = env.str("PARLEY_WORKER_METRICS_PORT", default="")
+PARLEY_WORKER_METRICS_ADDR = env.str("PARLEY_WORKER_METRICS_ADDR", default="0.0.0.0")  # noqa: S104 - scraped by Prometheus
 
 # --- Staff sign-in (docs/security.md) -----------------------------------------------------------
 # Password sign-in: "all" (default) or "superusers" (everyone else signs in through the identity

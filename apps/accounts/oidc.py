@@ -84,13 +84,11 @@ _EXPLICIT_REQUIRED = ("authorization_endpoint", "token_endpoint", "jwks_uri")
 def oidc_config() -> OidcConfig | None:
     """The provider settings, or None when sign-in through a provider is off. Incomplete settings
     count as off, with a warning in the log naming what is missing (never a value)."""
-    if not getattr(settings, "OIDC_ENABLED", False):
+    if not settings.OIDC_ENABLED:
         return None
-    endpoints = {key: getattr(settings, name, "") for key, name in _EXPLICIT.items()}
+    endpoints = {key: getattr(settings, name) for key, name in _EXPLICIT.items()}
     endpoints = {key: value for key, value in endpoints.items() if value}
-    missing = [
-        name for name in ("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET") if not getattr(settings, name, "")
-    ]
+    missing = [name for name in ("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET") if not getattr(settings, name)]
     explicit_only = all(key in endpoints for key in _EXPLICIT_REQUIRED)
     if missing:
         logger.warning("oidc sign-in is enabled but not configured", extra={"missing": ",".join(missing)})

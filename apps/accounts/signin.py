@@ -53,7 +53,7 @@ METHOD_OIDC = "oidc"
 
 def password_signin_allowed(user: Any) -> bool:
     """True when ``user`` may sign in with a password under ``PASSWORD_SIGNIN``."""
-    return getattr(settings, "PASSWORD_SIGNIN", "all") != "superusers" or bool(user.is_superuser)
+    return settings.PASSWORD_SIGNIN != "superusers" or bool(user.is_superuser)
 
 
 def _via(request: HttpRequest | None) -> str:
@@ -134,10 +134,10 @@ def _client_address(request: Any) -> str:
 
 def _limits() -> tuple[int, int, int, int]:
     return (
-        int(getattr(settings, "SIGNIN_FAILURES_PER_USERNAME", 5)),
-        int(getattr(settings, "SIGNIN_FAILURES_PER_ADDRESS", 30)),
-        int(getattr(settings, "SIGNIN_FAILURE_WINDOW_SECONDS", 900)),
-        int(getattr(settings, "SIGNIN_LOCKOUT_SECONDS", 900)),
+        settings.SIGNIN_FAILURES_PER_USERNAME,
+        settings.SIGNIN_FAILURES_PER_ADDRESS,
+        settings.SIGNIN_FAILURE_WINDOW_SECONDS,
+        settings.SIGNIN_LOCKOUT_SECONDS,
     )
 
 

@@ -19,7 +19,7 @@ from apps.channels.platforms.base import RatingClick, RatingOutcome
 from apps.core import ratelimit
 from apps.core.language import detect_language
 
-from .feedback_links import DEFAULT_MAX_AGE, FeedbackLinkInvalid, feedback_token_load
+from .feedback_links import FeedbackLinkInvalid, feedback_token_load
 from .models import Feedback, Message
 from .review import ReviewError, record_feedback, thumb_rating
 
@@ -50,7 +50,7 @@ def feedback_answer_load(token: str, *, channel: Any = None) -> Message:
     expired or mismatched token: another tenant's or another channel's answer, a deleted answer,
     a user turn.
     """
-    max_age = getattr(settings, "FEEDBACK_LINK_MAX_AGE", DEFAULT_MAX_AGE)
+    max_age = settings.FEEDBACK_LINK_MAX_AGE
     message_id, tenant_id = feedback_token_load(token, max_age=max_age)
     answers = Message.objects.select_related(
         "conversation", "conversation__bot", "conversation__channel", "inbound", "feedback"

@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 from celery import signals
+from django.conf import settings
 
 from . import logging as parley_logging
 from . import metrics
@@ -60,7 +61,7 @@ def on_worker_init(**_: Any) -> Any:
     """Serve a worker's own ``/metrics`` on ``PARLEY_WORKER_METRICS_PORT`` when set — for workers
     that do not share ``PROMETHEUS_MULTIPROC_DIR`` with a web process on the same host. Returns the
     running HTTP server (None when no port is set)."""
-    port = os.environ.get("PARLEY_WORKER_METRICS_PORT", "")
+    port = settings.PARLEY_WORKER_METRICS_PORT
     if not port:
         return None
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,7 +81,7 @@ def on_worker_init(**_: Any) -> Any:
         def log_message(self, format: str, *args: Any) -> None:
             return  # one line per scrape would drown the worker's log
 
-    addr = os.environ.get("PARLEY_WORKER_METRICS_ADDR", "0.0.0.0")  # noqa: S104 - scraped by Prometheus
+    addr = settings.PARLEY_WORKER_METRICS_ADDR
     server = ThreadingHTTPServer((addr, int(port)), Handler)
     threading.Thread(target=server.serve_forever, name="parley-metrics", daemon=True).start()
     logger.info("worker metrics on %s:%s/metrics", addr, port)

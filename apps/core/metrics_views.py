@@ -7,8 +7,8 @@ depth, oldest waiting message) and, in multiprocess mode, CPU of every worker on
 from __future__ import annotations
 
 import hmac
-import os
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -21,7 +21,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     """The exposition text. When ``PARLEY_METRICS_TOKEN`` is set, the scraper must send it as
     ``Authorization: Bearer <token>`` (401 otherwise) — for deployments where /metrics is reachable
     from outside the private network."""
-    token = os.environ.get("PARLEY_METRICS_TOKEN", "")
+    token = settings.PARLEY_METRICS_TOKEN
     if token:
         sent = request.headers.get("Authorization", "")
         if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):

@@ -25,11 +25,11 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 
 
 def failure_threshold() -> int:
-    return int(getattr(settings, "LLM_BREAKER_FAILURES", 5))
+    return settings.LLM_BREAKER_FAILURES
 
 
 def cooldown_seconds() -> float:
-    return float(getattr(settings, "LLM_BREAKER_COOLDOWN", 30))
+    return settings.LLM_BREAKER_COOLDOWN
 
 
 def breaker_key(spec: Any) -> str:

@@ -9,7 +9,7 @@ from apps.core.fields import EncryptedTextField
 
 def default_timeout() -> Decimal:
     """A new model's first-token timeout: ``AI_FALLBACK_TIMEOUT`` (3 s unless set)."""
-    return Decimal(str(getattr(settings, "AI_FALLBACK_TIMEOUT", 3))).quantize(Decimal("0.01"))
+    return Decimal(str(settings.AI_FALLBACK_TIMEOUT)).quantize(Decimal("0.01"))
 
 
 class ModelConfig(models.Model):

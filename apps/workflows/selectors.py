@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -18,14 +19,13 @@ from django.dispatch import receiver
 from apps.core.commands import parse_command
 from apps.core.ttlcache import TTLCache
 
-from .conf import setting
 from .models import Workflow
 from .validation import normalize_command, normalize_keyword
 
 
 def workflow_cache_seconds() -> float:
     """``PARLEY_WORKFLOW_CACHE_SECONDS`` (default 5; 0 reads the workflows for every message)."""
-    return max(0.0, setting("PARLEY_WORKFLOW_CACHE_SECONDS", 5))
+    return max(0.0, settings.PARLEY_WORKFLOW_CACHE_SECONDS)
 
 
 @dataclass(frozen=True)

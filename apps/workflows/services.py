@@ -17,6 +17,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -26,7 +27,6 @@ from apps.core.audit import audit_record
 from apps.core.tasks import enqueue
 
 from . import client
-from .conf import setting
 from .models import Workflow, WorkflowRun
 from .templating import PAYLOAD_FIELDS, TemplateError, render_payload, render_reply
 from .texts import text_for
@@ -37,7 +37,7 @@ R = WorkflowRun.Status
 
 def confirm_seconds() -> int:
     """How long a confirmation prompt stays valid (``PARLEY_WORKFLOW_CONFIRM_SECONDS``, default 600)."""
-    return max(1, int(setting("PARLEY_WORKFLOW_CONFIRM_SECONDS", 600)))
+    return max(1, settings.PARLEY_WORKFLOW_CONFIRM_SECONDS)
 
 
 def _record_end(run: WorkflowRun, outcome: str, *, response_status: int | None) -> None:
@@ -66,13 +66,13 @@ def _count(outcome: str) -> None:
 def requeue_seconds() -> float:
     """How long a queued call may wait for a worker before the sweeper hands it to the queue again
     (``PARLEY_WORKFLOW_REQUEUE_SECONDS``, default 120, at least 10)."""
-    return max(10.0, setting("PARLEY_WORKFLOW_REQUEUE_SECONDS", 120))
+    return max(10.0, settings.PARLEY_WORKFLOW_REQUEUE_SECONDS)
 
 
 def max_requeues() -> int:
     """How often the sweeper hands a lost call to the queue again before it gives up and tells the
     user (``PARLEY_WORKFLOW_MAX_REQUEUES``, default 3; 0 gives up at once)."""
-    return max(0, int(setting("PARLEY_WORKFLOW_MAX_REQUEUES", 3)))
+    return max(0, settings.PARLEY_WORKFLOW_MAX_REQUEUES)
 
 
 # --- starting, confirming, cancelling -----------------------------------------------------------

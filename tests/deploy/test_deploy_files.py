@@ -90,6 +90,7 @@ def test_the_example_production_environment_passes_djangos_deploy_checks(tmp_pat
             env[name.strip()] = value.strip()
     env.update(
         SECRET_KEY="x7Qe9Lr2_Vb4Nw8Zt1Ka6Ys3Uo5Pm0Hd-Jf7Gc2Bx9Ri4El8Tn1Wq6Sv3Cz5Ay0Mk",
+        PARLEY_ENCRYPTION_KEYS="oV3y6Zb0m2Vq3m9cB8tK1nJ5xH4wR7eD2sA6fG9hL0E=",
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
         PARLEY_VAR_DIR=str(tmp_path),
     )

@@ -104,9 +104,9 @@ def test_a_task_without_carried_context_gets_its_own_trace_id():
     assert len(first["trace_id"]) == 32 and first["trace_id"] != second["trace_id"]
 
 
-def test_a_worker_on_its_own_host_serves_its_metrics(monkeypatch):
-    monkeypatch.setenv("PARLEY_WORKER_METRICS_PORT", "0")  # any free port
-    monkeypatch.setenv("PARLEY_WORKER_METRICS_ADDR", "127.0.0.1")
+def test_a_worker_on_its_own_host_serves_its_metrics(settings):
+    settings.PARLEY_WORKER_METRICS_PORT = "0"  # any free port
+    settings.PARLEY_WORKER_METRICS_ADDR = "127.0.0.1"
     server = on_worker_init()
     try:
         metrics.REPLIES.labels("slack", "sent").inc()

@@ -84,8 +84,8 @@ def test_queue_depth_and_oldest_waiting_message(client, testim_setup):
     assert 125 <= value(after, "parley_inbound_oldest_waiting_seconds", platform="testim") < 185
 
 
-def test_metrics_token_is_required_when_configured(client, db, monkeypatch):
-    monkeypatch.setenv("PARLEY_METRICS_TOKEN", "scrape-me")
+def test_metrics_token_is_required_when_configured(client, db, settings):
+    settings.PARLEY_METRICS_TOKEN = "scrape-me"
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer scrape-me"}).status_code == 200

@@ -24,5 +24,5 @@ def signin_options(next_url: str = "") -> dict[str, Any]:
     return {
         "oidc_label": config.label if config is not None else "",
         "oidc_start_url": start,
-        "password_superusers_only": getattr(settings, "PASSWORD_SIGNIN", "all") == "superusers",
+        "password_superusers_only": settings.PASSWORD_SIGNIN == "superusers",
     }
