@@ -22,14 +22,16 @@ class SecretDecryptionError(Exception):
     """A stored secret cannot be decrypted with the configured keys (wrong or rotated-out key)."""
 
 
-def _derive_key(secret_key: str) -> bytes:
+def derive_key(secret_key: str) -> bytes:
+    """The Fernet key the embedded default derives from ``secret_key`` (HKDF-SHA256). An install that
+    relied on it keeps its stored secrets readable by listing it in PARLEY_ENCRYPTION_KEYS."""
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"parley-secrets-v1", info=b"fernet")
     return base64.urlsafe_b64encode(hkdf.derive(secret_key.encode()))
 
 
 @lru_cache(maxsize=4)
 def _fernet(keys: tuple[str, ...], secret_key: str) -> MultiFernet:
-    material = [k.encode() for k in keys] if keys else [_derive_key(secret_key)]
+    material = [k.encode() for k in keys] if keys else [derive_key(secret_key)]
     return MultiFernet([Fernet(k) for k in material])
 
 

@@ -114,3 +114,16 @@ def test_the_embedded_default_still_makes_and_keeps_its_own_key(tmp_path):
     assert len(key) >= 50
     assert _check(tmp_path, production=False).returncode == 0
     assert (tmp_path / "secret_key").read_text() == key
+
+
+def test_the_upgrade_recipe_keeps_secrets_saved_under_the_derived_key_readable(settings):
+    """docs/security.md: PARLEY_ENCRYPTION_KEYS=<new key>,<key derived from SECRET_KEY>."""
+    from apps.core.crypto import decrypt, derive_key, encrypt
+
+    settings.PARLEY_ENCRYPTION_KEYS = []
+    saved_before = encrypt("sk-saved-before-the-upgrade")
+    settings.PARLEY_ENCRYPTION_KEYS = [FERNET_KEY, derive_key(settings.SECRET_KEY).decode()]
+    assert decrypt(saved_before) == "sk-saved-before-the-upgrade"
+    saved_after = encrypt("sk-saved-after")
+    settings.PARLEY_ENCRYPTION_KEYS = [FERNET_KEY]  # the derived key dropped once all are re-saved
+    assert decrypt(saved_after) == "sk-saved-after"
