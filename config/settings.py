@@ -368,10 +368,10 @@ WEBCHAT_TOKENS_PER_MINUTE = env.int("WEBCHAT_TOKENS_PER_MINUTE", default=60)
 SLACK_SEND_TIMEOUT = env.float("SLACK_SEND_TIMEOUT", default=10.0)
 
 # --- Workflows (docs/workflows.md) ----------------------------------------------------------------
-# Networks workflow calls may not reach (comma-separated CIDRs; empty: none), the first retry's wait
-# (seconds, doubling), how long a confirmation waits, when a lost call is re-queued and how often,
-# and how long a process remembers a bot's enabled workflows (0: read them for every message).
-PARLEY_WORKFLOW_BLOCKED_NETWORKS = env.str("PARLEY_WORKFLOW_BLOCKED_NETWORKS", default="169.254.0.0/16,fe80::/10")
+# The first retry's wait (seconds, doubling), how long a confirmation waits, when a lost call is
+# re-queued and how often, and how long a process remembers a bot's enabled workflows (0: read them
+# for every message). PARLEY_WORKFLOW_BLOCKED_NETWORKS is left to apps/workflows/client.py for now:
+# the outbound guard in flight replaces it with PARLEY_OUTBOUND_BLOCKED_NETWORKS.
 PARLEY_WORKFLOW_RETRY_BACKOFF = env.float("PARLEY_WORKFLOW_RETRY_BACKOFF", default=1.0)
 PARLEY_WORKFLOW_CONFIRM_SECONDS = env.int("PARLEY_WORKFLOW_CONFIRM_SECONDS", default=600)
 PARLEY_WORKFLOW_REQUEUE_SECONDS = env.float("PARLEY_WORKFLOW_REQUEUE_SECONDS", default=120.0)
