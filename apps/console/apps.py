@@ -9,3 +9,9 @@ class ConsoleConfig(AppConfig):
     name = "apps.console"
     label = "console"
     verbose_name = _("Console")
+
+    def ready(self) -> None:
+        from django.contrib import admin
+
+        admin.site.index_title = _("Dashboard")  # the admin home page is the dashboard (dashboard.py)
+        admin.site.site_title = "Parley"
