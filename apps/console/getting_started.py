@@ -29,8 +29,9 @@ PLATFORM_STEPS: dict[str, list[Any]] = {
         _("Feishu / Lark developer console → your custom app → Events and callbacks."),
         _("Event configuration: send events to the developer server; Request URL = the URL below."),
         _(
-            "Subscribe to im.message.receive_v1; copy App ID, App Secret, Verification Token and Encrypt Key into the channel."
-        ),  # noqa: E501
+            "Subscribe to im.message.receive_v1; copy App ID, App Secret, Verification Token and Encrypt Key "
+            "into the channel."
+        ),
         _("Or choose Long connection mode: then no URL is needed."),
     ],
     Channel.Platform.WECOM: [

@@ -30,7 +30,7 @@ ALLOWED_WORDS = {
     "setwebhook", "json", "jsonl", "csv", "ms", "app", "socket", "mode", "stream", "signing", "secret", "bot",
     "user", "c2c", "p50", "p99", "http", "https", "markdown", "openai", "anthropic", "glm", "deepseek", "qwen",
     "moonshot", "ollama", "vllm", "admin", "verification", "encrypt", "key", "mention", "im", "message",
-    "receive", "v1", "fake", "model", "sso", "oidc", "pii", "ai",
+    "receive", "v1", "fake", "model", "sso", "oidc", "pii", "ai", "lines",
 }  # fmt: skip
 
 _PO_ENTRY = re.compile(r'^msgid\s+"(.*)"\s*$')
@@ -44,7 +44,7 @@ def _read_po(path: Path) -> dict[str, str]:
     entries: dict[str, str] = {}
     msgid = msgstr = None
     field = None
-    for line in path.read_text(encoding="utf-8").splitlines() + [""]:
+    for line in [*path.read_text(encoding="utf-8").splitlines(), ""]:
         line = line.strip()
         if line.startswith("msgid "):
             if msgid is not None and msgstr is not None:
@@ -104,7 +104,10 @@ def english_phrase(text: str) -> str | None:
 
 
 VISIBLE_TEXTS_JS = """() => {
-  const skip = 'script,style,code,pre,textarea,input,select,option,svg,#result_list tbody,.parley-url,[data-walk-data]';
+  // Not chrome: code and URLs, form values, chart marks, changelist rows, and what people and the
+  // bot wrote (transcript bubbles' text and author), names people gave things (.parley-name).
+  const skip = 'script,style,code,pre,textarea,input,select,option,svg,#result_list tbody,'
+    + '.parley-url,.parley-name,.chat .text,.chat .who';
   const out = [];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   while (walker.nextNode()) {
@@ -114,10 +117,11 @@ VISIBLE_TEXTS_JS = """() => {
     if (r.width === 0 || r.height === 0 || cs.visibility === 'hidden' || cs.display === 'none') continue;
     out.push(text.replace(/\\s+/g, ' '));
   }
-  for (const el of document.querySelectorAll('input[type=submit],button[title],[placeholder]')) {
+  for (const el of document.querySelectorAll('input[type=submit],input[type=button],[placeholder]')) {
     const r = el.getBoundingClientRect();
     if (r.width === 0) continue;
-    for (const v of [el.value, el.placeholder]) if (v && el.type !== 'text') out.push(v.trim());
+    if (el.placeholder) out.push(el.placeholder.trim());
+    if (el.type === 'submit' || el.type === 'button') out.push((el.value || '').trim());
   }
   return out;
 }"""
@@ -128,12 +132,14 @@ OVERFLOW_JS = """() => {
   const table = document.querySelector('#result_list');
   if (!table) return out;
   let box = table.parentElement;
-  while (box && box !== document.body && !['auto', 'scroll', 'hidden', 'clip'].includes(getComputedStyle(box).overflowX)) box = box.parentElement;
+  const clips = (el) => ['auto', 'scroll', 'hidden', 'clip'].includes(getComputedStyle(el).overflowX);
+  while (box && box !== document.body && !clips(box)) box = box.parentElement;
   const edge = (box || document.body).getBoundingClientRect();
   for (const cell of table.querySelectorAll('th, td')) {
     const r = cell.getBoundingClientRect();
     if (r.width === 0 || r.height === 0) continue;
-    if (r.right > edge.right + 1 || r.left < edge.left - 1) out.clipped.push(cell.innerText.trim().slice(0, 40) || cell.className);
+    const outside = r.right > edge.right + 1 || r.left < edge.left - 1;
+    if (outside) out.clipped.push(cell.innerText.trim().slice(0, 40) || cell.className);
   }
   return out;
 }"""

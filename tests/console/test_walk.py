@@ -23,14 +23,25 @@ from .pagechecks import overflow_problems, translation_problems
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]  # fmt: skip
-ANSWER = "We are open **Monday to Friday**, 9 to 5."
 WIDTHS = (1366, 390)
 #: Browser language per console language (what Accept-Language says).
 LOCALES = {"en": "en-US", "zh-hans": "zh-CN"}
 #: What the walk types in, per language: a Chinese admin names things in Chinese.
 NAMES = {
-    "en": {"tenant": "Acme Trading", "bot": "Helpdesk", "question": "When are you open?"},
-    "zh-hans": {"tenant": "示例贸易", "bot": "小助手", "question": "你们几点营业？"},
+    "en": {
+        "tenant": "Acme Trading",
+        "bot": "Helpdesk",
+        "question": "When are you open?",
+        "answer": "We are open **Monday to Friday**, 9 to 5.",
+        "bold": "Monday to Friday",
+    },
+    "zh-hans": {
+        "tenant": "示例贸易",
+        "bot": "小助手",
+        "question": "你们几点营业？",
+        "answer": "我们**周一至周五**营业，早九点到晚五点。",
+        "bold": "周一至周五",
+    },
 }
 LIST_PAGES = ("bots/bot/", "im_channels/channel/", "llm/modelconfig/", "conversations/conversation/")
 
@@ -72,7 +83,7 @@ def test_first_hour_walk(lang, settings):
     settings.PUBLIC_BASE_URL = parley.url
     problems: list[str] = []
     with FakeOpenAI() as fake:
-        fake.set(text=ANSWER)
+        fake.set(text=names["answer"])
         parley.start()
         try:
             with sync_playwright() as pw:
@@ -115,7 +126,7 @@ def test_first_hour_walk(lang, settings):
                 chat.locator("textarea").fill(names["question"])
                 chat.locator("textarea").press("Enter")
                 answer = chat.locator(".msg.bot:not(.streaming)").last
-                expect(answer.locator("strong")).to_have_text("Monday to Friday", timeout=30_000)
+                expect(answer.locator("strong")).to_have_text(names["bold"], timeout=30_000)
                 chat.close()
 
                 # 4. The step ticked itself off.
@@ -141,7 +152,7 @@ def test_first_hour_walk(lang, settings):
                 page.goto(f"{parley.url}/admin/conversations/conversation/")
                 _shoot(page, f"console-conversations-{lang}.png")
                 page.locator("#result_list tbody tr a").first.click()
-                expect(page.locator(".chat .turn.assistant strong")).to_have_text("Monday to Friday")
+                expect(page.locator(".chat .turn.assistant strong")).to_have_text(names["bold"])
                 problems += _check(page, lang, "transcript")
                 _shoot(page, f"console-transcript-{lang}.png")
                 browser.close()
