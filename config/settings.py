@@ -463,6 +463,9 @@ LOGGING = {
 PROMETHEUS_EXPORT_MIGRATIONS = False
 
 # --- Admin console (Unfold theme; docs/console.md) ----------------------------------------------
+# Unfold's sign-in form does not post the admin's "next" (the admin index when none is asked for):
+# a plain sign-in lands on the admin home page, as with the stock admin.
+LOGIN_REDIRECT_URL = "admin:index"
 UNFOLD = {
     "SITE_TITLE": "Parley",
     "SITE_HEADER": "Parley",
