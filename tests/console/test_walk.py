@@ -127,6 +127,7 @@ def test_first_hour_walk(lang, settings):
                 chat.locator("textarea").press("Enter")
                 answer = chat.locator(".msg.bot:not(.streaming)").last
                 expect(answer.locator("strong")).to_have_text(names["bold"], timeout=30_000)
+                widget_sides = (chat.locator(".msg.user").last.bounding_box(), answer.bounding_box())
                 chat.close()
 
                 # 4. The step ticked itself off.
@@ -147,12 +148,17 @@ def test_first_hour_walk(lang, settings):
                     for width in WIDTHS:
                         page.set_viewport_size({"width": width, "height": 860})
                         problems += _check(page, lang, path)
-                        _shoot(page, f"list-{path.split('/')[1]}-{lang}-{width}.png")
+                        if path.startswith("conversations/") and width == 390 and lang == "en":
+                            _shoot(page, "console-conversations-phone-en.png")
                     page.set_viewport_size({"width": 1366, "height": 860})
                 page.goto(f"{parley.url}/admin/conversations/conversation/")
-                _shoot(page, f"console-conversations-{lang}.png")
                 page.locator("#result_list tbody tr a").first.click()
                 expect(page.locator(".chat .turn.assistant strong")).to_have_text(names["bold"])
+                # The transcript puts the user and the bot on the same sides as the widget did.
+                user_box = page.locator(".chat .turn.user .bubble").first.bounding_box()
+                bot_box = page.locator(".chat .turn.assistant .bubble").first.bounding_box()
+                assert widget_sides[0]["x"] > widget_sides[1]["x"]  # the widget: user right, bot left
+                assert user_box["x"] > bot_box["x"]
                 problems += _check(page, lang, "transcript")
                 _shoot(page, f"console-transcript-{lang}.png")
                 browser.close()
