@@ -192,3 +192,32 @@ def test_transcript_renders_answers_markdown_safely(client):
     assert 'href="https://example.com/hours"' in answer
     # The user's words stay plain text: their Markdown is not the bot's.
     assert "**not bold** &lt;b&gt;x&lt;/b&gt;" in page
+
+
+# --- Chinese ---------------------------------------------------------------------------------------------
+def _texts(html: str) -> list[str]:
+    html = re.sub(r"<(code|script|style)\b.*?</\1>", " ", html, flags=re.S)
+    html = re.sub(r'<span class="parley-name">.*?</span>', " ", html, flags=re.S)
+    return [t.strip() for t in re.split(r"<[^>]+>", html) if t.strip()]
+
+
+def test_getting_started_and_home_card_read_in_chinese(client, settings):
+    """Parley's own console texts have Chinese (apps/console/locale): no English phrase is left in
+    the getting-started page's body or the home page's card. (The admin's labels around them are in
+    the project catalogue; the browser walk checks the whole page.)"""
+    from html import unescape
+
+    from .pagechecks import english_phrase
+
+    settings.LANGUAGE_CODE = "zh-hans"
+    acme = make_tenant("acme")
+    make_channel(make_bot(acme), platform="web", key="acme-web", name="Web chat")
+    login(client, make_user("alice", tenant=acme, role="owner"))
+    page = client.get(START).content.decode()
+    body = page.split('data-testid="getting-started"', 1)[1].split("</ol>\n</div>", 1)[0]
+    home = client.get(reverse("admin:index")).content.decode()
+    card = home.split('data-testid="start-card"', 1)[1].split("</section>", 1)[0]
+    texts = [unescape(t) for t in _texts(body) + _texts(card)]
+    assert "快速上手" in card and "接入一个即时通讯平台" in body
+    english = {t: english_phrase(t) for t in texts if english_phrase(t)}
+    assert not english, english
