@@ -18,8 +18,7 @@ from django.http import HttpRequest
 from unfold.admin import ModelAdmin, TabularInline
 
 from apps.core.crypto import mask_secret
-from apps.tenants.models import Tenant
-from apps.tenants.selectors import MANAGE_ROLES, READ_ROLES, tenant_ids_for
+from apps.tenants.selectors import MANAGE_ROLES, READ_ROLES, sees_one_tenant, tenant_ids_for
 
 
 def tenant_id_of(obj: Any, path: str) -> int | None:
@@ -83,11 +82,9 @@ class TenantScopedAdmin(ModelAdmin):  # Unfold's ModelAdmin: the console's theme
     def get_list_display(self, request: HttpRequest) -> Any:
         # A tenant column that can only ever say one name is a column of width lost (1366 px screens).
         shown = super().get_list_display(request)
-        if "tenant" not in shown:
-            return shown
-        ids = self._read_ids(request)
-        single = len(ids) <= 1 if ids is not None else Tenant.objects.all()[:2].count() <= 1
-        return tuple(c for c in shown if c != "tenant") if single else shown
+        if "tenant" in shown and sees_one_tenant(request.user):
+            return tuple(c for c in shown if c != "tenant")
+        return shown
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         qs = super().get_queryset(request)
