@@ -14,4 +14,5 @@ class ConsoleConfig(AppConfig):
         from django.contrib import admin
 
         admin.site.index_title = _("Dashboard")  # the admin home page is the dashboard (dashboard.py)
+        admin.site.index_template = "console/index.html"
         admin.site.site_title = "Parley"
