@@ -73,7 +73,7 @@ def test_first_hour_walk(lang, settings):
         pytest.skip("the admin follows the browser's language only with LocaleMiddleware (console i18n work)")
     from playwright.sync_api import expect, sync_playwright
 
-    from apps.core.setup import setup_token
+    from apps.setup.services import setup_token
 
     expect.set_options(timeout=20_000)  # a busy CI machine renders slowly
     cache.clear()  # "setup done" is cached; this database starts empty
