@@ -127,6 +127,8 @@ def checklist_for(*, user: Any) -> Checklist:
     chatted = _scoped(Conversation.objects, "tenant", ids).filter(channel__platform=Channel.Platform.WEB).exists()
     has_knowledge = _scoped(KnowledgeEntry.objects, "bot__tenant", ids).exists()
     colleagues = _scoped(Membership.objects, "tenant", ids).exclude(user=user).exists()
+    # Accounts are Django users: only people with that permission (superusers) create them.
+    may_add_accounts = user.has_perm("auth.add_user")
 
     steps = [
         Step(
@@ -154,9 +156,11 @@ def checklist_for(*, user: Any) -> Checklist:
             key="colleague",
             title=_("Invite a colleague"),
             done=colleagues,
-            summary=_("Give a colleague an account, then a membership (owner, admin or reviewer) in your tenant."),
+            summary=_("Give a colleague an account, then a membership (owner, admin or reviewer) in your tenant.")
+            if may_add_accounts
+            else _("Ask your Parley operator for your colleague's account, then give it a membership in your tenant."),
             links=[
-                (_("Add an account"), reverse("admin:auth_user_add")),
+                *([(_("Add an account"), reverse("admin:auth_user_add"))] if may_add_accounts else []),
                 (_("Add a membership"), reverse("admin:tenants_membership_add")),
             ],
         ),

@@ -70,6 +70,11 @@ def test_steps_tick_themselves_off_as_rows_appear_and_only_for_the_users_tenants
     make_knowledge(bot, "Where are you?", "Shanghai")
     make_user("dave", tenant=acme, role="reviewer")
     assert done_steps(client) == {"webchat": True, "platform": True, "knowledge": True, "colleague": True}
+    # A tenant owner cannot create accounts (Django users): the page says who can, and links no
+    # page that would refuse them.
+    page = client.get(START).content.decode()
+    assert reverse("admin:auth_user_add") not in page and "Ask your Parley operator" in page
+    assert reverse("admin:tenants_membership_add") in page
 
 
 def test_admin_home_links_to_getting_started_and_shows_progress(client):
