@@ -119,6 +119,8 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rs
 PARLEY_ENCRYPTION_KEYS = env.list("PARLEY_ENCRYPTION_KEYS", default=[]) if EMBEDDED else _production_encryption_keys()
 
 INSTALLED_APPS = [
+    # The admin theme (docs/console.md): before django.contrib.admin so its templates win.
+    "unfold",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -141,6 +143,7 @@ INSTALLED_APPS = [
     "apps.configio",
     "apps.setup",
     "apps.runtime",
+    "apps.console",
 ]
 
 MIDDLEWARE = [
@@ -458,3 +461,34 @@ LOGGING = {
 }
 
 PROMETHEUS_EXPORT_MIGRATIONS = False
+
+# --- Admin console (Unfold theme; docs/console.md) ----------------------------------------------
+# Unfold's sign-in form does not post the admin's "next" (the admin index when none is asked for):
+# a plain sign-in lands on the admin home page, as with the stock admin.
+LOGIN_REDIRECT_URL = "admin:index"
+UNFOLD = {
+    "SITE_TITLE": "Parley",
+    "SITE_HEADER": "Parley",
+    "SITE_SYMBOL": "forum",
+    "SITE_URL": "/admin/",
+    "SHOW_HISTORY": False,
+    "SHOW_VIEW_ON_SITE": False,
+    "DASHBOARD_CALLBACK": "apps.console.dashboard.dashboard_callback",
+    "STYLES": ["apps.console.dashboard.stylesheet"],
+    "SIDEBAR": {"show_search": False, "show_all_applications": False, "navigation": "apps.console.navigation.sidebar"},
+    "COLORS": {
+        "primary": {
+            "50": "oklch(97% .014 254.604)",
+            "100": "oklch(93.2% .032 255.585)",
+            "200": "oklch(88.2% .059 254.128)",
+            "300": "oklch(80.9% .105 251.813)",
+            "400": "oklch(70.7% .165 254.624)",
+            "500": "oklch(62.3% .214 259.815)",
+            "600": "oklch(54.6% .245 262.881)",
+            "700": "oklch(48.8% .243 264.376)",
+            "800": "oklch(42.4% .199 265.638)",
+            "900": "oklch(37.9% .146 265.522)",
+            "950": "oklch(28.2% .091 267.935)",
+        },
+    },
+}

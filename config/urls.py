@@ -22,6 +22,7 @@ urlpatterns = [
     # The admin's own sign-in (429 while locked out) and logout (plus the identity provider's).
     path("admin/login/", admin_login, name="admin_login"),
     path("admin/logout/", admin_logout, name="admin_logout"),
+    path("admin/start/", include("apps.console.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -1,6 +1,9 @@
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
+from unfold.admin import ModelAdmin
+from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from .signin import unlock_signin
 
@@ -10,9 +13,12 @@ if admin.site.is_registered(User):
 
 
 @admin.register(User)
-class StaffUserAdmin(UserAdmin):
-    """Django's user admin, plus ending a password sign-in lockout (``signin.py``)."""
+class StaffUserAdmin(UserAdmin, ModelAdmin):
+    """Django's user admin in the console's theme, plus ending a password sign-in lockout (``signin.py``)."""
 
+    form = UserChangeForm
+    add_form = UserCreationForm
+    change_password_form = AdminPasswordChangeForm
     actions = ["unlock_signin"]
 
     @admin.action(description="Clear failed sign-ins and end a lockout")
@@ -25,3 +31,12 @@ class StaffUserAdmin(UserAdmin):
             f"Sign-in unlocked for {len(names)} user(s): {', '.join(names[:20])}{' …' if len(names) > 20 else ''}.",
             messages.SUCCESS,
         )
+
+
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class PermissionGroupAdmin(GroupAdmin, ModelAdmin):
+    """Django's permission groups in the console's theme (superusers only, see apps/console/navigation.py)."""

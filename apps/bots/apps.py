@@ -1,7 +1,8 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class BotsConfig(AppConfig):
     name = "apps.bots"
     label = "bots"
-    verbose_name = "Bots"
+    verbose_name = _("Bots")

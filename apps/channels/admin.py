@@ -3,6 +3,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from unfold.decorators import action
 
 from apps.core.admin_mixins import TenantScopedAdmin
 from apps.core.audit import audit_record
@@ -17,7 +18,7 @@ from .services import channel_send_test
 class ChannelAdmin(TenantScopedAdmin):
     form = ChannelForm
     tenant_path = "bot__tenant"
-    list_display = ("key", "platform", "bot", "mode", "enabled", "webhook_link", "connection")
+    list_display = ("key", "platform", "bot", "mode", "enabled", "connection")
     list_filter = ("platform", "mode", "enabled", "bot__tenant")
     search_fields = ("key", "name", "bot__name")
     readonly_fields = ("webhook_url_display", "connection_status", "send_test_link")
@@ -57,6 +58,22 @@ class ChannelAdmin(TenantScopedAdmin):
             return "—"
         url = reverse("admin:im_channels_channel_send_test", args=[obj.pk])
         return format_html('<a class="button" href="{}">Send a test message</a>', url)
+
+    actions_detail = ["send_test_message"]
+
+    def get_actions_detail(self, request, object_id):
+        # Unfold checks action permissions with the object's id, not the object: check the tenant here.
+        channel = self.get_object(request, str(object_id))
+        if channel is None or channel.platform == Channel.Platform.WEB:
+            return []
+        if not self.has_change_permission(request, channel):
+            return []
+        return super().get_actions_detail(request, object_id)
+
+    @action(description="Send a test message", url_path="test-message", icon="send")
+    def send_test_message(self, request, object_id):
+        """The change page's "Test" button: the send-test form below (same service as before)."""
+        return redirect("admin:im_channels_channel_send_test", int(object_id))
 
     def get_urls(self):
         custom = [

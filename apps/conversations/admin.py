@@ -132,7 +132,7 @@ class DateRangeFilter(admin.ListFilter):
 # --- conversations ------------------------------------------------------------------------------
 @admin.register(Conversation)
 class ConversationAdmin(ConversationLogAdmin):
-    list_display = ("id", "tenant", "bot", "platform", "user", "language", "started_at", "last_activity_at", "flagged")
+    list_display = ("id", "tenant", "bot", "platform", "user", "language", "last_activity_at", "flagged")
     list_display_links = ("id",)
     list_filter = (
         ("tenant", admin.RelatedOnlyFieldListFilter),

@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
+from unfold.admin import ModelAdmin, TabularInline
 
 from apps.core.crypto import mask_secret
-from apps.tenants.selectors import MANAGE_ROLES, READ_ROLES, tenant_ids_for
+from apps.tenants.selectors import MANAGE_ROLES, READ_ROLES, sees_one_tenant, tenant_ids_for
 
 
 def tenant_id_of(obj: Any, path: str) -> int | None:
@@ -31,7 +31,7 @@ def tenant_id_of(obj: Any, path: str) -> int | None:
     return getattr(obj, f"{parts[-1]}_id", None)
 
 
-class TenantScopedAdmin(admin.ModelAdmin):
+class TenantScopedAdmin(ModelAdmin):  # Unfold's ModelAdmin: the console's theme (docs/console.md)
     tenant_path: str = "tenant"
     reviewer_can_view: bool = False
     #: Read-only for everyone but superusers (e.g. conversation logs).
@@ -79,6 +79,13 @@ class TenantScopedAdmin(admin.ModelAdmin):
         return self.has_change_permission(request, obj)
 
     # --- what they see ---------------------------------------------------------------------
+    def get_list_display(self, request: HttpRequest) -> Any:
+        # A tenant column that can only ever say one name is a column of width lost (1366 px screens).
+        shown = super().get_list_display(request)
+        if "tenant" in shown and sees_one_tenant(request.user):
+            return tuple(c for c in shown if c != "tenant")
+        return shown
+
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         qs = super().get_queryset(request)
         ids = self._read_ids(request)
@@ -127,7 +134,7 @@ def limit_choices_to_tenants(field: Any, request: HttpRequest) -> None:
     field.queryset = field.queryset.filter(**{f"{path}__in": ids})
 
 
-class TenantScopedInline(admin.TabularInline):
+class TenantScopedInline(TabularInline):
     """Inline whose foreign-key choices are limited like the parent admin's."""
 
     extra = 0

@@ -1,8 +1,10 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
+from unfold.decorators import action
 
 from apps.core.admin_mixins import SecretFieldsFormMixin, TenantScopedAdmin
 from apps.core.audit import audit_record
@@ -25,18 +27,9 @@ class ModelConfigForm(SecretFieldsFormMixin, forms.ModelForm):
 @admin.register(ModelConfig)
 class ModelConfigAdmin(TenantScopedAdmin):
     form = ModelConfigForm
-    list_display = (
-        "name",
-        "tenant",
-        "provider",
-        "model",
-        "tier",
-        "timeout_s",
-        "enabled",
-        "breaker_state",
-        "updated_at",
-    )
+    list_display = ("name", "tenant", "provider", "model", "tier", "enabled", "breaker_state")
     actions = ["test_models"]
+    actions_detail = ["test_this_model"]
     change_list_template = "admin/llm/modelconfig/change_list.html"
     list_filter = ("provider", "tier", "enabled", "tenant")
     search_fields = ("name", "model", "endpoint")
@@ -59,19 +52,36 @@ class ModelConfigAdmin(TenantScopedAdmin):
     @admin.action(description="Test this model (makes a real call)", permissions=["change"])
     def test_models(self, request, queryset):
         for cfg in queryset[:5]:  # real calls, one after another: keep the request short
-            result = model_test(cfg)
-            audit_record(
-                action="model.test",
-                actor=request.user,
-                tenant=cfg.tenant,
-                target=cfg.name,
-                ok=result.ok,
-                latency_ms=result.latency_ms,
-                request=request,
-            )
-            self.message_user(
-                request, f"{cfg.name}: {result.message}", messages.SUCCESS if result.ok else messages.ERROR
-            )
+            self._test_one(request, cfg)
+
+    def _test_one(self, request, cfg: ModelConfig) -> None:
+        result = model_test(cfg)
+        audit_record(
+            action="model.test",
+            actor=request.user,
+            tenant=cfg.tenant,
+            target=cfg.name,
+            ok=result.ok,
+            latency_ms=result.latency_ms,
+            request=request,
+        )
+        self.message_user(request, f"{cfg.name}: {result.message}", messages.SUCCESS if result.ok else messages.ERROR)
+
+    def get_actions_detail(self, request, object_id):
+        # Unfold checks action permissions with the object's id, not the object: check the tenant here.
+        cfg = self.get_object(request, str(object_id))
+        if cfg is None or not self.has_change_permission(request, cfg):
+            return []
+        return super().get_actions_detail(request, object_id)
+
+    @action(description="Test this model", url_path="test", icon="network_check")
+    def test_this_model(self, request, object_id):
+        """The change page's "Test" button: the same real call as the bulk action, for this model."""
+        cfg = self.get_object(request, str(object_id))
+        if cfg is None or not self.has_change_permission(request, cfg):
+            raise PermissionDenied
+        self._test_one(request, cfg)
+        return redirect("admin:llm_modelconfig_change", cfg.pk)
 
     def get_urls(self):
         usage = path("usage/", self.admin_site.admin_view(self.usage_view), name="llm_modelconfig_usage")

@@ -20,7 +20,7 @@ def setup_view(request: HttpRequest) -> HttpResponse:
         except PermissionError:
             return render(request, "setup/done.html", status=404)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect("admin:index")
+        return redirect("console:getting_started")
     status = 400 if request.method == "POST" else 200
     return render(request, "setup/setup.html", {"form": form}, status=status)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import Membership
+from .models import Membership, Tenant
 
 MANAGE_ROLES = (Membership.Role.OWNER, Membership.Role.ADMIN)
 READ_ROLES = (Membership.Role.OWNER, Membership.Role.ADMIN, Membership.Role.REVIEWER)
@@ -53,3 +53,12 @@ def can_reveal_pii(user: Any, tenant_id: int | None = None) -> bool:
     if not user.has_perm("conversations.reveal_pii"):
         return False
     return tenant_id is None or can_review(user, tenant_id)
+
+
+def sees_one_tenant(user: Any) -> bool:
+    """True when ``user`` can read at most one tenant (a superuser too, on an install with one):
+    then a tenant column or filter would only ever show one name."""
+    ids = tenant_ids_for(user, roles=READ_ROLES)
+    if ids is None:
+        return Tenant.objects.all()[:2].count() <= 1
+    return len(ids) <= 1

@@ -50,7 +50,7 @@ def test_wrong_token_is_refused_and_creates_nothing(client):
 
 def test_setup_creates_admin_tenant_model_bot_channel_then_disappears(client):
     resp = client.post("/setup/", form())
-    assert resp.status_code == 302 and resp.url == "/admin/"
+    assert resp.status_code == 302 and resp.url == "/admin/start/getting-started/"
     user = get_user_model().objects.get(username="owner")
     assert user.is_superuser and user.is_staff
     tenant = Tenant.objects.get(slug="acme")
