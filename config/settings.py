@@ -147,6 +147,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Bad input at the edge (docs/security.md): a URL no route can hold is refused before anything
+    # (sessions, the setup redirect, a view) touches the database.
+    "apps.core.edge.EdgeMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
