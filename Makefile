@@ -32,6 +32,7 @@ test: install-test
 
 ## Lint: ruff, migrations in step with the models, and the app boundaries (import-linter contracts in pyproject.toml).
 lint: install-test
+	@test -z "$$(git ls-files -- .venv)" || { echo "lint: .venv is tracked (a worktree's link to the shared virtualenv); run: git rm --cached .venv"; exit 1; }
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/lint-imports --no-logo
