@@ -40,6 +40,11 @@ def _beat_schedule(sender: Celery, **_: object) -> None:
             "task": "apps.conversations.tasks.purge_expired",
             "schedule": settings.PARLEY_RETENTION_INTERVAL,
         },
+        # Knowledge-base URL sources whose refresh is due: fetched again, re-indexed if they changed.
+        "refresh-knowledge-urls": {
+            "task": "apps.knowledge.tasks.refresh_urls",
+            "schedule": settings.KNOWLEDGE_REFRESH_INTERVAL,
+        },
     }
 
 

@@ -138,6 +138,7 @@ INSTALLED_APPS = [
     "apps.llm",
     "apps.bots",
     "apps.channels",
+    "apps.knowledge",
     "apps.conversations",
     "apps.workflows",
     "apps.configio",
@@ -383,6 +384,18 @@ PARLEY_WORKFLOW_CONFIRM_SECONDS = env.int("PARLEY_WORKFLOW_CONFIRM_SECONDS", def
 PARLEY_WORKFLOW_REQUEUE_SECONDS = env.float("PARLEY_WORKFLOW_REQUEUE_SECONDS", default=120.0)
 PARLEY_WORKFLOW_MAX_REQUEUES = env.int("PARLEY_WORKFLOW_MAX_REQUEUES", default=3)
 PARLEY_WORKFLOW_CACHE_SECONDS = env.float("PARLEY_WORKFLOW_CACHE_SECONDS", default=5.0)
+
+# --- Knowledge bases (docs/knowledge.md) ------------------------------------------------------------
+# Largest document a tenant may upload or a URL may return (bytes); passage size aimed for (estimated
+# tokens: one per CJK character, one per four other characters); the share of a prompt the cited
+# passages may fill (estimated tokens); passages embedded per /v1/embeddings request; seconds a URL
+# fetch or an embeddings request may take; how often (seconds) URL sources due a refresh are looked for.
+KNOWLEDGE_MAX_DOCUMENT_BYTES = env.int("KNOWLEDGE_MAX_DOCUMENT_BYTES", default=20 * 1024 * 1024)
+KNOWLEDGE_CHUNK_TOKENS = env.int("KNOWLEDGE_CHUNK_TOKENS", default=400)
+KNOWLEDGE_PROMPT_TOKENS = env.int("KNOWLEDGE_PROMPT_TOKENS", default=1500)
+KNOWLEDGE_EMBED_BATCH = env.int("KNOWLEDGE_EMBED_BATCH", default=64)
+KNOWLEDGE_HTTP_TIMEOUT = env.float("KNOWLEDGE_HTTP_TIMEOUT", default=20.0)
+KNOWLEDGE_REFRESH_INTERVAL = env.float("KNOWLEDGE_REFRESH_INTERVAL", default=600.0)
 
 # --- Metrics (docs/observability.md) ---------------------------------------------------------------
 # When set, /metrics asks for "Authorization: Bearer <token>". A Celery worker on a host without a

@@ -15,6 +15,10 @@ class Bot(models.Model):
         MASK = "mask", "Mask PII before it reaches a model"
         ALLOW = "allow", "Send text to the model as written (PII is still masked in logs)"
 
+    class KnowledgeFallback(models.TextChoices):
+        UNKNOWN = "unknown", "Say it does not know"
+        GENERAL = "general", "Answer from the model's general knowledge"
+
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="bots")
     slug = models.CharField(max_length=63, validators=[slug_validator])
     name = models.CharField(max_length=200)
@@ -33,6 +37,7 @@ class Bot(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        limit_choices_to={"purpose": "chat"},
         help_text="Primary model. Empty: the deployment's default model (AI_PROVIDER …).",
     )
     language_routes = models.JSONField(
@@ -56,6 +61,18 @@ class Bot(models.Model):
     cache_ttl_seconds = models.PositiveIntegerField(default=3600)
     pii_policy = models.CharField(max_length=8, choices=PiiPolicy.choices, default=PiiPolicy.MASK)
     feedback_links = models.BooleanField(default=True, help_text="Add a rating link to answers.")
+    retrieval_threshold = models.FloatField(
+        default=0.3,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Knowledge bases: a passage is used only when its relevance (0–1: the share of the question's "
+        "informative words it contains, or its embedding similarity) reaches this.",
+    )
+    knowledge_fallback = models.CharField(
+        max_length=8,
+        choices=KnowledgeFallback.choices,
+        default=KnowledgeFallback.UNKNOWN,
+        help_text="What the bot does when its knowledge bases have nothing relevant.",
+    )
     retention_days = models.PositiveIntegerField(
         default=180, help_text="Conversations older than this are deleted. 0 keeps them."
     )
@@ -78,7 +95,9 @@ class BotFallback(models.Model):
     """One fallback model of a bot; tried in ``position`` order after the primary fails."""
 
     bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="fallbacks")
-    model = models.ForeignKey("llm.ModelConfig", on_delete=models.CASCADE, related_name="+")
+    model = models.ForeignKey(
+        "llm.ModelConfig", on_delete=models.CASCADE, related_name="+", limit_choices_to={"purpose": "chat"}
+    )
     position = models.PositiveSmallIntegerField(default=0)
 
     class Meta:

@@ -117,6 +117,7 @@ _TENANT_PATHS = {
     "im_channels.channel": "bot__tenant",
     "conversations.conversation": "tenant",
     "workflows.workflow": "tenant",
+    "knowledge.knowledgebase": "tenant",
 }
 
 

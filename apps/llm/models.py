@@ -25,8 +25,18 @@ class ModelConfig(models.Model):
         GENERAL = "general", "General — reasoning and multi-turn, 1–3 s"
         EXPERT = "expert", "Expert — domain knowledge, 2–5 s"
 
+    class Purpose(models.TextChoices):
+        CHAT = "chat", "Chat (answers)"
+        EMBEDDING = "embedding", "Embedding (knowledge-base retrieval, /v1/embeddings)"
+
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="models")
     name = models.CharField(max_length=100, help_text="Short name bots refer to, e.g. 'primary'.")
+    purpose = models.CharField(
+        max_length=16,
+        choices=Purpose.choices,
+        default=Purpose.CHAT,
+        help_text="Chat models answer; embedding models turn knowledge-base passages into vectors.",
+    )
     provider = models.CharField(max_length=16, choices=Provider.choices, default=Provider.OPENAI)
     endpoint = models.URLField(max_length=500, blank=True, help_text="API base URL, e.g. https://api.openai.com/v1")
     api_key = EncryptedTextField(blank=True, help_text="Stored encrypted; never shown again in full.")
