@@ -30,6 +30,11 @@ def _beat_schedule(sender: Celery, **_: object) -> None:
             "task": "apps.conversations.tasks.sweep_inbound",
             "schedule": settings.PARLEY_SWEEP_INTERVAL,
         },
+        # Replies the platform did not take at once, whose next attempt is due (apps/conversations/delivery.py).
+        "sweep-deliveries": {
+            "task": "apps.conversations.tasks.sweep_deliveries",
+            "schedule": settings.PARLEY_DELIVERY_SWEEP_INTERVAL,
+        },
         # Workflow calls whose task was lost (or whose worker died): re-queued, or failed and the user told.
         "sweep-workflow-runs": {
             "task": "apps.workflows.tasks.sweep_workflow_runs",

@@ -353,6 +353,14 @@ PARLEY_WORKFLOW_SWEEP_INTERVAL = env.float("PARLEY_WORKFLOW_SWEEP_INTERVAL", def
 PARLEY_RETENTION_INTERVAL = env.float("PARLEY_RETENTION_INTERVAL", default=3600.0)
 # A claimed message whose worker stops renewing its lease this long is re-driven by the sweeper.
 PARLEY_INBOUND_LEASE_SECONDS = env.int("PARLEY_INBOUND_LEASE_SECONDS", default=120)
+# Replies the platform did not take at once (docs/reliability.md): retried apart from the message's
+# claims, first after PARLEY_DELIVERY_BACKOFF_SECONDS, doubling up to ..._MAX_SECONDS, for
+# PARLEY_DELIVERY_RETRY_HOURS after the reply was made; due retries are looked for every
+# PARLEY_DELIVERY_SWEEP_INTERVAL seconds.
+PARLEY_DELIVERY_RETRY_HOURS = env.float("PARLEY_DELIVERY_RETRY_HOURS", default=6.0)
+PARLEY_DELIVERY_BACKOFF_SECONDS = env.float("PARLEY_DELIVERY_BACKOFF_SECONDS", default=5.0)
+PARLEY_DELIVERY_BACKOFF_MAX_SECONDS = env.float("PARLEY_DELIVERY_BACKOFF_MAX_SECONDS", default=300.0)
+PARLEY_DELIVERY_SWEEP_INTERVAL = env.float("PARLEY_DELIVERY_SWEEP_INTERVAL", default=5.0)
 # Webhooks under ASGI run on this many long-lived threads per web process (apps/channels/asgi.py).
 PARLEY_WEBHOOK_THREADS = env.int("PARLEY_WEBHOOK_THREADS", default=8)
 # Seconds a web process reuses a channel lookup (webhooks, web-chat handshakes and pages); a channel

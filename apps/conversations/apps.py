@@ -10,6 +10,7 @@ class ConversationsConfig(AppConfig):
     def ready(self) -> None:
         from apps.core.metrics import register_scrape_collector
 
-        from .metrics import InboundQueueCollector
+        from .metrics import InboundQueueCollector, UndeliveredCollector
 
         register_scrape_collector(InboundQueueCollector)
+        register_scrape_collector(UndeliveredCollector)

@@ -14,7 +14,7 @@ from prometheus_client.registry import Collector
 from apps.channels.platforms.registry import platforms
 from apps.core.metrics import label
 
-from .models import InboundMessage
+from .models import DeliveryState, InboundMessage, Message
 
 logger = logging.getLogger(__name__)
 
@@ -56,3 +56,32 @@ class InboundQueueCollector(Collector):
             depth.add_metric([platform], 0)
             oldest.add_metric([platform], 0)
         return [depth, oldest]
+
+
+class UndeliveredCollector(Collector):
+    """Replies waiting for a retry because their platform did not take them (``pending``), and how
+    long the oldest has waited since it was made: a growing backlog means a platform is down or
+    refusing Parley (alert rules in deploy/prometheus/alerts.yml). One query on a partial index
+    that holds only those replies."""
+
+    def collect(self) -> Iterable[Metric]:
+        count = GaugeMetricFamily(
+            "parley_undelivered_replies", "Replies stored but not yet delivered, waiting for a retry."
+        )
+        oldest = GaugeMetricFamily(
+            "parley_undelivered_oldest_seconds",
+            "Age of the oldest reply still waiting for a retry (0 when none waits).",
+        )
+        try:
+            row = (
+                Message.objects.filter(delivery_state=DeliveryState.PENDING, next_delivery_at__isnull=False)
+                .order_by()
+                .aggregate(waiting=Count("id"), oldest=Min("created_at"))
+            )
+        except DatabaseError:
+            logger.warning("delivery metrics unavailable: database query failed", exc_info=True)
+            return []
+        count.add_metric([], row["waiting"] or 0)
+        age = (timezone.now() - row["oldest"]).total_seconds() if row["oldest"] else 0.0
+        oldest.add_metric([], max(0.0, age))
+        return [count, oldest]

@@ -1,5 +1,6 @@
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Conversation(models.Model):
@@ -39,6 +40,16 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.channel_id}:{self.chat_id}"
+
+
+class DeliveryState(models.TextChoices):
+    """Where a reply stands with its platform."""
+
+    INLINE = "", _("sent with the answer")
+    PENDING = "pending", _("waiting for a retry")
+    DELIVERED = "delivered", _("delivered")
+    FAILED = "failed", _("refused by the platform")
+    EXPIRED = "expired", _("given up after retrying")
 
 
 class Message(models.Model):
@@ -82,6 +93,14 @@ class Message(models.Model):
     interrupted = models.BooleanField(default=False)
     delivered_at = models.DateTimeField(null=True, blank=True)
     platform_message_id = models.CharField(max_length=200, blank=True)
+    # Delivery apart from the message's claims (apps/conversations/delivery.py): a reply the platform
+    # did not take at once is handed over (pending) and retried with growing backoff for hours.
+    delivery_state = models.CharField(
+        max_length=10, choices=DeliveryState.choices, default=DeliveryState.INLINE, blank=True
+    )
+    delivery_attempts = models.PositiveIntegerField(default=0)
+    next_delivery_at = models.DateTimeField(null=True, blank=True)
+    delivery_error = models.TextField(blank=True)
     # Review.
     flagged = models.BooleanField(default=False)
     correction = models.TextField(blank=True, help_text="The answer a reviewer says it should have been.")
@@ -89,6 +108,14 @@ class Message(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         permissions = [("reveal_pii", "Can reveal unmasked personal data in conversation review")]
+        indexes = [
+            # The delivery sweeper's lookup of due retries (a partial index: only replies handed over).
+            models.Index(
+                fields=["next_delivery_at"],
+                name="message_delivery_due_idx",
+                condition=models.Q(delivery_state="pending"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:60]}"

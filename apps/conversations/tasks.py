@@ -37,3 +37,19 @@ def purge_expired() -> dict:
 
     result = retention_purge()
     return {"conversations": result.conversations, "inbound": result.inbound}
+
+
+@shared_task(queue="default", acks_late=True, soft_time_limit=60, time_limit=90)
+def deliver_reply(message_id: int, attempts: int) -> str:
+    """One retry of a reply the platform did not take (safe to run twice: only one sends)."""
+    from .delivery import deliver_due
+
+    return deliver_due(message_id, attempts)
+
+
+@shared_task(queue="default", acks_late=True, soft_time_limit=60, time_limit=90)
+def sweep_deliveries() -> int:
+    """Beat: dispatch the reply retries that are due."""
+    from .delivery import sweep_deliveries as sweep
+
+    return sweep()

@@ -71,6 +71,12 @@ WEBHOOK_ACK = Histogram(
 REPLIES = Counter(
     "parley_replies_total", "Replies sent to platforms by outcome (sent, failed).", ["platform", "outcome"]
 )
+DELIVERIES = Counter(
+    "parley_deliveries_total",
+    "Reply deliveries by outcome: delivered, retry (the platform failed, tried again later), failed (the "
+    "platform refused it for good), expired (given up after PARLEY_DELIVERY_RETRY_HOURS).",
+    ["outcome"],
+)
 WEBCHAT_SOCKETS = Gauge(
     "parley_webchat_sockets_open", "Open web-chat WebSocket connections.", multiprocess_mode="livesum"
 )
