@@ -38,6 +38,8 @@ def test_high_latency_rule_is_the_guides_rule_verbatim():
         "MessagesWaitingTooLong",
         "HighCpu",
         "PlatformSendFailing",
+        "UndeliveredRepliesGrowing",
+        "ReplyUndeliveredLong",
     ):
         assert {"summary", "description"} <= set(rules[name]["annotations"]), name
     assert "process_cpu_seconds_total" in rules["HighCpu"]["expr"]
@@ -67,6 +69,8 @@ def test_rule_unit_tests_pass_including_high_latency_firing():
         "MessagesWaitingTooLong",
         "HighCpu",
         "PlatformSendFailing",
+        "UndeliveredRepliesGrowing",
+        "ReplyUndeliveredLong",
     }
 
 
