@@ -32,7 +32,14 @@ GROUPS: list[tuple[Any, list[tuple]]] = [
         _("Models"),
         [("llm.modelconfig", "psychology"), ("url:admin:llm_modelconfig_usage", "payments", _("AI usage and cost"))],
     ),
-    (_("Conversations and review"), [("conversations.conversation", "forum"), ("conversations.feedback", "thumb_up")]),
+    (
+        _("Conversations and review"),
+        [
+            ("conversations.conversation", "forum"),
+            ("conversations.feedback", "thumb_up"),
+            ("conversations.undeliveredreply", "outbox"),
+        ],
+    ),
     (_("Workflows"), [("workflows.workflow", "account_tree"), ("workflows.workflowrun", "history")]),
     (_("Tenants and people"), [("tenants.tenant", "domain"), ("tenants.membership", "badge"), ("auth.user", "person")]),
     (_("Settings"), [("core.auditlog", "policy")]),

@@ -22,14 +22,16 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from apps.core.admin_mixins import TenantScopedAdmin
 from apps.core.audit import audit_record
 from apps.core.pii import mask_text
 
-from . import review, selectors
+from . import delivery, review, selectors
 from .api import may_reveal_pii
-from .models import Conversation, Feedback, InboundMessage, Message
+from .models import Conversation, DeliveryState, Feedback, InboundMessage, Message, UndeliveredReply
 
 REVEAL_SESSION_KEY = "parley_reveal"
 #: How long a reveal lasts before the transcript masks again (seconds).
@@ -441,3 +443,65 @@ class InboundMessageAdmin(ConversationLogAdmin):
     @admin.display(description="user name")
     def masked_user_name(self, obj: InboundMessage) -> str:
         return selectors.masked_name(obj.user_name, reveal=False)
+
+
+@admin.register(UndeliveredReply)
+class UndeliveredReplyAdmin(_OpensTranscript, TenantScopedAdmin):
+    """Replies their platform has not taken, and why (the platform's own error). Reviewers see the
+    list; owners and admins may send them again now ("retry now"). Opening one leads to its place
+    in the transcript. No texts here: the transcript shows them, masked."""
+
+    tenant_path = "conversation__tenant"
+    reviewer_can_view = True
+    list_display = ("created_at", "tenant", "bot", "platform", "state", "delivery_attempts", "next_attempt", "reason")
+    list_display_links = ("created_at",)
+    list_filter = ("delivery_state", "conversation__channel__platform")
+    list_select_related = ("conversation__tenant", "conversation__bot", "conversation__channel")
+    ordering = ("-created_at",)
+    actions = ["retry_now"]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return delivery.undelivered(super().get_queryset(request)).filter(delivered_at__isnull=True)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("tenant"))
+    def tenant(self, obj: UndeliveredReply) -> str:
+        return obj.conversation.tenant.name
+
+    @admin.display(description=_("bot"))
+    def bot(self, obj: UndeliveredReply) -> str:
+        return obj.conversation.bot.name
+
+    @admin.display(description=_("platform"))
+    def platform(self, obj: UndeliveredReply) -> str:
+        return obj.conversation.channel.platform
+
+    @admin.display(description=_("state"), ordering="delivery_state")
+    def state(self, obj: UndeliveredReply) -> str:
+        return obj.get_delivery_state_display()
+
+    @admin.display(description=_("next attempt"), ordering="next_delivery_at")
+    def next_attempt(self, obj: UndeliveredReply) -> Any:
+        return obj.next_delivery_at if obj.delivery_state == DeliveryState.PENDING else "—"
+
+    @admin.display(description=_("why"))
+    def reason(self, obj: UndeliveredReply) -> str:
+        return obj.delivery_error[:200]
+
+    @admin.action(description=_("Retry now"), permissions=["change"])
+    def retry_now(self, request: HttpRequest, queryset: Any) -> None:
+        sent = delivery.retry_now(queryset)
+        self.message_user(
+            request,
+            ngettext("%(count)d reply is being sent again.", "%(count)d replies are being sent again.", sent)
+            % {"count": sent},
+            messages.SUCCESS if sent else messages.WARNING,
+        )
+
+    def _target(self, obj: UndeliveredReply) -> tuple[int, int]:
+        return obj.conversation_id, obj.pk

@@ -96,11 +96,11 @@ class Message(models.Model):
     # Delivery apart from the message's claims (apps/conversations/delivery.py): a reply the platform
     # did not take at once is handed over (pending) and retried with growing backoff for hours.
     delivery_state = models.CharField(
-        max_length=10, choices=DeliveryState.choices, default=DeliveryState.INLINE, blank=True
+        _("delivery"), max_length=10, choices=DeliveryState.choices, default=DeliveryState.INLINE, blank=True
     )
-    delivery_attempts = models.PositiveIntegerField(default=0)
-    next_delivery_at = models.DateTimeField(null=True, blank=True)
-    delivery_error = models.TextField(blank=True)
+    delivery_attempts = models.PositiveIntegerField(_("delivery attempts"), default=0)
+    next_delivery_at = models.DateTimeField(_("next delivery attempt"), null=True, blank=True)
+    delivery_error = models.TextField(_("delivery error"), blank=True)
     # Review.
     flagged = models.BooleanField(default=False)
     correction = models.TextField(blank=True, help_text="The answer a reviewer says it should have been.")
@@ -119,6 +119,16 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:60]}"
+
+
+class UndeliveredReply(Message):
+    """Replies their platform has not taken (waiting for a retry, refused, or given up): the admin's
+    list of them, with "retry now" (apps/conversations/delivery.py)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("undelivered reply")
+        verbose_name_plural = _("undelivered replies")
 
 
 class InboundMessage(models.Model):
