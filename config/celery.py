@@ -40,6 +40,11 @@ def _beat_schedule(sender: Celery, **_: object) -> None:
             "task": "apps.workflows.tasks.sweep_workflow_runs",
             "schedule": settings.PARLEY_WORKFLOW_SWEEP_INTERVAL,
         },
+        # Human handoff: conversations silent longer than their bot's timeout go back to the bot.
+        "sweep-handoffs": {
+            "task": "apps.inbox.tasks.sweep_handoffs",
+            "schedule": settings.PARLEY_HANDOFF_SWEEP_INTERVAL,
+        },
         # Data retention: conversations older than their bot's retention_days.
         "purge-expired": {
             "task": "apps.conversations.tasks.purge_expired",

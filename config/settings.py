@@ -141,6 +141,7 @@ INSTALLED_APPS = [
     "apps.knowledge",
     "apps.conversations",
     "apps.workflows",
+    "apps.inbox",
     "apps.configio",
     "apps.setup",
     "apps.runtime",
@@ -351,6 +352,8 @@ CELERY_TIMEZONE = TIME_ZONE
 PARLEY_SWEEP_INTERVAL = env.float("PARLEY_SWEEP_INTERVAL", default=30.0)
 PARLEY_WORKFLOW_SWEEP_INTERVAL = env.float("PARLEY_WORKFLOW_SWEEP_INTERVAL", default=60.0)
 PARLEY_RETENTION_INTERVAL = env.float("PARLEY_RETENTION_INTERVAL", default=3600.0)
+# Human handoff (docs/handoff.md): how often silent handoffs are handed back to the bot.
+PARLEY_HANDOFF_SWEEP_INTERVAL = env.float("PARLEY_HANDOFF_SWEEP_INTERVAL", default=60.0)
 # A claimed message whose worker stops renewing its lease this long is re-driven by the sweeper.
 PARLEY_INBOUND_LEASE_SECONDS = env.int("PARLEY_INBOUND_LEASE_SECONDS", default=120)
 # Replies the platform did not take at once (docs/reliability.md): retried apart from the message's

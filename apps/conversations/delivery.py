@@ -42,8 +42,9 @@ from .models import DeliveryState, InboundMessage, Message
 logger = logging.getLogger(__name__)
 D = DeliveryState
 
-#: Answers that can be rated on the feedback page (they carry the link or the buttons).
-RATEABLE_SOURCES = ("model", "knowledge", "cache", "builtin")
+#: Answers that can be rated on the feedback page (they carry the link or the buttons); "handoff":
+#: the notice that a person handed the conversation back, which rates their help.
+RATEABLE_SOURCES = ("model", "knowledge", "cache", "builtin", "handoff")
 #: How long one attempt holds a reply (dispatched and not yet sent): longer than any send takes.
 #: A worker that dies mid-attempt leaves the reply to the sweeper after this long.
 ATTEMPT_LEASE_SECONDS = 60

@@ -146,6 +146,7 @@ class InboundMessage(models.Model):
         INTERRUPTED = "interrupted", "Interrupted by a newer message"
         RATE_LIMITED = "rate_limited", "Refused by a rate limit"
         IGNORED = "ignored", "Ignored"
+        HELD = "held", "Held for a person (human handoff)"
         FAILED = "failed", "Failed"
 
     channel = models.ForeignKey("im_channels.Channel", on_delete=models.CASCADE, related_name="inbound")

@@ -17,6 +17,7 @@ from apps.core import metrics
 from apps.core.audit import audit_record
 from apps.tenants.selectors import can_manage, can_reveal_pii, can_review
 
+from .handoff import handoff_port
 from .models import Conversation, Feedback, Message
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ def record_feedback(*, message: Message, rating: int, comment: str | None = None
     if comment is not None:
         defaults["comment"] = comment.strip()[:COMMENT_MAX]
     feedback, created = Feedback.objects.update_or_create(message=message, defaults=defaults)
+    # Explicitly here, not from a post_save signal: "two thumbs-down in a row" may pass the
+    # conversation to a person (apps/conversations/handoff.py).
+    handoff_port().after_rating(message=message, rating=rating)
     metrics.record_rating(
         platform=message.conversation.channel.platform, page=source == Feedback.Source.PAGE, stars=rating
     )

@@ -25,6 +25,8 @@ class Membership(models.Model):
         OWNER = "owner", "Owner"
         ADMIN = "admin", "Admin"
         REVIEWER = "reviewer", "Reviewer (read-only)"
+        #: Takes over live conversations in the inbox (human handoff); sees nothing else.
+        AGENT = "agent", "Agent (human handoff)"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")

@@ -8,6 +8,8 @@ from .models import Membership, Tenant
 
 MANAGE_ROLES = (Membership.Role.OWNER, Membership.Role.ADMIN)
 READ_ROLES = (Membership.Role.OWNER, Membership.Role.ADMIN, Membership.Role.REVIEWER)
+#: Who answers users in the inbox (human handoff): agents, and the owners and admins above them.
+HANDOFF_ROLES = (Membership.Role.OWNER, Membership.Role.ADMIN, Membership.Role.AGENT)
 
 
 def tenant_ids_for(user: Any, *, roles: tuple[str, ...] = READ_ROLES) -> set[int] | None:
@@ -42,6 +44,12 @@ def can_review(user: Any, tenant_id: int) -> bool:
 def can_manage(user: Any, tenant_id: int) -> bool:
     """Owners and admins of the tenant (and superusers) may also turn corrections into knowledge."""
     return _tenant_in(tenant_ids_for(user, roles=MANAGE_ROLES), tenant_id)
+
+
+def can_handle_handoffs(user: Any, tenant_id: int) -> bool:
+    """Agents, owners and admins of the tenant (and superusers) may claim, answer and hand back
+    its conversations in the inbox."""
+    return _tenant_in(tenant_ids_for(user, roles=HANDOFF_ROLES), tenant_id)
 
 
 def can_reveal_pii(user: Any, tenant_id: int | None = None) -> bool:

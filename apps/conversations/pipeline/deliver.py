@@ -28,8 +28,9 @@ from .claim import Claim
 from .turns import newer_turn
 
 S = InboundMessage.Status
-#: Answers that can be rated on the feedback page.
-RATEABLE_SOURCES = ("model", "knowledge", "cache", "builtin")
+#: Answers that can be rated on the feedback page ("handoff": the notice that a person has handed
+#: the conversation back, which rates their help).
+RATEABLE_SOURCES = ("model", "knowledge", "cache", "builtin", "handoff")
 
 
 def target_for(inbound: InboundMessage) -> Target:
