@@ -11,8 +11,8 @@ matrix-vector product (no approximate index: PostgreSQL here has no pgvector, an
 Ranking and the threshold answer different questions. The order is RRF of the two rankings (rank
 based, so BM25's unbounded scores and cosine similarities need no common scale). Whether a passage
 is relevant at all is its *relevance*, 0–1: the larger of its lexical coverage (the IDF-weighted
-share of the question's words it contains; words the knowledge base has never seen count at full
-weight, so a question about something absent scores low) and its cosine similarity.
+share of the question's words it contains; a word the knowledge base has never seen weighs as much
+as its rarest word, so a question about something absent scores low) and its cosine similarity.
 
 Only knowledge bases of the bot's own tenant that are attached to the bot are searched: retrieval
 never crosses tenants or bots.
@@ -149,7 +149,10 @@ class _Index:
         scores = np.zeros(self.n, dtype=np.float32)
         covered = np.zeros(self.n, dtype=np.float32)
         unique = list(dict.fromkeys(terms))
-        total_weight = sum(self.idf(t) for t in unique) or 1.0
+        # A word the knowledge base has never seen weighs as much as its rarest word: missing it
+        # lowers the coverage as much as missing the most telling word would.
+        rare = math.log(1 + (self.n - 1 + 0.5) / 1.5)
+        total_weight = sum(self.idf(t) if t in self.postings else rare for t in unique) or 1.0
         norm = K1 * (1 - B + B * self.lengths / (self.avgdl or 1.0))
         for term in unique:
             if term not in self.postings:
