@@ -22,7 +22,8 @@ MESSAGE_OVERHEAD = 4
 
 STOPWORDS = frozenset(
     """
-    a about am an and are as at be been being by can could did do does for from had has have how i in is it its me my of on or our please
+    a about am an and are as at be been being by can could did do does for from had has have how i in is it its
+    me my of on or our please
     should so that the their them there these this to was we what when where which who why will with would
     you your yours 's
     的 了 吗 呢 吧 啊 呀 是 在 和 与 及 或 我 你 您 他 她 它 我们 你们 请问 请 一下 什么 怎么 怎样 如何 哪 哪里 哪些
