@@ -23,6 +23,7 @@ urlpatterns = [
     path("admin/login/", admin_login, name="admin_login"),
     path("admin/logout/", admin_logout, name="admin_logout"),
     path("admin/start/", include("apps.console.urls")),
+    path("admin/inbox/", include("apps.inbox.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -35,9 +35,12 @@ GROUPS: list[tuple[Any, list[tuple]]] = [
     (
         _("Conversations and review"),
         [
+            ("url:inbox:inbox", "support_agent", _("Inbox")),
             ("conversations.conversation", "forum"),
             ("conversations.feedback", "thumb_up"),
             ("conversations.undeliveredreply", "outbox"),
+            ("inbox.cannedreply", "quickreply"),
+            ("inbox.handoffsettings", "schedule"),
         ],
     ),
     (_("Workflows"), [("workflows.workflow", "account_tree"), ("workflows.workflowrun", "history")]),
@@ -72,6 +75,11 @@ def _url_item(request: Any, name: str, icon: str, title: Any) -> dict | None:
 
         model_admin = admin.site._registry.get(ModelConfig)
         if model_admin is None or not model_admin.has_view_permission(request):
+            return None
+    if name == "inbox:inbox":
+        from apps.inbox.views import may_use_inbox
+
+        if not may_use_inbox(request.user):
             return None
     try:
         return {"title": title, "icon": icon, "link": reverse(name)}

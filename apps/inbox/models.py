@@ -10,8 +10,11 @@ At most one handoff per conversation is open (waiting or active) — a partial u
 from __future__ import annotations
 
 from datetime import time
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -65,6 +68,23 @@ class HandoffSettings(models.Model):
 
     def __str__(self) -> str:
         return str(self.bot)
+
+    def clean(self) -> None:
+        errors: dict[str, Any] = {}
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            errors["timezone"] = _("Unknown time zone (use a name such as Asia/Shanghai).")
+        if not self.open_days or any(c not in "1234567" for c in self.open_days):
+            errors["open_days"] = _("Use the digits 1 (Monday) to 7 (Sunday).")
+        if self.opens_at and self.closes_at and self.closes_at <= self.opens_at:
+            errors["closes_at"] = _("Closing time must be after opening time.")
+        if self.notify_channel_id and self.bot_id and self.notify_channel.bot.tenant_id != self.bot.tenant_id:
+            errors["notify_channel"] = _("Choose a channel of the same tenant.")
+        if self.notify_channel_id and not self.notify_chat_id.strip():
+            errors["notify_chat_id"] = _("Give the team group's chat id.")
+        if errors:
+            raise ValidationError(errors)
 
 
 class Handoff(models.Model):

@@ -36,6 +36,7 @@ def feishu(transactional_db, fake_server):
 def agents(feishu):
     tenant = feishu[0].tenant
     other = make_tenant("other-co")
+    make_user("root", superuser=True)  # setup is done: the admin is open
     return {
         "ann": make_user("ann", tenant=tenant, role="agent"),
         "bob": make_user("bob", tenant=tenant, role="agent"),

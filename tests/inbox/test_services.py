@@ -222,3 +222,11 @@ def test_phrases_and_the_command():
     assert services.asks_for_person("/help", cfg) is None
     cfg.enabled = False
     assert services.asks_for_person("/human", cfg) is None
+
+
+def test_agents_read_the_inbox_in_chinese():
+    from django.utils import translation
+
+    with translation.override("zh-hans"):
+        assert services.HandoffTaken("安").message == "安 正在处理这个对话。"
+        assert str(Handoff.State.WAITING.label) == "等待中"
