@@ -30,7 +30,7 @@ EOF
 }
 
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
-say() { printf '==> %s\n' "$*"; }
+say() { printf "==> [%ss] %s\n" "$SECONDS" "$*"; }
 
 DOMAIN="" EMAIL="" TLS=1 ACME_SERVER="" ACME_CA_BUNDLE=""
 DB_NAME=parley DB_USER=parley REDIS_DB=0 WEB_PORT=8000 PREFIX=/opt/parley
@@ -79,11 +79,12 @@ if [ -n "$DOMAIN" ] && ! [[ "$DOMAIN" =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])
 fi
 [ -z "$ACME_CA_BUNDLE" ] || [ -f "$ACME_CA_BUNDLE" ] || die "--acme-ca-bundle: no such file: $ACME_CA_BUNDLE"
 
-[ -r /etc/os-release ] || die "unsupported operating system: no /etc/os-release (Debian 12, Ubuntu 22.04 or 24.04 needed)"
-# shellcheck disable=SC1091
-OS_ID="$(. /etc/os-release && echo "${ID:-}")"
-# shellcheck disable=SC1091
-OS_VERSION="$(. /etc/os-release && echo "${VERSION_ID:-}")"
+OS_RELEASE="${PARLEY_OS_RELEASE:-/etc/os-release}"   # another file only in the installer's own tests
+[ -r "$OS_RELEASE" ] || die "unsupported operating system: no $OS_RELEASE (Debian 12, Ubuntu 22.04 or 24.04 needed)"
+# shellcheck disable=SC1090
+OS_ID="$(. "$OS_RELEASE" && echo "${ID:-}")"
+# shellcheck disable=SC1090
+OS_VERSION="$(. "$OS_RELEASE" && echo "${VERSION_ID:-}")"
 case "$OS_ID $OS_VERSION" in
   "debian 12"|"ubuntu 24.04") PYTHON_PKGS=(python3 python3-venv) PYTHON=/usr/bin/python3 ;;
   "ubuntu 22.04") PYTHON_PKGS=(python3.11 python3.11-venv) PYTHON=/usr/bin/python3.11 ;;
@@ -107,6 +108,13 @@ port_free_or() {  # port, the process names allowed to hold it (ours, on a re-ru
   die "port $port is already taken by '$who'; stop it or choose another port (--web-port for Parley's own)"
 }
 
+check_ports() {
+  port_free_or 80 nginx
+  if [ "$TLS" = 1 ]; then port_free_or 443 nginx; fi
+  port_free_or "$WEB_PORT" gunicorn
+}
+check_ports   # again after the packages when ss (iproute2) was not there yet
+
 # ---------------------------------------------------------------- packages
 say "packages (apt): PostgreSQL, Redis, nginx, certbot, Python"
 export DEBIAN_FRONTEND=noninteractive
@@ -119,9 +127,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-port_free_or 80 nginx
-[ "$TLS" = 1 ] && port_free_or 443 nginx
-port_free_or "$WEB_PORT" gunicorn
+check_ports
 
 # ---------------------------------------------------------------- services Parley needs
 postgres_answers() { runuser -u postgres -- psql -tAc 'SELECT 1' >/dev/null 2>&1; }

@@ -203,7 +203,7 @@ def status() -> int:
     names = sorted(p.stem for p in STATE_DIR.glob("*.pid")) if STATE_DIR.exists() else []
     for name in names:
         pid = _running(name)
-        print(f"{name}: {'running (pid %d)' % pid if pid else 'stopped'}")
+        print(f"{name}: running (pid {pid})" if pid else f"{name}: stopped")
     return 0
 
 

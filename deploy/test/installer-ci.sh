@@ -34,7 +34,8 @@ cleanup() {
   if [ -f /opt/parley/deploy/run_unit.py ]; then
     python3 /opt/parley/deploy/run_unit.py stop parley-web parley-worker parley-beat parley-connectors >/dev/null
   fi
-  if [ "$NGINX_WAS_RUNNING" = 0 ] && [ -s /run/nginx.pid ]; then nginx -s quit; fi
+  # By its pid, not "nginx -s quit": that reads the configuration first and gives up if it is broken.
+  if [ "$NGINX_WAS_RUNNING" = 0 ] && [ -s /run/nginx.pid ]; then kill -QUIT "$(cat /run/nginx.pid)"; fi
   [ -n "$PEBBLE_PID" ] && kill "$PEBBLE_PID" 2>/dev/null && wait "$PEBBLE_PID" 2>/dev/null
   sed -i "/ $DOMAIN\$/d" /etc/hosts 2>/dev/null || { grep -v " $DOMAIN\$" /etc/hosts >"$WORK/hosts"; cat "$WORK/hosts" >/etc/hosts; }
   rm -rf "$WORK"
@@ -83,16 +84,23 @@ install_parley() {
   bash deploy/install.sh --domain "$DOMAIN" --email "$EMAIL" --acme-server "$ACME" --acme-ca-bundle "$WORK/ca.pem" \
     --db-name "$DB" --db-user "$DB" --redis-db "$REDIS_DB" --web-port "$WEB_PORT" | tee "$WORK/install-$1.log"
 }
+ok() { echo "   ok: $*" | tee -a "$WORK/client.log"; }
 fail() { echo "installer-ci: FAILED: $*" >&2; for f in /var/log/parley/*.log; do echo "--- $f"; tail -n 30 "$f"; done >&2; exit 1; }
 
 step "install.sh, first run (a bare machine)"
 install_parley 1 || fail "first install"
 grep -q "https://$DOMAIN/setup/" "$WORK/install-1.log" || fail "no setup URL printed"
 grep -Eq "Setup token: +[A-Za-z0-9_-]{16,}" "$WORK/install-1.log" || fail "no setup token printed"
+ok "the installer printed https://$DOMAIN/setup/ and the setup token"
 [ "$(stat -c %a /etc/parley/parley.env)" = 600 ] || fail "parley.env is not mode 600"
+ok "/etc/parley/parley.env is mode 600"
 # The certificate pebble issued chains to pebble's root of this run: fetch it to check TLS for real.
 curl -sf --cacert "$WORK/ca.pem" https://127.0.0.1:15000/roots/0 >"$WORK/issuer-root.pem"
-openssl x509 -in "/etc/letsencrypt/live/$DOMAIN/cert.pem" -noout -issuer -ext subjectAltName | sed 's/^/   /'
+openssl verify -CAfile "$WORK/issuer-root.pem" -untrusted "/etc/letsencrypt/live/$DOMAIN/chain.pem" \
+  "/etc/letsencrypt/live/$DOMAIN/cert.pem" >/dev/null || fail "the certificate does not chain to pebble's root"
+openssl x509 -in "/etc/letsencrypt/live/$DOMAIN/cert.pem" -noout -checkhost "$DOMAIN" | grep -q "does match" \
+  || fail "the certificate is not for $DOMAIN"
+ok "certificate for $DOMAIN issued by the ACME server ($(openssl x509 -in "/etc/letsencrypt/live/$DOMAIN/cert.pem" -noout -issuer))"
 
 step "through nginx: HTTPS /healthz, redirects, the ACME path, a web-chat WebSocket"
 cat >"$WORK/make_channel.py" <<'PY'
@@ -107,11 +115,13 @@ PY
 python3 /opt/parley/deploy/run_unit.py exec --env-file /etc/parley/parley.env --user parley --chdir /opt/parley -- \
   /opt/parley/.venv/bin/python manage.py shell -c "$(cat "$WORK/make_channel.py")" || fail "creating the web channel"
 "$PY" deploy/test/installer_client.py first --domain "$DOMAIN" --cafile "$WORK/issuer-root.pem" --key ci-web \
-  --state "$WORK/client.json" || fail "the web-chat check through nginx"
+  --state "$WORK/client.json" | tee "$WORK/client.log" || fail "the web-chat check through nginx"
 
 step "certbot renew --dry-run"
-REQUESTS_CA_BUNDLE="$WORK/ca.pem" certbot renew --dry-run --cert-name "$DOMAIN" -q || fail "renewal dry run"
+REQUESTS_CA_BUNDLE="$WORK/ca.pem" certbot renew --dry-run --cert-name "$DOMAIN" --server "$ACME" --no-random-sleep-on-renew -q || fail "renewal dry run"
+ok "certbot renew --dry-run"
 [ -x /etc/letsencrypt/renewal-hooks/deploy/parley-nginx-reload ] || fail "no renewal hook reloading nginx"
+ok "a renewal hook reloads nginx"
 
 step "install.sh, second run (upgrade in place)"
 secret_before="$(sha256sum /etc/parley/parley.env | cut -c1-16)"
@@ -119,8 +129,10 @@ grep '^SECRET_KEY=\|^PARLEY_ENCRYPTION_KEYS=' /etc/parley/parley.env | sha256sum
 install_parley 2 || fail "second install"
 grep '^SECRET_KEY=\|^PARLEY_ENCRYPTION_KEYS=' /etc/parley/parley.env | sha256sum >"$WORK/secrets-2"
 cmp -s "$WORK/secrets-1" "$WORK/secrets-2" || fail "the upgrade replaced SECRET_KEY or PARLEY_ENCRYPTION_KEYS"
-echo "   env file before the upgrade: $secret_before…; secrets unchanged"
+ok "the upgrade kept SECRET_KEY and PARLEY_ENCRYPTION_KEYS (env file was $secret_before…)"
 "$PY" deploy/test/installer_client.py second --domain "$DOMAIN" --cafile "$WORK/issuer-root.pem" --key ci-web \
-  --state "$WORK/client.json" || fail "the conversation after the upgrade"
+  --state "$WORK/client.json" | tee -a "$WORK/client.log" || fail "the conversation after the upgrade"
 
-step "passed"
+step "done"
+# The checks above, counted (every one that failed stopped the script).
+echo "installer-ci: $(grep -c '^   ok: ' "$WORK/client.log") passed, 0 failed"

@@ -72,7 +72,7 @@ async def chat(base: str, domain: str, tls: ssl.SSLContext, issued: dict, *, sen
         check(frames[-1]["id"] == message_id, "the message was stored (ack)")
         answer = (await frames_until(ws, "message", reply_to=message_id))[-1]
         check(bool(answer.get("text")), f"the bot answered through the socket: {answer['text'][:60]!r}")
-        return history + [{"id": message_id, "role": "user", "text": send}, answer]
+        return [*history, {"id": message_id, "role": "user", "text": send}, answer]
 
 
 def main() -> int:
@@ -99,8 +99,9 @@ def main() -> int:
         if args.phase == "first":
             issued = token(client, base, args.key)
             text = "Hello from the installer check"
-            messages = asyncio.run(chat(base, args.domain, tls, issued, send=text))
-            args.state.write_text(json.dumps({"token": issued["token"], "conversation": issued["conversation_id"], "text": text}))
+            asyncio.run(chat(base, args.domain, tls, issued, send=text))
+            state = {"token": issued["token"], "conversation": issued["conversation_id"], "text": text}
+            args.state.write_text(json.dumps(state))
             return 0
         state = json.loads(args.state.read_text())
         issued = token(client, base, args.key, earlier=state["token"])
