@@ -7,6 +7,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from apps.bots.api import BotViewSet, KnowledgeEntryViewSet
 from apps.conversations.api import ConversationViewSet
+from apps.knowledge.api import DocumentViewSet, KnowledgeBaseViewSet
 from apps.tenants.api import TenantViewSet
 
 router = DefaultRouter()
@@ -14,6 +15,8 @@ router.register("tenants", TenantViewSet, basename="tenant")
 router.register("bots", BotViewSet, basename="bot")
 router.register("knowledge", KnowledgeEntryViewSet, basename="knowledge")
 router.register("conversations", ConversationViewSet, basename="conversation")
+router.register("knowledge-bases", KnowledgeBaseViewSet, basename="knowledge-base")
+router.register("documents", DocumentViewSet, basename="document")
 
 urlpatterns = [
     path("v1/auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),

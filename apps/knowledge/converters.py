@@ -66,11 +66,15 @@ def supported_extensions() -> str:
 
 
 def format_of(filename: str = "", content_type: str = "") -> str | None:
-    """The format by file extension first, then by content type (None: not supported)."""
-    name = (filename or "").lower()
-    for ext, fmt in EXTENSIONS.items():
-        if name.endswith(ext):
-            return fmt
+    """The format by the file name's extension; by the content type only for a name without one
+    (a URL's path). None: not supported."""
+    name = (filename or "").lower().rsplit("/", 1)[-1]
+    if "." in name:
+        ext = "." + name.rsplit(".", 1)[1]
+        if ext in EXTENSIONS:
+            return EXTENSIONS[ext]
+        if filename and "/" not in filename:
+            return None  # an uploaded file's own extension says what it is
     return CONTENT_TYPES.get((content_type or "").split(";")[0].strip().lower())
 
 
