@@ -1,7 +1,7 @@
 """Config as code: ``manage.py apply -f parley.yaml`` and ``manage.py export``.
 
-The file describes tenants with their model configs, bots (knowledge entries, channels) and
-workflows. Applying
+The file describes tenants with their model configs, knowledge bases (documents: paths relative to
+the file, or URLs), bots (knowledge entries, knowledge bases, channels) and workflows. Applying
 is idempotent (a second run changes nothing) and all-or-nothing (an invalid file changes nothing;
 every error names the file, the path inside it and the problem). ``${VAR}`` in a string value is
 read from the environment (``$$`` writes a literal ``$``). Export writes the same format with
@@ -9,25 +9,32 @@ secrets (API keys, channel credentials, workflow signing secrets) left out; appl
 them keeps the saved ones.
 
 What apply owns: the tenants, models, bots, channels and workflows it names are created or updated; a bot's
-knowledge entries and fallback list are made to match the file. Nothing else is ever deleted.
+knowledge entries, fallback list and knowledge bases are made to match the file. A knowledge base's
+documents named in the file are added, or replaced when the file's bytes changed (then indexed
+again; unchanged ones are not); documents added in the admin are left alone. Nothing else is ever
+deleted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from django.db import transaction
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from apps.bots.models import Bot, BotFallback, KnowledgeEntry
 from apps.channels.connectors import long_connection_problems
 from apps.channels.models import Channel
 from apps.channels.services import validate_credentials
+from apps.knowledge import services as knowledge
+from apps.knowledge.models import Document, KnowledgeBase
 from apps.llm.models import ModelConfig
 from apps.tenants.models import Tenant
 from apps.workflows.models import Workflow
@@ -43,6 +50,7 @@ class _Strict(BaseModel):
 
 class ModelSpecIn(_Strict):
     name: str = Field(min_length=1, max_length=100)
+    purpose: Literal["chat", "embedding"] = "chat"
     provider: Literal["openai", "anthropic", "builtin"] = "openai"
     endpoint: str = ""
     api_key: str | None = None  # None: keep what is saved
@@ -96,7 +104,10 @@ class BotIn(_Strict):
     pii_policy: Literal["mask", "allow"] = "mask"
     feedback_links: bool = True
     retention_days: int = Field(180, ge=0)
+    retrieval_threshold: float = Field(0.3, ge=0, le=1)
+    knowledge_fallback: Literal["unknown", "general"] = "unknown"
     knowledge: list[KnowledgeIn] = []
+    knowledge_bases: list[str] = []
     channels: list[ChannelIn] = []
 
 
@@ -115,17 +126,34 @@ class WorkflowIn(_Strict):
     enabled: bool = True
 
 
+class KnowledgeBaseIn(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    embedding_model: str | None = None  # a model of the tenant with purpose: embedding
+    documents: list[str] = []  # paths relative to the file, or http(s) URLs
+
+
 class TenantIn(_Strict):
     slug: str = Field(pattern=SLUG)
     name: str = Field(min_length=1, max_length=200)
     is_active: bool = True
     models: list[ModelSpecIn] = []
+    knowledge_bases: list[KnowledgeBaseIn] = []
     bots: list[BotIn] = []
     workflows: list[WorkflowIn] = []
 
 
 class ConfigIn(_Strict):
     tenants: list[TenantIn] = []
+    # Where relative document paths start: the file's folder (standard input: the working folder).
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    def document_path(self, ref: str) -> Path:
+        return (self._base_dir / ref).resolve()
+
+
+def is_url(ref: str) -> bool:
+    return ref.lower().startswith(("http://", "https://"))
 
 
 class ConfigError(Exception):
@@ -184,8 +212,11 @@ def _substitute(value: Any, loc: tuple, errors: list[str], env: dict[str, str]) 
     return value
 
 
-def load_config(text: str, *, filename: str = "<config>", env: dict[str, str] | None = None) -> ConfigIn:
-    """Parse and validate a config file. Raises ``ConfigError`` listing every problem."""
+def load_config(
+    text: str, *, filename: str = "<config>", env: dict[str, str] | None = None, base_dir: Path | None = None
+) -> ConfigIn:
+    """Parse and validate a config file. Raises ``ConfigError`` listing every problem. ``base_dir``:
+    where the documents' relative paths start (the file's folder; the working folder by default)."""
     try:
         data = yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as exc:
@@ -204,6 +235,8 @@ def load_config(text: str, *, filename: str = "<config>", env: dict[str, str] | 
         config = ConfigIn.model_validate(data)
     except ValidationError as exc:
         raise ConfigError([f"{filename}: {_path(e['loc'])}: {e['msg']}" for e in exc.errors()]) from exc
+    if base_dir is not None:
+        config._base_dir = Path(base_dir)
     _check_references(config, filename)
     return config
 
@@ -223,6 +256,10 @@ def _check_references(config: ConfigIn, filename: str) -> None:
                 errors.append(f"{tp}.models[{mi}].name: model '{name}' appears twice")
         existing = set(ModelConfig.objects.filter(tenant__slug=tenant.slug).values_list("name", flat=True))
         known = set(names) | existing
+        errors.extend(_check_knowledge_bases(config, tenant, tp))
+        kb_names = {kb.name for kb in tenant.knowledge_bases} | set(
+            KnowledgeBase.objects.filter(tenant__slug=tenant.slug).values_list("name", flat=True)
+        )
         bot_slugs: set[str] = set()
         for bi, bot in enumerate(tenant.bots):
             bp = f"{tp}.bots[{bi}]"
@@ -237,6 +274,9 @@ def _check_references(config: ConfigIn, filename: str) -> None:
             for lang, name in bot.language_routes.items():
                 if name not in known:
                     errors.append(f"{bp}.language_routes.{lang}: no model named '{name}' in tenant '{tenant.slug}'")
+            for ki, name in enumerate(bot.knowledge_bases):
+                if name not in kb_names:
+                    errors.append(f"{bp}.knowledge_bases[{ki}]: no knowledge base '{name}' in tenant '{tenant.slug}'")
             for ci, ch in enumerate(bot.channels):
                 cp = f"{bp}.channels[{ci}]"
                 if ch.key in seen_keys:
@@ -259,6 +299,43 @@ def _check_references(config: ConfigIn, filename: str) -> None:
         errors.extend(_check_workflows(tenant, tp, bot_slugs))
     if errors:
         raise ConfigError([f"{filename}: {e}" for e in errors])
+
+
+def _check_knowledge_bases(config: ConfigIn, tenant: TenantIn, tp: str) -> list[str]:
+    """Names unique, the embedding model an embedding model of the tenant, each document a readable
+    file of a supported type and size (relative to the config file) or an http(s) URL."""
+    errors: list[str] = []
+    file_models = {m.name: m.purpose for m in tenant.models}
+    saved_models = dict(ModelConfig.objects.filter(tenant__slug=tenant.slug).values_list("name", "purpose"))
+    names: set[str] = set()
+    for ki, kb in enumerate(tenant.knowledge_bases):
+        kp = f"{tp}.knowledge_bases[{ki}]"
+        if kb.name in names:
+            errors.append(f"{kp}.name: knowledge base '{kb.name}' appears twice in this tenant")
+        names.add(kb.name)
+        if kb.embedding_model:
+            purpose = file_models.get(kb.embedding_model, saved_models.get(kb.embedding_model))
+            if purpose is None:
+                errors.append(f"{kp}.embedding_model: no model named '{kb.embedding_model}' in tenant '{tenant.slug}'")
+            elif purpose != ModelConfig.Purpose.EMBEDDING:
+                errors.append(f"{kp}.embedding_model: '{kb.embedding_model}' is not an embedding model (purpose)")
+        seen: set[str] = set()
+        for di, ref in enumerate(kb.documents):
+            dp = f"{kp}.documents[{di}]"
+            if ref in seen:
+                errors.append(f"{dp}: '{ref}' appears twice")
+            seen.add(ref)
+            if is_url(ref):
+                continue
+            path = config.document_path(ref)
+            if not path.is_file():
+                errors.append(f"{dp}: no such file {ref} (paths are relative to the config file)")
+                continue
+            try:
+                knowledge.check_upload(ref, path.stat().st_size)
+            except knowledge.DocumentRejected as exc:
+                errors.append(f"{dp}: {exc}")
+    return errors
 
 
 def _check_workflows(tenant: TenantIn, tp: str, bot_slugs: set[str]) -> list[str]:
@@ -303,6 +380,53 @@ def _sync(obj: Any, values: dict[str, Any], label: str, report: ApplyReport) -> 
     return obj
 
 
+def _sync_knowledge_bases(
+    config: ConfigIn, tenant: Tenant, wanted: list[KnowledgeBaseIn], models: dict[str, ModelConfig], report: ApplyReport
+) -> None:
+    """Create or update the knowledge bases the file names and the documents it lists in them: a
+    file whose bytes are unchanged, or a URL already there, is left as it is (not indexed again)."""
+    for k in wanted:
+        kb = KnowledgeBase.objects.filter(tenant=tenant, name=k.name).first() or KnowledgeBase(
+            tenant=tenant, name=k.name
+        )
+        embedding = models[k.embedding_model] if k.embedding_model else None
+        model_changed = kb.pk is not None and kb.embedding_model_id != (embedding.pk if embedding else None)
+        kb = _sync(
+            kb,
+            {"description": k.description, "embedding_model": embedding},
+            f"knowledge base {tenant.slug}/{k.name}",
+            report,
+        )
+        if model_changed:
+            knowledge.reindex_knowledge_base(kb)
+        label = f"document {tenant.slug}/{k.name}"
+        for ref in k.documents:
+            if is_url(ref):
+                if not kb.documents.filter(kind=Document.Kind.URL, url=ref).exists():
+                    knowledge.add_url(kb, url=ref)
+                    report.created.append(f"{label}: {ref}")
+                continue
+            data = config.document_path(ref).read_bytes()
+            doc = kb.documents.filter(kind=Document.Kind.FILE, filename=ref[:300]).first()
+            if doc is None:
+                knowledge.add_file(kb, filename=ref, data=data)
+                report.created.append(f"{label}: {ref}")
+            elif doc.content_hash != hashlib.sha256(data).hexdigest():
+                doc.data = data
+                doc.content_hash = doc.compute_hash()
+                doc.save(update_fields=["data", "content_hash", "updated_at"])
+                knowledge.schedule_index(doc)
+                report.updated.append(f"{label}: {ref} (changed)")
+
+
+def _sync_bot_knowledge_bases(bot: Bot, names: list[str], report: ApplyReport) -> None:
+    wanted = set(KnowledgeBase.objects.filter(tenant=bot.tenant, name__in=names).values_list("pk", flat=True))
+    current = set(bot.knowledge_bases.values_list("pk", flat=True))
+    if wanted != current:
+        bot.knowledge_bases.set(wanted)
+        report.updated.append(f"bot {bot.tenant.slug}/{bot.slug} (knowledge_bases)")
+
+
 @transaction.atomic
 def apply_config(config: ConfigIn, *, dry_run: bool = False) -> ApplyReport:
     """Create or update everything ``config`` names. Atomic; with ``dry_run`` nothing is kept."""
@@ -317,13 +441,17 @@ def apply_config(config: ConfigIn, *, dry_run: bool = False) -> ApplyReport:
             if m.api_key is not None:
                 values["api_key"] = m.api_key
             models[m.name] = _sync(obj, values, f"model {t.slug}/{m.name}", report)
+        _sync_knowledge_bases(config, tenant, t.knowledge_bases, models, report)
         for b in t.bots:
             bot = Bot.objects.filter(tenant=tenant, slug=b.slug).first() or Bot(tenant=tenant, slug=b.slug)
-            values = b.model_dump(exclude={"slug", "model", "fallback_models", "knowledge", "channels"})
+            values = b.model_dump(
+                exclude={"slug", "model", "fallback_models", "knowledge", "knowledge_bases", "channels"}
+            )
             values["model"] = models[b.model] if b.model else None
             bot = _sync(bot, values, f"bot {t.slug}/{b.slug}", report)
             _sync_fallbacks(bot, [models[n] for n in b.fallback_models], report)
             _sync_knowledge(bot, b.knowledge, report)
+            _sync_bot_knowledge_bases(bot, b.knowledge_bases, report)
             for c in b.channels:
                 ch = Channel.objects.filter(key=c.key).first() or Channel(key=c.key, bot=bot)
                 cvalues = c.model_dump(exclude={"key", "credentials", "allowed_origins", "api_base"})
@@ -402,6 +530,7 @@ def export_config(*, tenant_slugs: list[str] | None = None) -> dict[str, Any]:
                     k: _plain(v)
                     for k, v in {
                         "name": m.name,
+                        "purpose": m.purpose,
                         "provider": m.provider,
                         "endpoint": m.endpoint,
                         "model": m.model,
@@ -420,7 +549,7 @@ def export_config(*, tenant_slugs: list[str] | None = None) -> dict[str, Any]:
             data = {
                 f: getattr(b, f)
                 for f in BotIn.model_fields
-                if f not in {"slug", "model", "fallback_models", "knowledge", "channels"}
+                if f not in {"slug", "model", "fallback_models", "knowledge", "knowledge_bases", "channels"}
             }
             bots.append(
                 {
@@ -428,6 +557,7 @@ def export_config(*, tenant_slugs: list[str] | None = None) -> dict[str, Any]:
                     **data,
                     "model": b.model.name if b.model else None,
                     "fallback_models": [m.name for m in b.fallback_configs()],
+                    "knowledge_bases": sorted(b.knowledge_bases.values_list("name", flat=True)),
                     "knowledge": [
                         {"question": e.question, "answer": e.answer, "keywords": e.keywords, "enabled": e.enabled}
                         for e in b.knowledge.order_by("id")
@@ -460,6 +590,18 @@ def export_config(*, tenant_slugs: list[str] | None = None) -> dict[str, Any]:
                 "name": tenant.name,
                 "is_active": tenant.is_active,
                 "models": models,
+                "knowledge_bases": [
+                    {
+                        "name": kb.name,
+                        "description": kb.description,
+                        "embedding_model": kb.embedding_model.name if kb.embedding_model else None,
+                        "documents": [
+                            d.url if d.kind == Document.Kind.URL else d.filename
+                            for d in kb.documents.exclude(kind=Document.Kind.TEXT).order_by("id")
+                        ],
+                    }
+                    for kb in tenant.knowledge_bases.order_by("name").select_related("embedding_model")
+                ],
                 "bots": bots,
                 "workflows": workflows,
             }

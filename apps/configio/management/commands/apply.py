@@ -17,14 +17,14 @@ class Command(BaseCommand):
         if file == "-":
             import sys
 
-            text, name = sys.stdin.read(), "<stdin>"
+            text, name, base = sys.stdin.read(), "<stdin>", Path.cwd()
         else:
             path = Path(file)
             if not path.is_file():
                 raise CommandError(f"{file}: no such file")
-            text, name = path.read_text(encoding="utf-8"), file
+            text, name, base = path.read_text(encoding="utf-8"), file, path.resolve().parent
         try:
-            config = load_config(text, filename=name)
+            config = load_config(text, filename=name, base_dir=base)
             report = apply_config(config, dry_run=dry_run)
         except ConfigError as exc:
             raise CommandError("invalid configuration, nothing was changed:\n" + "\n".join(exc.errors)) from exc
