@@ -194,9 +194,18 @@ def search_bot(bot: Any, question: str, *, budget: int | None = None) -> Retriev
     return search(knowledge_bases_for(bot), question, threshold=bot.retrieval_threshold, budget=budget)
 
 
-def search(kbs: list[KnowledgeBase], question: str, *, threshold: float = 0.0, budget: int | None = None) -> Retrieval:
+def search(
+    kbs: list[KnowledgeBase],
+    question: str,
+    *,
+    threshold: float = 0.0,
+    budget: int | None = None,
+    mode: str = "hybrid",
+) -> Retrieval:
     """Rank the live chunks of ``kbs`` for ``question``; choose those above ``threshold`` that fit
-    ``budget`` estimated tokens (``KNOWLEDGE_PROMPT_TOKENS`` by default)."""
+    ``budget`` estimated tokens (``KNOWLEDGE_PROMPT_TOKENS`` by default). ``mode``: ``hybrid``
+    (both rankings, where the knowledge base has vectors), ``lexical`` or ``vector`` (one of them:
+    the benchmark compares them)."""
     started = time.perf_counter()
     result = Retrieval(question=question, knowledge_bases=[kb.pk for kb in kbs], threshold=threshold)
     terms = tokenize(question)
@@ -210,12 +219,12 @@ def search(kbs: list[KnowledgeBase], question: str, *, threshold: float = 0.0, b
         index = indexes[kb.pk] = _index(kb)
         if index.n == 0:
             continue
-        if terms:
+        if terms and mode != "vector":
             scores, coverage = index.bm25(terms)
             top = _top(scores, CANDIDATES)
             lexical += [(float(scores[r]), float(coverage[r]), kb.pk, int(r)) for r in top if scores[r] > 0]
         config = index.embedding_model
-        if index.vectors is not None and config is not None and config.enabled:
+        if mode != "lexical" and index.vectors is not None and config is not None and config.enabled:
             if config.pk not in query_vectors:
                 try:
                     query_vectors[config.pk] = embeddings.embed(config, [question])[0]
