@@ -86,6 +86,11 @@ class Message(models.Model):
     tokens_out = models.PositiveIntegerField(default=0)
     cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     attempts = models.JSONField(default=list, blank=True, help_text="Every model attempt: model, outcome, latency.")
+    knowledge_sources = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Knowledge-base passages the answer was given: number, document, section, scores.",
+    )
     fallback_used = models.BooleanField(default=False)
     cached = models.BooleanField(default=False)
     source = models.CharField(max_length=16, blank=True, help_text="model, knowledge, cache, command, system.")

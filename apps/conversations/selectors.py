@@ -149,6 +149,7 @@ class Turn:
     comment: str = ""
     flagged: bool = False
     correction: str = ""
+    sources: list = field(default_factory=list)  # knowledge-base passages the answer was given
 
     @property
     def is_answer(self) -> bool:
@@ -203,6 +204,21 @@ def turn_of(message: Message, *, reveal: bool) -> Turn:
         comment=masked(fb.comment, reveal=reveal) if fb else "",
         flagged=message.flagged,
         correction=masked(message.correction, reveal=reveal),
+        sources=[
+            {
+                "n": src.get("n"),
+                "title": str(src.get("title", "")),
+                "section": str(src.get("section", "")),
+                "page": src.get("page"),
+                "relevance": src.get("relevance"),
+                "score": src.get("score"),
+                "bm25": src.get("bm25"),
+                "similarity": src.get("similarity"),
+                "excerpt": str(src.get("excerpt", "")),
+            }
+            for src in (message.knowledge_sources or [])
+            if isinstance(src, dict)
+        ],
     )
 
 
