@@ -14,7 +14,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
-from django.utils.translation import gettext as _t
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin_mixins import TenantScopedAdmin, TenantScopedInline, limit_choices_to_tenants
@@ -102,7 +102,7 @@ class KnowledgeBaseAdmin(TenantScopedAdmin):
     @admin.display(description=_("ask"))
     def ask_link(self, obj: KnowledgeBase) -> str:
         url = reverse("admin:knowledge_knowledgebase_ask", args=[obj.pk])
-        return format_html('<a href="{}">{}</a>', url, _t("Ask the knowledge base"))
+        return format_html('<a href="{}">{}</a>', url, gettext("Ask the knowledge base"))
 
     def save_model(self, request: HttpRequest, obj: KnowledgeBase, form: Any, change: bool) -> None:
         model_changed = change and "embedding_model" in form.changed_data
@@ -110,7 +110,7 @@ class KnowledgeBaseAdmin(TenantScopedAdmin):
         if model_changed:
             count = services.reindex_knowledge_base(obj)
             self.message_user(
-                request, _t("The embedding model changed: %(n)s documents are indexed again.") % {"n": count}
+                request, gettext("The embedding model changed: %(n)s documents are indexed again.") % {"n": count}
             )
 
     def get_urls(self) -> list:
@@ -129,7 +129,7 @@ class KnowledgeBaseAdmin(TenantScopedAdmin):
             result = preview(kb, form.cleaned_data["question"], bot=form.cleaned_data.get("bot"))
         context = {
             **self.admin_site.each_context(request),
-            "title": _t("Ask the knowledge base: %(name)s") % {"name": kb.name},
+            "title": gettext("Ask the knowledge base: %(name)s") % {"name": kb.name},
             "opts": self.model._meta,
             "original": kb,
             "form": form,
@@ -260,13 +260,15 @@ class DocumentAdmin(TenantScopedAdmin):
         super().save_model(request, obj, form, change)
         if reindex:
             services.schedule_index(obj)
-            self.message_user(request, _t("%(doc)s is queued for indexing.") % {"doc": obj.display_title})
+            self.message_user(request, gettext("%(doc)s is queued for indexing.") % {"doc": obj.display_title})
 
     @admin.action(description=_("Index again"), permissions=["change"])
     def reindex(self, request: HttpRequest, queryset: Any) -> None:
         for doc in queryset:
             services.schedule_index(doc, force=True)
-        self.message_user(request, _t("%(n)s documents queued for indexing.") % {"n": queryset.count()}, messages.INFO)
+        self.message_user(
+            request, gettext("%(n)s documents queued for indexing.") % {"n": queryset.count()}, messages.INFO
+        )
 
     def response_post_save_change(self, request: HttpRequest, obj: Any) -> HttpResponse:
         return redirect("admin:knowledge_document_change", obj.pk)
