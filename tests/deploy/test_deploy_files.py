@@ -70,8 +70,8 @@ def test_gunicorn_config_uses_a_real_uvicorn_worker_class():
 def test_probes_hit_health_endpoints():
     for doc in yaml.safe_load_all((DEPLOY / "k8s/parley.yaml").read_text()):
         for container in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
-            for probe in ("readinessProbe", "livenessProbe"):
-                if probe in container:
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                if "httpGet" in container.get(probe, {}):  # workers' probes are on their metrics socket
                     path = container[probe]["httpGet"]["path"]
                     assert resolve(path).url_name in ("readyz", "healthz")
 
