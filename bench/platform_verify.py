@@ -26,8 +26,8 @@ django.setup()
 
 from django.test import RequestFactory  # noqa: E402
 
+from apps.channels.platforms.base import RawRequest  # noqa: E402
 from apps.channels.platforms.registry import get_adapter  # noqa: E402
-from tests.channels.conftest import DINGTALK_CREDENTIALS, FEISHU_CREDENTIALS, WECOM_CREDENTIALS  # noqa: E402
 from tests.fakes.platforms import (  # noqa: E402
     as_meta,
     dingtalk_headers,
@@ -36,6 +36,7 @@ from tests.fakes.platforms import (  # noqa: E402
     sample_json,
     wecom_callback,
 )
+from tests.platforms.conftest import DINGTALK_CREDENTIALS, FEISHU_CREDENTIALS, WECOM_CREDENTIALS  # noqa: E402
 
 
 def requests(platform: str, n: int):
@@ -46,19 +47,27 @@ def requests(platform: str, n: int):
             payload = sample_json("feishu", "im.message.receive_v1.p2p_text.json")
             payload["header"]["event_id"] = f"ev-{i}"
             body, headers = feishu_event(payload, encrypt_key=FEISHU_CREDENTIALS["encrypt_key"])
-            out.append(rf.post("/webhooks/feishu/x/", data=body, **as_meta(headers)))
+            out.append(RawRequest.from_http(rf.post("/webhooks/feishu/x/", data=body, **as_meta(headers))))
         elif platform == "wecom":
             c = WECOM_CREDENTIALS
             xml = sample("wecom", "text.xml").replace("1456453720", str(i))
             query, body = wecom_callback(
                 xml, token=c["token"], encoding_aes_key=c["encoding_aes_key"], corp_id=c["corp_id"]
             )
-            out.append(rf.post(f"/webhooks/wecom/x/?{urlencode(query)}", data=body, content_type="text/xml"))
+            out.append(
+                RawRequest.from_http(
+                    rf.post(f"/webhooks/wecom/x/?{urlencode(query)}", data=body, content_type="text/xml")
+                )
+            )
         else:
             payload = sample_json("dingtalk", "text_single.json")
             payload["msgId"] = f"msg-{i}"
             headers = dingtalk_headers(DINGTALK_CREDENTIALS["client_secret"], timestamp_ms=int(time.time() * 1000) + i)
-            out.append(rf.post("/webhooks/dingtalk/x/", data=json.dumps(payload).encode(), **as_meta(headers)))
+            out.append(
+                RawRequest.from_http(
+                    rf.post("/webhooks/dingtalk/x/", data=json.dumps(payload).encode(), **as_meta(headers))
+                )
+            )
     return out
 
 

@@ -7,19 +7,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 
-from .platforms.base import RatingClick
+from . import conversation_port
+from .platforms.base import RatingClick, RawRequest
 
 logger = logging.getLogger(__name__)
 
 
-def answer_rating_click(adapter: Any, channel: Any, request: HttpRequest, click: RatingClick) -> HttpResponse:
+def answer_rating_click(adapter: Any, channel: Any, request: RawRequest, click: RatingClick) -> HttpResponse:
     """Store ``click`` (``button_rating_record``: only the asker, limits, expiry) and return the
     adapter's ``rating_response``. Refusals are logged by kind, never with the token."""
-    from apps.conversations.ratings import button_rating_record
-
-    outcome = button_rating_record(channel=channel, click=click)
+    outcome = conversation_port.record_rating_click(channel=channel, click=click)
     if not outcome.ok:
         logger.info("rating click refused: %s", outcome.kind, extra={"status": outcome.status})
     return adapter.rating_response(request, channel, click, outcome)

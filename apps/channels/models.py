@@ -4,20 +4,16 @@ from django.db import models
 
 from apps.core.fields import EncryptedJSONField
 
+from .platforms.registry import choices as platform_choices
+
 key_validator = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$", "3–64 letters, digits, '-' or '_'.")
 
 
 class Channel(models.Model):
     """Where a bot meets its users: one IM app (or one web-chat widget) of one platform."""
 
-    class Platform(models.TextChoices):
-        WEB = "web", "Web chat"
-        FEISHU = "feishu", "Feishu / Lark"
-        WECOM = "wecom", "WeCom (企业微信)"
-        DINGTALK = "dingtalk", "DingTalk"
-        QQ = "qq", "QQ"
-        SLACK = "slack", "Slack"
-        TELEGRAM = "telegram", "Telegram"
+    #: The platforms of the registry (``platforms/registry.py``): ``Channel.Platform.WEB`` == "web".
+    Platform = models.TextChoices("Platform", [(name.upper(), (name, label)) for name, label in platform_choices()])
 
     class Mode(models.TextChoices):
         WEBHOOK = "webhook", "Webhook (platform calls Parley)"

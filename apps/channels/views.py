@@ -19,8 +19,9 @@ from apps.core import metrics
 from apps.core.crypto import SecretDecryptionError
 from apps.core.logging import log_context
 
+from . import conversation_port
 from .clicks import answer_rating_click
-from .platforms.base import WebhookRejected
+from .platforms.base import RawRequest, WebhookRejected
 from .platforms.registry import get_adapter
 from .services import channel_for_webhook
 
@@ -64,30 +65,28 @@ def handle_webhook(request: HttpRequest, platform: str, key: str) -> HttpRespons
         logger.error("webhook refused: channel credentials cannot be decrypted", extra={"channel": key})
         return _error(503, "this channel's credentials cannot be read; the operator must check PARLEY_ENCRYPTION_KEYS")
 
-    from apps.conversations.services import accept_inbound
-
+    raw = RawRequest.from_http(request)
     with log_context(tenant=channel.bot.tenant.slug, bot=channel.bot.slug, platform=platform):
         try:
-            response = adapter.handshake(request, channel)
+            response = adapter.handshake(raw, channel)
             if response is not None:
                 return response
-            adapter.verify(request, channel)
-            click = adapter.rating_click(request, channel)
+            adapter.verify(raw, channel)
+            click = adapter.rating_click(raw, channel)
             if click is not None:
-                return _rating(request, adapter, channel, click, started)
-            inbounds = adapter.parse(request, channel)
+                return _rating(raw, adapter, channel, click, started)
+            inbounds = adapter.parse(raw, channel)
         except WebhookRejected as exc:
             metrics.INBOUND_MESSAGES.labels(platform, exc.outcome).inc()
             logger.warning("webhook rejected: %s", exc.reason, extra={"status": exc.status})
             return _error(exc.status, exc.reason)
-        inbounds = [item.storable() for item in inbounds]
-        accept_inbound(channel=channel, inbounds=inbounds, trace_id=getattr(request, "trace_id", ""))
-        response = adapter.ack(request, channel, inbounds)
+        conversation_port.accept(channel=channel, inbounds=inbounds, trace_id=getattr(request, "trace_id", ""))
+        response = adapter.ack(raw, channel, inbounds)
     metrics.WEBHOOK_ACK.labels(platform).observe(time.perf_counter() - started)
     return response
 
 
-def _rating(request: HttpRequest, adapter: Any, channel: Any, click: Any, started: float) -> HttpResponse:
+def _rating(request: RawRequest, adapter: Any, channel: Any, click: Any, started: float) -> HttpResponse:
     response = answer_rating_click(adapter, channel, request, click)
     metrics.WEBHOOK_ACK.labels(adapter.platform).observe(time.perf_counter() - started)
     return response

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from apps.bots.models import Bot, BotFallback, KnowledgeEntry
 from apps.channels.connectors import long_connection_problems
 from apps.channels.models import Channel
+from apps.channels.platforms.registry import platforms
 from apps.channels.services import validate_credentials
 from apps.knowledge import services as knowledge
 from apps.knowledge.models import Document, KnowledgeBase
@@ -73,7 +74,7 @@ class KnowledgeIn(_Strict):
 
 class ChannelIn(_Strict):
     key: str = Field(pattern=KEY)
-    platform: Literal["web", "feishu", "wecom", "dingtalk", "qq", "slack", "telegram"]
+    platform: Literal[tuple(platforms())]  # the platform registry's names
     name: str = ""
     mode: Literal["webhook", "long_connection"] = "webhook"
     api_base: str | None = None

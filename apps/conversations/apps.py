@@ -8,9 +8,18 @@ class ConversationsConfig(AppConfig):
     verbose_name = _("Conversations")
 
     def ready(self) -> None:
+        from apps.channels import conversation_port
         from apps.core.metrics import register_scrape_collector
 
+        from . import ratings, services
         from .metrics import InboundQueueCollector, UndeliveredCollector
 
         register_scrape_collector(InboundQueueCollector)
         register_scrape_collector(UndeliveredCollector)
+        # The channels hand messages and clicks over through this port (they import nothing of ours).
+        conversation_port.connect(
+            conversation_port.ConversationPort(
+                accept_inbound=lambda **kw: services.accept_inbound(**kw),
+                record_rating_click=lambda **kw: ratings.button_rating_record(**kw),
+            )
+        )

@@ -55,10 +55,10 @@ def _reset_redis() -> None:
 @pytest.fixture(autouse=True)
 def fakeim():
     """Register the test-only platform in this process."""
-    registry.ADAPTERS[PLATFORM] = ADAPTER_PATH
+    registry.PLATFORMS[PLATFORM] = registry.Platform(PLATFORM, PLATFORM, ADAPTER_PATH)
     registry.get_adapter.cache_clear()
     yield PLATFORM
-    registry.ADAPTERS.pop(PLATFORM, None)
+    registry.PLATFORMS.pop(PLATFORM, None)
     registry.get_adapter.cache_clear()
 
 

@@ -17,7 +17,7 @@ from apps.channels.platforms import registry  # noqa: E402
 from config.celery import app  # noqa: E402
 from tests.conversations.fake_platform import ADAPTER_PATH, PLATFORM  # noqa: E402
 
-registry.ADAPTERS[PLATFORM] = ADAPTER_PATH
+registry.PLATFORMS[PLATFORM] = registry.Platform(PLATFORM, PLATFORM, ADAPTER_PATH)
 registry.get_adapter.cache_clear()
 
 if __name__ == "__main__":

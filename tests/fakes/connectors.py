@@ -323,7 +323,7 @@ class FakeFeishuLongConnection:
     answered with pongs, as Feishu's gateway does."""
 
     def __init__(self, http: FakeServer, *, app_id: str, app_secret: str, ping_interval: float = 0.2) -> None:
-        from apps.channels.connectors.feishu import Frame, decode_frame, encode_frame
+        from apps.channels.platforms.feishu.connector import Frame, decode_frame, encode_frame
 
         self.http = http
         self.app_id, self.app_secret = app_id, app_secret
@@ -366,7 +366,7 @@ class FakeFeishuLongConnection:
     def event_frames(self, payload: dict, *, message_id: str, parts: int = 1, kind: str = "event") -> list[bytes]:
         """The data frame(s) carrying ``payload``, split in ``parts`` like large events are; ``kind``
         is the frame's ``type`` header ("card" for card callbacks)."""
-        from apps.channels.connectors.feishu import Frame
+        from apps.channels.platforms.feishu.connector import Frame
 
         data = json.dumps(payload, ensure_ascii=False).encode()
         size = -(-len(data) // parts)

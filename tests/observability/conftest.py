@@ -18,7 +18,7 @@ SECRET = "testim-signing-secret"
 @pytest.fixture
 def testim_platform(monkeypatch):
     """Register the test-only adapter the way a real platform is registered: one registry line."""
-    monkeypatch.setitem(registry.ADAPTERS, PLATFORM, ADAPTER_PATH)
+    monkeypatch.setitem(registry.PLATFORMS, PLATFORM, registry.Platform(PLATFORM, PLATFORM, ADAPTER_PATH))
     registry.get_adapter.cache_clear()
     yield PLATFORM
     registry.get_adapter.cache_clear()

@@ -18,4 +18,4 @@ def post_worker_init(worker):
     from apps.channels.platforms import registry
     from tests.observability.testim import ADAPTER_PATH, PLATFORM
 
-    registry.ADAPTERS[PLATFORM] = ADAPTER_PATH
+    registry.PLATFORMS[PLATFORM] = registry.Platform(PLATFORM, PLATFORM, ADAPTER_PATH)

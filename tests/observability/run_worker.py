@@ -14,7 +14,7 @@ from apps.channels.platforms import registry  # noqa: E402
 from config.celery import app  # noqa: E402
 from tests.observability.testim import ADAPTER_PATH, PLATFORM  # noqa: E402
 
-registry.ADAPTERS[PLATFORM] = ADAPTER_PATH
+registry.PLATFORMS[PLATFORM] = registry.Platform(PLATFORM, PLATFORM, ADAPTER_PATH)
 
 if __name__ == "__main__":
     app.worker_main(

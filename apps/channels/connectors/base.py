@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
-from django.http import HttpRequest
 
 from apps.channels.platforms.base import Inbound
 
@@ -116,14 +115,3 @@ class Connector:
 
     async def run(self, link: Link) -> None:
         raise NotImplementedError
-
-
-def request_for(body: bytes, *, content_type: str = "application/json") -> HttpRequest:
-    """A POST carrying ``body``, for adapters whose ``parse`` reads the raw webhook body: the event
-    arrived over a connection the platform authenticated, so only parsing is asked of it."""
-    request = HttpRequest()
-    request.method = "POST"
-    request.META["CONTENT_TYPE"] = content_type
-    request.META["CONTENT_LENGTH"] = str(len(body))
-    request._body = body
-    return request

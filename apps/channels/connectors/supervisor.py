@@ -35,12 +35,14 @@ from typing import Any
 
 from django.db import close_old_connections
 
+from apps.channels import conversation_port
 from apps.channels.platforms.base import Inbound, WebhookRejected
+from apps.channels.platforms.registry import connector_class, long_connection_platforms
 from apps.core import metrics
 from apps.core.crypto import SecretDecryptionError
 from apps.core.logging import log_context, new_trace_id
 
-from . import CONNECTORS, connector_class, status
+from . import status
 from .base import ConnectorError, Link
 from .locks import LocalLocks, RedisLocks, holder_name, make_locks
 
@@ -112,7 +114,7 @@ def load_channels() -> dict[int, Any]:
         enabled=True,
         bot__enabled=True,
         bot__tenant__is_active=True,
-        platform__in=list(CONNECTORS),
+        platform__in=long_connection_platforms(),
     )
     try:
         try:
@@ -141,7 +143,7 @@ def _warn_unserved(channel_model: Any) -> None:
     """Log once per channel a long-connection channel no connector can serve (saved before the admin
     refused it, or by a config import): its messages would otherwise silently never arrive."""
     unserved = channel_model.objects.filter(mode=channel_model.Mode.LONG_CONNECTION, enabled=True).exclude(
-        platform__in=list(CONNECTORS)
+        platform__in=long_connection_platforms()
     )
     for key, platform in unserved.values_list("key", "platform"):
         if key not in _warned_unserved:
@@ -352,8 +354,6 @@ class ChannelRunner:
             close_old_connections()
 
     def _store(self, channel: Any, build: Callable[[Any], list[Inbound]]) -> bool:
-        from apps.conversations.services import accept_inbound
-
         close_old_connections()
         trace_id = new_trace_id()
         try:
@@ -367,7 +367,7 @@ class ChannelRunner:
                     self.log.warning("channel %s: event dropped: %s", self.key, exc.reason)
                     return True
                 if inbounds:
-                    accept_inbound(channel=channel, inbounds=[i.storable() for i in inbounds], trace_id=trace_id)
+                    conversation_port.accept(channel=channel, inbounds=inbounds, trace_id=trace_id)
                 return True
         except Exception:
             self.log.exception("channel %s: storing an event failed; left for the platform to deliver again", self.key)

@@ -1,9 +1,10 @@
 """The contract every IM platform adapter fulfils.
 
 One folder per platform under ``apps/channels/platforms/<name>/`` with an ``adapter.py`` that
-defines a ``PlatformAdapter`` subclass, real payload samples beside its tests, and one line in
-``registry.py``. Adapters never import ``apps.conversations``: they turn HTTP into ``Inbound``
-values and replies into platform API calls, nothing else.
+defines a ``PlatformAdapter`` subclass (and, for platforms with a long-connection mode, a
+``connector.py``), real payload samples, and one line in ``registry.py``. Adapters never import
+``apps.conversations``: they turn a ``RawRequest`` into ``Inbound`` values and replies into
+platform API calls, nothing else.
 """
 
 from __future__ import annotations
@@ -17,6 +18,44 @@ from typing import Any, ClassVar
 import httpx
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.datastructures import CaseInsensitiveMapping
+
+
+@dataclass
+class RawRequest:
+    """What an adapter reads of a platform's request: the same value whether the event came as a
+    webhook (``from_http``) or over a long connection (``event``). ``headers`` are looked up
+    case-insensitively; ``query`` holds the URL's query parameters (the last value of each);
+    ``state`` is where an adapter keeps what ``verify`` worked out (a decrypted body) for ``parse``.
+    """
+
+    method: str = "POST"
+    path: str = ""
+    headers: CaseInsensitiveMapping = field(default_factory=lambda: CaseInsensitiveMapping({}))
+    query: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.headers, CaseInsensitiveMapping):
+            self.headers = CaseInsensitiveMapping(dict(self.headers))
+
+    @classmethod
+    def from_http(cls, request: HttpRequest) -> RawRequest:
+        """The request a webhook view received (its body already read, within the size limit)."""
+        return cls(
+            method=request.method or "",
+            path=request.path,
+            headers=request.headers,
+            query={k: request.GET.get(k, "") for k in request.GET},
+            body=request.body,
+        )
+
+    @classmethod
+    def event(cls, body: bytes, *, content_type: str = "application/json") -> RawRequest:
+        """An event that arrived over a long connection the platform authenticated: a POST of
+        ``body``, to be parsed (its signature is a webhook matter, not asked for)."""
+        return cls(method="POST", headers={"Content-Type": content_type}, body=body)
 
 
 @dataclass
@@ -162,7 +201,7 @@ def rating_buttons_enabled(channel: Any) -> bool:
     buttons are on only where the platform's connector records them (``Connector.rating_clicks``),
     since a button that does nothing is worse than none."""
     if getattr(channel, "mode", "webhook") == "long_connection":
-        from apps.channels.connectors import connector_class
+        from .registry import connector_class
 
         connector = connector_class(getattr(channel, "platform", ""))
         if connector is None or not connector.rating_clicks:
@@ -291,32 +330,32 @@ class PlatformAdapter:
     def api_base(self, channel: Any) -> str:
         return (channel.api_base or self.default_api_base).rstrip("/")
 
-    def handshake(self, request: HttpRequest, channel: Any) -> HttpResponse | None:
+    def handshake(self, request: RawRequest, channel: Any) -> HttpResponse | None:
         """Answer the platform's URL verification (challenge / echostr), or None when the request
         is not a handshake. May raise ``WebhookRejected``."""
         return None
 
-    def verify(self, request: HttpRequest, channel: Any) -> None:
+    def verify(self, request: RawRequest, channel: Any) -> None:
         """Raise ``WebhookRejected`` unless the request is authentic and fresh. Works on the raw body."""
         raise NotImplementedError
 
-    def parse(self, request: HttpRequest, channel: Any) -> list[Inbound]:
+    def parse(self, request: RawRequest, channel: Any) -> list[Inbound]:
         """Return the messages in a verified request; [] for events deliberately ignored.
         Raises ``MalformedRequest`` for bodies that cannot be understood."""
         raise NotImplementedError
 
-    def ack(self, request: HttpRequest, channel: Any, inbounds: list[Inbound]) -> HttpResponse:
+    def ack(self, request: RawRequest, channel: Any, inbounds: list[Inbound]) -> HttpResponse:
         """The response that tells the platform the request was received."""
         return JsonResponse({"ok": True})
 
-    def rating_click(self, request: HttpRequest, channel: Any) -> RatingClick | None:
+    def rating_click(self, request: RawRequest, channel: Any) -> RatingClick | None:
         """The thumbs-button click a verified request carries, or None (the default) when it is not
         one: the request then goes on to ``parse``. Raises ``MalformedRequest`` for a click whose
         body cannot be understood. A click is never stored as a message and never reaches a model."""
         return None
 
     def rating_response(
-        self, request: HttpRequest, channel: Any, click: RatingClick, outcome: RatingOutcome
+        self, request: RawRequest, channel: Any, click: RatingClick, outcome: RatingOutcome
     ) -> HttpResponse:
         """The answer to a rating click (the platform's own shape: a toast, an updated message…).
         Called only when ``rating_click`` returned a click."""

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 
 from apps.channels.markdown import Dialect, plain_text, render_dialect, split_text
 
@@ -39,6 +39,7 @@ from ..base import (
     OutboundReply,
     PlatformAdapter,
     PlatformError,
+    RawRequest,
     SentRef,
     SignatureInvalid,
     Target,
@@ -84,12 +85,12 @@ class DingTalkAdapter(PlatformAdapter):
 
     # --- inbound -------------------------------------------------------------------------------
 
-    def handshake(self, request: HttpRequest, channel: Any) -> HttpResponse | None:
+    def handshake(self, request: RawRequest, channel: Any) -> HttpResponse | None:
         if request.method != "POST":
             raise WebhookRejected(405, "DingTalk callbacks are POSTed")
         return None  # DingTalk has no URL handshake
 
-    def verify(self, request: HttpRequest, channel: Any) -> None:
+    def verify(self, request: RawRequest, channel: Any) -> None:
         secret = str((channel.credentials or {}).get("client_secret") or "")
         ts = request.headers.get("timestamp", "")
         given = request.headers.get("sign", "")
@@ -102,7 +103,7 @@ class DingTalkAdapter(PlatformAdapter):
         if not hmac.compare_digest(sign(ts, secret).encode(), given.encode()):
             raise SignatureInvalid()
 
-    def parse(self, request: HttpRequest, channel: Any) -> list[Inbound]:
+    def parse(self, request: RawRequest, channel: Any) -> list[Inbound]:
         try:
             body = json.loads(request.body)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -160,14 +161,14 @@ class DingTalkAdapter(PlatformAdapter):
             )
         ]
 
-    def _claim_signature(self, request: HttpRequest, channel: Any, msg_id: str) -> None:
+    def _claim_signature(self, request: RawRequest, channel: Any, msg_id: str) -> None:
         """A signature vouches for one message: the same ``sign`` with another msgId is a replay with
         a forged body. A redelivery of the same message passes (and is de-duplicated on msgId)."""
         key = f"parley:dingtalk:sign:{channel.pk}:{_digest(request.headers.get('sign', ''))}"
         if not cache.add(key, msg_id, timeout=2 * MAX_SKEW_MS // 1000 + 60) and cache.get(key) != msg_id:
             raise SignatureInvalid("signature reused for another message")
 
-    def ack(self, request: HttpRequest, channel: Any, inbounds: list[Inbound]) -> HttpResponse:
+    def ack(self, request: RawRequest, channel: Any, inbounds: list[Inbound]) -> HttpResponse:
         return JsonResponse({})
 
     # --- outbound ------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 
 from apps.channels.markdown import Dialect, render_dialect, split_text
 from apps.core.language import detect_language
@@ -44,6 +44,7 @@ from ..base import (
     PlatformError,
     RatingClick,
     RatingOutcome,
+    RawRequest,
     SentRef,
     SignatureInvalid,
     Target,
@@ -113,7 +114,7 @@ class FeishuAdapter(PlatformAdapter):
 
     # --- inbound -------------------------------------------------------------------------------
 
-    def _payload(self, request: HttpRequest, channel: Any) -> dict:
+    def _payload(self, request: RawRequest, channel: Any) -> dict:
         """The event as a dict, decrypted when it arrived encrypted (parsed once per request)."""
         cached = getattr(request, "_parley_feishu_payload", None)
         if cached is not None:
@@ -146,7 +147,7 @@ class FeishuAdapter(PlatformAdapter):
         if not expected or not isinstance(given, str) or not hmac.compare_digest(given.encode(), expected.encode()):
             raise WebhookRejected(403, "verification token mismatch", outcome="rejected_signature")
 
-    def handshake(self, request: HttpRequest, channel: Any) -> HttpResponse | None:
+    def handshake(self, request: RawRequest, channel: Any) -> HttpResponse | None:
         if request.method != "POST":
             raise WebhookRejected(405, "Feishu events are POSTed")
         payload = self._payload(request, channel)
@@ -159,7 +160,7 @@ class FeishuAdapter(PlatformAdapter):
             raise MalformedRequest("challenge missing")
         return JsonResponse({"challenge": challenge})
 
-    def verify(self, request: HttpRequest, channel: Any) -> None:
+    def verify(self, request: RawRequest, channel: Any) -> None:
         creds = channel.credentials or {}
         key = creds.get("encrypt_key") or ""
         if key:
@@ -178,7 +179,7 @@ class FeishuAdapter(PlatformAdapter):
         if app_id and creds.get("app_id") and app_id != creds["app_id"]:
             raise WebhookRejected(403, "event is for another app", outcome="rejected_signature")
 
-    def parse(self, request: HttpRequest, channel: Any) -> list[Inbound]:
+    def parse(self, request: RawRequest, channel: Any) -> list[Inbound]:
         payload = self._payload(request, channel)
         header = payload.get("header")
         if payload.get("schema") != "2.0" or not isinstance(header, dict):
@@ -245,10 +246,10 @@ class FeishuAdapter(PlatformAdapter):
             )
         ]
 
-    def ack(self, request: HttpRequest, channel: Any, inbounds: list[Inbound]) -> HttpResponse:
+    def ack(self, request: RawRequest, channel: Any, inbounds: list[Inbound]) -> HttpResponse:
         return JsonResponse({"code": 0})
 
-    def rating_click(self, request: HttpRequest, channel: Any) -> RatingClick | None:
+    def rating_click(self, request: RawRequest, channel: Any) -> RatingClick | None:
         """A click on a rating button (``card.action.trigger`` whose ``action.value`` carries
         ``parley_rating``); None for every other event, card actions of other buttons included."""
         payload = self._payload(request, channel)
@@ -288,7 +289,7 @@ class FeishuAdapter(PlatformAdapter):
         )
 
     def rating_response(
-        self, request: HttpRequest, channel: Any, click: RatingClick, outcome: RatingOutcome
+        self, request: RawRequest, channel: Any, click: RatingClick, outcome: RatingOutcome
     ) -> HttpResponse:
         """A toast in the clicker's client language (``i18n``; ``content`` in the answer's
         language). Refusals a real person can meet (another person's answer, an expired one, too

@@ -30,7 +30,7 @@ import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 
 from apps.channels.markdown import TreeRenderer
 
@@ -41,6 +41,7 @@ from ..base import (
     OutboundReply,
     PlatformAdapter,
     PlatformError,
+    RawRequest,
     SentRef,
     SignatureInvalid,
     Target,
@@ -127,14 +128,14 @@ class QQAdapter(PlatformAdapter):
             raise WebhookRejected(403, "channel has no app_secret")
         return signing_key(secret)
 
-    def _check_appid(self, request: HttpRequest, channel: Any) -> None:
+    def _check_appid(self, request: RawRequest, channel: Any) -> None:
         # QQ names the bot it calls for; a callback for another bot is not ours, whatever it carries.
         sent = request.headers.get("X-Bot-Appid")
         app_id = str((channel.credentials or {}).get("app_id") or "")
         if sent is not None and app_id and sent != app_id:
             raise WebhookRejected(403, "X-Bot-Appid does not match the channel")
 
-    def handshake(self, request: HttpRequest, channel: Any) -> HttpResponse | None:
+    def handshake(self, request: RawRequest, channel: Any) -> HttpResponse | None:
         """The op 13 URL check: returns ``{plain_token, signature}``, or None for other requests.
         Raises ``WebhookRejected`` (400) for values that do not look like QQ's."""
         if request.method != "POST":
@@ -156,7 +157,7 @@ class QQAdapter(PlatformAdapter):
         signature = self._key(channel).sign((event_ts + plain_token).encode())
         return JsonResponse({"plain_token": plain_token, "signature": signature.hex()})
 
-    def verify(self, request: HttpRequest, channel: Any) -> None:
+    def verify(self, request: RawRequest, channel: Any) -> None:
         """Raises ``SignatureInvalid`` (401) unless ``X-Signature-Ed25519`` signs timestamp + raw body.
 
         QQ publishes no timestamp window, so none is enforced (a late retry must still be
@@ -182,7 +183,7 @@ class QQAdapter(PlatformAdapter):
         except InvalidSignature:
             raise SignatureInvalid()
 
-    def parse(self, request: HttpRequest, channel: Any) -> list[Inbound]:
+    def parse(self, request: RawRequest, channel: Any) -> list[Inbound]:
         """Messages in a verified dispatch; [] for events on the ignore list or unsupported ones."""
         try:
             payload = storable_value(json.loads(request.body))
@@ -231,7 +232,7 @@ class QQAdapter(PlatformAdapter):
             )
         ]
 
-    def ack(self, request: HttpRequest, channel: Any, inbounds: list[Inbound]) -> HttpResponse:
+    def ack(self, request: RawRequest, channel: Any, inbounds: list[Inbound]) -> HttpResponse:
         return JsonResponse({"op": OP_ACK, "d": 0})
 
     # -- outbound ---------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from urllib.parse import parse_qs
 
 from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
@@ -61,6 +61,7 @@ from ..base import (
     PlatformError,
     RatingClick,
     RatingOutcome,
+    RawRequest,
     SentRef,
     SignatureInvalid,
     Target,
@@ -177,7 +178,7 @@ class SlackAdapter(PlatformAdapter):
 
     # -- inbound ----------------------------------------------------------------------------------
 
-    def handshake(self, request: HttpRequest, channel: Any) -> HttpResponse | None:
+    def handshake(self, request: RawRequest, channel: Any) -> HttpResponse | None:
         """Answers a signed ``url_verification`` with its challenge; None for other requests."""
         payload = _json_or_none(request.body)
         if not isinstance(payload, dict) or payload.get("type") != "url_verification":
@@ -188,7 +189,7 @@ class SlackAdapter(PlatformAdapter):
             raise MalformedRequest("url_verification without a challenge")
         return JsonResponse({"challenge": challenge})
 
-    def verify(self, request: HttpRequest, channel: Any) -> None:
+    def verify(self, request: RawRequest, channel: Any) -> None:
         """Raises ``SignatureInvalid`` (401) for a missing, stale (> 5 min) or wrong signature."""
         if request.method != "POST":
             raise WebhookRejected(405, "Slack events are POST requests")
@@ -210,7 +211,7 @@ class SlackAdapter(PlatformAdapter):
         if not valid:
             raise SignatureInvalid()
 
-    def parse(self, request: HttpRequest, channel: Any) -> list[Inbound]:
+    def parse(self, request: RawRequest, channel: Any) -> list[Inbound]:
         """Messages to answer in a verified request; [] for ignored or unsupported events."""
         payload = _json_or_none(request.body)
         if payload is None:
@@ -270,10 +271,10 @@ class SlackAdapter(PlatformAdapter):
             )
         ]
 
-    def ack(self, request: HttpRequest, channel: Any, inbounds: list[Inbound]) -> HttpResponse:
+    def ack(self, request: RawRequest, channel: Any, inbounds: list[Inbound]) -> HttpResponse:
         return HttpResponse(status=200)
 
-    def rating_click(self, request: HttpRequest, channel: Any) -> RatingClick | None:
+    def rating_click(self, request: RawRequest, channel: Any) -> RatingClick | None:
         """A click on a rating button: an interactivity request (form field ``payload``) of type
         ``block_actions`` whose action is ``parley_rate_up`` / ``parley_rate_down``. None for
         event bodies and for other interactions (acknowledged by ``parse`` without action)."""
@@ -322,7 +323,7 @@ class SlackAdapter(PlatformAdapter):
         )
 
     def rating_response(
-        self, request: HttpRequest, channel: Any, click: RatingClick, outcome: RatingOutcome
+        self, request: RawRequest, channel: Any, click: RatingClick, outcome: RatingOutcome
     ) -> HttpResponse:
         """200 at once for a genuine click (Slack shows nothing of the body); the message update or
         the private note follows off the request. A forged value (no such answer on this channel,
@@ -617,4 +618,3 @@ def _form_or_none(body: bytes) -> dict[str, list[str]] | None:
         return parse_qs(body.decode("utf-8"), strict_parsing=True)
     except (ValueError, UnicodeDecodeError):
         return None
-

@@ -40,7 +40,7 @@ import re
 from typing import Any
 
 import httpx
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 
 from apps.core.language import detect_language
 from apps.core.threads import LazyPool
@@ -53,6 +53,7 @@ from ..base import (
     PlatformError,
     RatingClick,
     RatingOutcome,
+    RawRequest,
     SentRef,
     SignatureInvalid,
     Target,
@@ -109,7 +110,7 @@ class TelegramAdapter(PlatformAdapter):
 
     # -- inbound ----------------------------------------------------------------------------------
 
-    def verify(self, request: HttpRequest, channel: Any) -> None:
+    def verify(self, request: RawRequest, channel: Any) -> None:
         """Raises ``SignatureInvalid`` (401) unless the secret token header matches the channel's."""
         if request.method != "POST":
             raise WebhookRejected(405, "Telegram updates are POST requests")
@@ -123,7 +124,7 @@ class TelegramAdapter(PlatformAdapter):
         if not hmac.compare_digest(sent.encode(), expected.encode()):
             raise SignatureInvalid(f"wrong {SECRET_HEADER}")
 
-    def parse(self, request: HttpRequest, channel: Any) -> list[Inbound]:
+    def parse(self, request: RawRequest, channel: Any) -> list[Inbound]:
         """The message of a verified update, when it is one to answer; [] otherwise."""
         try:
             update = storable_value(json.loads(request.body))
@@ -180,11 +181,11 @@ class TelegramAdapter(PlatformAdapter):
             )
         ]
 
-    def ack(self, request: HttpRequest, channel: Any, inbounds: list[Inbound]) -> HttpResponse:
+    def ack(self, request: RawRequest, channel: Any, inbounds: list[Inbound]) -> HttpResponse:
         # An empty 200: a JSON body would be read as a Bot API method call.
         return HttpResponse(status=200)
 
-    def rating_click(self, request: HttpRequest, channel: Any) -> RatingClick | None:
+    def rating_click(self, request: RawRequest, channel: Any) -> RatingClick | None:
         """The click of a ``callback_query`` update, or None for any other update (or a body that
         is not one: ``parse`` says why). Parley's only inline buttons are its rating buttons, so
         every callback query is taken for a click; data no Parley button carries becomes a click
@@ -224,7 +225,7 @@ class TelegramAdapter(PlatformAdapter):
         )
 
     def rating_response(
-        self, request: HttpRequest, channel: Any, click: RatingClick, outcome: RatingOutcome
+        self, request: RawRequest, channel: Any, click: RatingClick, outcome: RatingOutcome
     ) -> HttpResponse:
         """200 with an ``answerCallbackQuery`` call as the body, which Telegram makes on Parley's
         behalf: the toast, in the clicker's language (Chinese or English; the answer's language

@@ -22,9 +22,8 @@ from typing import Any, ClassVar
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.http import HttpRequest
 
-from ..base import Inbound, OutboundReply, PlatformAdapter, PlatformError, SentRef, Target, WebhookRejected
+from ..base import Inbound, OutboundReply, PlatformAdapter, PlatformError, RawRequest, SentRef, Target, WebhookRejected
 
 logger = logging.getLogger(__name__)
 
@@ -138,10 +137,10 @@ class TokenSink:
 class WebAdapter(PlatformAdapter):
     platform: ClassVar[str] = "web"
 
-    def verify(self, request: HttpRequest, channel: Any) -> None:
+    def verify(self, request: RawRequest, channel: Any) -> None:
         raise WebhookRejected(404, "the web chat has no webhook")
 
-    def parse(self, request: HttpRequest, channel: Any) -> list[Inbound]:
+    def parse(self, request: RawRequest, channel: Any) -> list[Inbound]:
         raise WebhookRejected(404, "the web chat has no webhook")
 
     def render(self, markdown: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 
 from apps.channels.markdown import Dialect, render_dialect, split_text
 
@@ -29,6 +29,7 @@ from ..base import (
     OutboundReply,
     PlatformAdapter,
     PlatformError,
+    RawRequest,
     SentRef,
     SignatureInvalid,
     Target,
@@ -101,10 +102,10 @@ class WeComAdapter(PlatformAdapter):
         except crypto.DecryptError as exc:
             raise SignatureInvalid(str(exc)) from exc
 
-    def handshake(self, request: HttpRequest, channel: Any) -> HttpResponse | None:
+    def handshake(self, request: RawRequest, channel: Any) -> HttpResponse | None:
         if request.method != "GET":
             return None
-        q = request.GET
+        q = request.query
         echostr = q.get("echostr", "")
         if not echostr:
             raise MalformedRequest("echostr missing")
@@ -114,7 +115,7 @@ class WeComAdapter(PlatformAdapter):
         # The bare plaintext: no quotes, BOM or newline.
         return HttpResponse(plain.encode(), content_type="text/plain; charset=utf-8")
 
-    def verify(self, request: HttpRequest, channel: Any) -> None:
+    def verify(self, request: RawRequest, channel: Any) -> None:
         body = request.body
         if body.lstrip()[:1] == b"{":
             try:
@@ -128,12 +129,12 @@ class WeComAdapter(PlatformAdapter):
             json_mode = False
         if not isinstance(encrypt, str) or not encrypt:
             raise MalformedRequest("Encrypt missing")
-        q = request.GET
+        q = request.query
         plain = self._decrypt(channel, q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", ""), encrypt)
-        request._parley_wecom = (plain, json_mode)
+        request.state["wecom"] = (plain, json_mode)
 
-    def parse(self, request: HttpRequest, channel: Any) -> list[Inbound]:
-        plain, json_mode = request._parley_wecom
+    def parse(self, request: RawRequest, channel: Any) -> list[Inbound]:
+        plain, json_mode = request.state["wecom"]
         if json_mode:
             try:
                 msg = json.loads(plain)
@@ -172,7 +173,7 @@ class WeComAdapter(PlatformAdapter):
             )
         ]
 
-    def ack(self, request: HttpRequest, channel: Any, inbounds: list[Inbound]) -> HttpResponse:
+    def ack(self, request: RawRequest, channel: Any, inbounds: list[Inbound]) -> HttpResponse:
         # "success" (or an empty body): received, no passive reply; the answer goes out via message/send.
         return HttpResponse(b"success", content_type="text/plain")
 

@@ -26,13 +26,12 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.conf import settings
 
-from apps.channels.connectors.feishu import Frame, decode_frame, encode_frame, ping_frame
 from apps.channels.connectors.supervisor import Options, Supervisor
 from apps.channels.forms import ChannelForm
 from apps.channels.models import Channel
+from apps.channels.platforms.feishu.connector import Frame, decode_frame, encode_frame, ping_frame
 from apps.conversations.models import Feedback, InboundMessage
 from apps.core import metrics
-from tests.channels.conftest import ANSWER, DINGTALK_CREDENTIALS, FEISHU_CREDENTIALS, QUESTION
 from tests.factories import make_channel
 from tests.fakes.connectors import (
     SLACK_APP_TOKEN,
@@ -52,6 +51,7 @@ from tests.fakes.connectors import (
 )
 from tests.fakes.platforms import install_feishu, sample_json
 from tests.fakes.server import FakeServer
+from tests.platforms.conftest import ANSWER, DINGTALK_CREDENTIALS, FEISHU_CREDENTIALS, QUESTION
 
 ROOT = Path(__file__).resolve().parents[2]
 #: How long a wait for a condition may take before the test fails: generous, since it only bounds a

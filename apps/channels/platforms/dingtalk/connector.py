@@ -24,9 +24,8 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import websockets
 
+from apps.channels.connectors.base import Connector, ConnectorError, Link, post_json, wire_logger
 from apps.channels.platforms.registry import get_adapter
-
-from .base import Connector, ConnectorError, Link, post_json, wire_logger
 
 OPEN_PATH = "/v1.0/gateway/connections/open"
 BOT_TOPIC = "/v1.0/im/bot/messages/get"

@@ -16,11 +16,11 @@ from apps.channels.platforms.registry import get_adapter
 from apps.channels.platforms.telegram.adapter import TelegramAdapter
 from apps.channels.platforms.telegram.formatting import utf16_len
 from apps.conversations.models import InboundMessage
-from tests.channels.strategies import json_values
 from tests.factories import make_bot, make_channel, make_knowledge, make_tenant
 from tests.fakes.platforms import FakeTelegramBot
+from tests.platforms.strategies import json_values
 
-SAMPLES = Path(__file__).resolve().parents[2] / "apps/channels/platforms/telegram/samples"
+SAMPLES = Path(__file__).resolve().parents[3] / "apps/channels/platforms/telegram/samples"
 
 BOT_TOKEN = "7512345678:AAH-test_token_0123456789abcdefghij"
 SECRET = "parley-Secret_Token-0123456789"

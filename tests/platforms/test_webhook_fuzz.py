@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from apps.channels.platforms.registry import get_adapter, platforms
 from apps.conversations.models import InboundMessage
-from tests.channels.conftest import DINGTALK_CREDENTIALS, FEISHU_CREDENTIALS, WECOM_CREDENTIALS
 from tests.factories import make_bot, make_channel, make_tenant
 from tests.fakes.platforms import as_meta, dingtalk_headers, feishu_event, wecom_callback
+from tests.platforms.conftest import DINGTALK_CREDENTIALS, FEISHU_CREDENTIALS, WECOM_CREDENTIALS
 
 FUZZ = settings(
     max_examples=int(os.environ.get("PARLEY_FUZZ_EXAMPLES", "40")),

@@ -12,13 +12,13 @@ import pytest
 from apps.channels.models import Channel
 from apps.channels.platforms.base import rating_buttons_enabled
 from apps.conversations.models import Feedback, InboundMessage
-from tests.channels.conftest import FEISHU_CREDENTIALS
-from tests.channels.test_connectors import feishu_message, supervisor
-from tests.channels.test_rating_buttons import card_buttons, card_click
 from tests.factories import make_channel
 from tests.fakes.connectors import FakeFeishuLongConnection, wait_until
 from tests.fakes.platforms import install_feishu
 from tests.fakes.server import FakeServer
+from tests.platforms.conftest import FEISHU_CREDENTIALS
+from tests.platforms.test_connectors import feishu_message, supervisor
+from tests.platforms.test_rating_buttons import card_buttons, card_click
 
 CREDS = {"app_id": FEISHU_CREDENTIALS["app_id"], "app_secret": FEISHU_CREDENTIALS["app_secret"]}
 

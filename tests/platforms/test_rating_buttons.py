@@ -24,12 +24,6 @@ from apps.conversations.feedback_links import feedback_token, feedback_token_loa
 from apps.conversations.models import Conversation, Feedback, InboundMessage, Message
 from apps.conversations.review import record_feedback
 from apps.core import metrics
-from tests.channels.conftest import FEISHU_CREDENTIALS, QUESTION
-from tests.channels.test_feishu import BOT_OPEN_ID, message
-from tests.channels.test_feishu import post as feishu_post
-from tests.channels.test_slack import BOT_TOKEN, SECRET, make_slack_channel
-from tests.channels.test_telegram import BOT_TOKEN as TG_TOKEN
-from tests.channels.test_telegram import SECRET as TG_SECRET
 from tests.factories import make_bot, make_channel, make_knowledge, make_tenant
 from tests.fakes.connectors import FakeTelegramPolling, telegram_update, wait_until
 from tests.fakes.platforms import (
@@ -46,6 +40,12 @@ from tests.fakes.platforms import (
     telegram_callback,
 )
 from tests.fakes.server import FakeServer
+from tests.platforms.conftest import FEISHU_CREDENTIALS, QUESTION
+from tests.platforms.feishu.test_feishu import BOT_OPEN_ID, message
+from tests.platforms.feishu.test_feishu import post as feishu_post
+from tests.platforms.slack.test_slack import BOT_TOKEN, SECRET, make_slack_channel
+from tests.platforms.telegram.test_telegram import BOT_TOKEN as TG_TOKEN
+from tests.platforms.telegram.test_telegram import SECRET as TG_SECRET
 
 ASKER = "ou_84aad35d084aa403a838cf73ee18467"  # the sender in the Feishu p2p sample
 FEISHU_CHAT = "oc_5ce6d572455d361153b7xx51da133945"
@@ -672,7 +672,7 @@ def test_telegram_chinese_labels_last_part_only_and_the_channel_switch(tg_channe
 
 @pytest.mark.django_db(transaction=True)
 def test_telegram_polling_answers_carry_buttons_whose_clicks_are_recorded_answered_and_redrawn(answering_bot, settings):
-    from tests.channels.test_connectors import supervisor
+    from tests.platforms.test_connectors import supervisor
 
     settings.TASKS_MODE = "inprocess"  # the pipeline off the connection's thread, as on one node
     with FakeServer() as http:

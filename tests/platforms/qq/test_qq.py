@@ -16,10 +16,10 @@ from apps.channels.platforms.base import OutboundReply, PlatformError, Target
 from apps.channels.platforms.qq.adapter import QQAdapter, signing_key
 from apps.channels.platforms.registry import get_adapter
 from apps.conversations.models import InboundMessage
-from tests.channels.strategies import json_values
 from tests.factories import make_bot, make_channel, make_knowledge, make_tenant
+from tests.platforms.strategies import json_values
 
-SAMPLES = Path(__file__).resolve().parents[2] / "apps/channels/platforms/qq/samples"
+SAMPLES = Path(__file__).resolve().parents[3] / "apps/channels/platforms/qq/samples"
 VECTORS = {c["id"]: c for c in json.loads((SAMPLES / "official_vectors.json").read_text())["cases"]}
 
 APP_ID = "102043219"

@@ -29,11 +29,10 @@ from typing import Any
 import httpx
 
 from apps.channels.clicks import answer_rating_click
-from apps.channels.platforms.base import Inbound
+from apps.channels.connectors.base import Connector, ConnectorError, Link, post_json
+from apps.channels.platforms.base import Inbound, RawRequest
 from apps.channels.platforms.registry import get_adapter
 from apps.channels.platforms.telegram.adapter import ALLOWED_UPDATES
-
-from .base import Connector, ConnectorError, Link, post_json, request_for
 
 POLL_SECONDS = 25  # Telegram holds a getUpdates this long when no update is waiting
 
@@ -42,7 +41,7 @@ def handle_update(adapter: Any, channel: Any, raw: bytes, calls: list[dict[str, 
     """The messages of one update, as the webhook view reads them; a rating click is recorded
     instead (never a message), and the Bot API call that answers it is appended to ``calls`` for
     the connector to make. Raises ``MalformedRequest`` for an update that cannot be understood."""
-    request = request_for(raw)
+    request = RawRequest.event(raw)
     click = adapter.rating_click(request, channel)
     if click is None:
         return adapter.parse(request, channel)

@@ -15,7 +15,7 @@ import pytest
 from apps.channels.platforms.base import OutboundReply, PlatformError, Target
 from apps.channels.platforms.slack.adapter import SlackAdapter
 from apps.conversations.models import InboundMessage, Message
-from tests.channels.test_slack import (
+from tests.platforms.slack.test_slack import (
     make_slack_channel,
     post,
     sample,

@@ -8,15 +8,14 @@ import json
 
 import pytest
 from django.core.cache import cache
-from django.test import RequestFactory
 
-from apps.channels.platforms.base import PlatformError, Target
+from apps.channels.platforms.base import PlatformError, RawRequest, Target
 from apps.channels.platforms.feishu import crypto
 from apps.channels.platforms.feishu.adapter import FeishuAdapter
 from apps.channels.platforms.registry import get_adapter
 from apps.conversations.models import InboundMessage
-from tests.channels.conftest import ANSWER, FEISHU_CREDENTIALS, QUESTION
 from tests.fakes.platforms import as_meta, feishu_event, install_feishu, sample, sample_json
+from tests.platforms.conftest import ANSWER, FEISHU_CREDENTIALS, QUESTION
 
 KEY = FEISHU_CREDENTIALS["encrypt_key"]
 URL = "/webhooks/feishu/feishu-main/"
@@ -203,7 +202,7 @@ def test_image_message_is_acknowledged_and_not_stored(client, feishu_channel, st
 
 def _parse(channel, payload):
     body, headers = feishu_event(payload, encrypt_key=KEY)
-    request = RequestFactory().post(URL, data=body, **as_meta(headers))
+    request = RawRequest(method="POST", path=URL, headers=headers, body=body)
     adapter = FeishuAdapter()
     adapter.verify(request, channel)
     return adapter.parse(request, channel)

@@ -30,10 +30,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from apps.channels.clicks import answer_rating_click
-from apps.channels.platforms.base import Inbound
+from apps.channels.connectors.base import Connector, ConnectorError, Link, wire_logger
+from apps.channels.platforms.base import Inbound, RawRequest
 from apps.channels.platforms.registry import get_adapter
-
-from .base import Connector, ConnectorError, Link, request_for, wire_logger
 
 #: apps.connections.open errors that no retry can fix: the operator must change the token or app.
 PERMANENT_ERRORS = {"invalid_auth", "not_authed", "not_allowed_token_type", "account_inactive", "token_revoked"}
@@ -46,7 +45,7 @@ def interaction(adapter: Any, channel: Any, body: bytes) -> list[Inbound]:
     """Handle an interactivity payload (as its webhook form body) the way the webhook view does: a
     rating click is stored as the answer's rating and the rated message updated (off this thread).
     Returns [] (an interaction is never a message); raises ``MalformedRequest`` for a broken click."""
-    request = request_for(body, content_type=FORM)
+    request = RawRequest.event(body, content_type=FORM)
     click = adapter.rating_click(request, channel)
     if click is None:
         logger.warning("slack interaction over Socket Mode not handled; acknowledged")
@@ -111,7 +110,9 @@ class SlackConnector(Connector):
                 elif kind == "events_api" and isinstance(envelope_id, str):
                     link.connected()
                     body = json.dumps(message.get("payload") or {}).encode()
-                    stored = await link.deliver(lambda channel, body=body: adapter.parse(request_for(body), channel))
+                    stored = await link.deliver(
+                        lambda channel, body=body: adapter.parse(RawRequest.event(body), channel)
+                    )
                     if stored:
                         await socket.send(json.dumps({"envelope_id": envelope_id}))
                 elif kind == "slash_commands" and isinstance(envelope_id, str):
@@ -119,7 +120,7 @@ class SlackConnector(Connector):
                     fields = message.get("payload") if isinstance(message.get("payload"), dict) else {}
                     body = urlencode({k: str(v) for k, v in fields.items() if isinstance(v, str | int)}).encode()
                     stored = await link.deliver(
-                        lambda channel, body=body: adapter.parse(request_for(body, content_type=FORM), channel)
+                        lambda channel, body=body: adapter.parse(RawRequest.event(body, content_type=FORM), channel)
                     )
                     if stored:
                         await socket.send(json.dumps({"envelope_id": envelope_id}))

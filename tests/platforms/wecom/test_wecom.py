@@ -14,9 +14,9 @@ from apps.channels.platforms.registry import get_adapter
 from apps.channels.platforms.wecom import crypto
 from apps.channels.platforms.wecom.adapter import WeComAdapter
 from apps.conversations.models import InboundMessage
-from tests.channels.conftest import ANSWER, QUESTION, WECOM_CREDENTIALS
 from tests.factories import make_channel
 from tests.fakes.platforms import install_wecom, sample, sample_json, wecom_callback, xml_encrypt_value
+from tests.platforms.conftest import ANSWER, QUESTION, WECOM_CREDENTIALS
 
 URL = "/webhooks/wecom/wecom-main/"
 VECTORS = {case["id"]: case for case in sample_json("wecom", "official_vectors.json")["cases"]}

@@ -34,11 +34,10 @@ import httpx
 import websockets
 
 from apps.channels.clicks import answer_rating_click
-from apps.channels.platforms.base import WebhookRejected
+from apps.channels.connectors.base import Connector, ConnectorError, Link, post_json, wire_logger
+from apps.channels.platforms.base import RawRequest, WebhookRejected
 from apps.channels.platforms.feishu.adapter import CARD_ACTION_EVENT
 from apps.channels.platforms.registry import get_adapter
-
-from .base import Connector, ConnectorError, Link, post_json, request_for, wire_logger
 
 ENDPOINT_PATH = "/callback/ws/endpoint"
 METHOD_CONTROL, METHOD_DATA = 0, 1
@@ -189,7 +188,7 @@ def card_action(channel: Any, body: bytes) -> bytes | None:
     is recorded and answered with the adapter's toast (and redrawn card), whose JSON goes back in
     the frame's ack. None (a bare ack) for other cards' actions and for clicks that cannot be read."""
     adapter = get_adapter("feishu")
-    request = request_for(body)
+    request = RawRequest.event(body)
     try:
         click = adapter.rating_click(request, channel)
     except WebhookRejected as exc:
@@ -294,7 +293,7 @@ class FeishuConnector(Connector):
                 answer["data"] = base64.b64encode(response).decode()
         elif kind == "event":
             body = payload
-            stored = await link.deliver(lambda channel: get_adapter("feishu").parse(request_for(body), channel))
+            stored = await link.deliver(lambda channel: get_adapter("feishu").parse(RawRequest.event(body), channel))
             if not stored:
                 return  # not acknowledged: Feishu pushes it again
         else:

@@ -10,9 +10,9 @@ from django.urls import reverse
 
 from apps.channels.connectors.supervisor import Options
 from apps.channels.models import Channel
-from tests.channels.test_connectors import SLACK_APP_TOKEN, SLACK_BOT_TOKEN, slack_channel, slack_fake, supervisor
 from tests.factories import make_channel, make_user
 from tests.fakes.connectors import wait_until
+from tests.platforms.test_connectors import SLACK_APP_TOKEN, SLACK_BOT_TOKEN, slack_channel, slack_fake, supervisor
 
 #: ``slack_fake`` is a fixture: imported so the tests here can ask for it by name.
 __all__ = ["slack_fake"]

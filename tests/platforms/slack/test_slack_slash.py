@@ -12,11 +12,11 @@ from urllib.parse import parse_qs, urlencode
 import pytest
 
 from apps.conversations.models import InboundMessage
-from tests.channels.conftest import QUESTION as CONNECTOR_QUESTION
-from tests.channels.test_connectors import slack_channel as socket_channel
-from tests.channels.test_connectors import slack_fake, supervisor
-from tests.channels.test_slack import QUESTION, VECTORS, FakeSlack, make_slack_channel, post, signed_headers
 from tests.fakes.connectors import wait_until
+from tests.platforms.conftest import QUESTION as CONNECTOR_QUESTION
+from tests.platforms.slack.test_slack import QUESTION, VECTORS, FakeSlack, make_slack_channel, post, signed_headers
+from tests.platforms.test_connectors import slack_channel as socket_channel
+from tests.platforms.test_connectors import slack_fake, supervisor
 
 #: ``slack_fake`` is a fixture: imported so the Socket Mode test can ask for it by name.
 __all__ = ["slack_fake"]

@@ -11,19 +11,18 @@ import time
 from pathlib import Path
 
 import pytest
-from django.test import RequestFactory
 from hypothesis import HealthCheck, given
 from hypothesis import settings as fuzz_settings
 from hypothesis import strategies as st
 
-from apps.channels.platforms.base import OutboundReply, PlatformError, SignatureInvalid, Target
+from apps.channels.platforms.base import OutboundReply, PlatformError, RawRequest, SignatureInvalid, Target
 from apps.channels.platforms.registry import get_adapter
 from apps.channels.platforms.slack.adapter import SlackAdapter, slack_text_to_plain
 from apps.conversations.models import InboundMessage
-from tests.channels.strategies import json_values
 from tests.factories import make_bot, make_channel, make_knowledge, make_tenant
+from tests.platforms.strategies import json_values
 
-SAMPLES = Path(__file__).resolve().parents[2] / "apps/channels/platforms/slack/samples"
+SAMPLES = Path(__file__).resolve().parents[3] / "apps/channels/platforms/slack/samples"
 VECTORS = {c["id"]: c for c in json.loads((SAMPLES / "official_vectors.json").read_text())["cases"]}
 
 SECRET = "b7c1e0d2f3a4958677a8b9c0d1e2f3a4"
@@ -88,11 +87,11 @@ def fake_slack(fake_server):
 
 def _vector_request(case, *, body: str | None = None):
     req = case["request"]
-    return RequestFactory().post(
-        req["path"],
-        data=(body if body is not None else req["body"]).encode(),
-        content_type=req["headers"]["Content-Type"],
-        headers={k: v for k, v in req["headers"].items() if k != "Content-Type"},
+    return RawRequest(
+        method="POST",
+        path=req["path"],
+        headers=req["headers"],
+        body=(body if body is not None else req["body"]).encode(),
     )
 
 
