@@ -281,7 +281,7 @@ def main() -> None:
     ensure_database()
     setup_django()
     channel = make_channel()
-    from apps.channels.webchat.services import visitor_token_issue
+    from apps.channels.platforms.web.visitor import visitor_token_issue
 
     visitors = []
     for _ in range(args.sockets):

@@ -4,7 +4,7 @@ from channels.auth import AuthMiddlewareStack
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path, re_path
 
-from apps.channels.webchat.consumer import ChatConsumer
+from apps.channels.platforms.web.consumer import ChatConsumer
 from apps.core.edge import socket_not_found
 from apps.inbox.consumers import InboxConsumer
 

@@ -14,7 +14,7 @@ urlpatterns = [
     path("setup/", include("apps.setup.urls")),
     path("webhooks/", include("apps.channels.urls")),
     path("feedback/", include("apps.conversations.feedback_urls")),
-    path("", include("apps.channels.webchat.urls")),
+    path("", include("apps.channels.platforms.web.urls")),
     path("metrics", metrics_views.metrics_view, name="metrics"),
     path("auth/oidc/", include("apps.accounts.urls")),
     path("api/v1/auth/session-token/", SessionTokenView.as_view(), name="session_token"),

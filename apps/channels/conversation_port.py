@@ -24,6 +24,17 @@ class ConversationPort:
     accept_inbound: Callable[..., list[Any]]
     #: Record a thumbs-button click as its answer's rating. ``record_rating_click(channel=, click=)``
     record_rating_click: Callable[..., RatingOutcome]
+    #: One person's latest turns in one chat, oldest first (``apps.conversations.selectors.chat_history``):
+    #: ``chat_history(channel=, chat_id=, user_id=, limit=)`` → ``[{role, message_id, text,
+    #: platform_message_id, rating}]``.
+    chat_history: Callable[..., list[dict[str, Any]]]
+    #: A thumbs rating given in the person's own chat: ``record_chat_rating(channel=, chat_id=,
+    #: user_id=, message_id=, thumb=)``. Raises ``ValueError`` (not up/down) or ``AnswerNotFound``.
+    record_chat_rating: Callable[..., Any]
+
+
+class AnswerNotFound(LookupError):
+    """No answer with that id among the person's answers in this chat."""
 
 
 _port: ConversationPort | None = None
@@ -50,3 +61,13 @@ def accept(*, channel: Any, inbounds: list[Inbound], trace_id: str = "") -> list
 
 def record_rating_click(*, channel: Any, click: RatingClick) -> RatingOutcome:
     return conversations().record_rating_click(channel=channel, click=click)
+
+
+def chat_history(*, channel: Any, chat_id: str, user_id: str, limit: int) -> list[dict[str, Any]]:
+    return conversations().chat_history(channel=channel, chat_id=chat_id, user_id=user_id, limit=limit)
+
+
+def record_chat_rating(*, channel: Any, chat_id: str, user_id: str, message_id: int, thumb: str) -> Any:
+    return conversations().record_chat_rating(
+        channel=channel, chat_id=chat_id, user_id=user_id, message_id=message_id, thumb=thumb
+    )

@@ -11,7 +11,7 @@ class ConversationsConfig(AppConfig):
         from apps.channels import conversation_port
         from apps.core.metrics import register_scrape_collector
 
-        from . import ratings, services
+        from . import ratings, selectors, services
         from .metrics import InboundQueueCollector, UndeliveredCollector
 
         register_scrape_collector(InboundQueueCollector)
@@ -21,5 +21,7 @@ class ConversationsConfig(AppConfig):
             conversation_port.ConversationPort(
                 accept_inbound=lambda **kw: services.accept_inbound(**kw),
                 record_rating_click=lambda **kw: ratings.button_rating_record(**kw),
+                chat_history=lambda **kw: selectors.chat_history(**kw),
+                record_chat_rating=lambda **kw: ratings.chat_rating_record(**kw),
             )
         )

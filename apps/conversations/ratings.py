@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
+from apps.channels.conversation_port import AnswerNotFound
 from apps.channels.platforms.base import RatingClick, RatingOutcome
 from apps.core import ratelimit
 from apps.core.language import detect_language
@@ -103,3 +104,24 @@ def button_rating_record(*, channel: Any, click: RatingClick) -> RatingOutcome:
         return RatingOutcome(429, "limited", click.thumb, language)
     record_feedback(message=message, rating=rating, source=Feedback.Source.BUTTON)
     return RatingOutcome(200, "recorded", click.thumb, language, answer=message.text)
+
+
+def chat_rating_record(*, channel: Any, chat_id: str, user_id: str, message_id: int, thumb: str) -> Feedback:
+    """Store a thumbs rating (up = 5, down = 1, source "button") that a person gave in their own chat
+    (the web chat's thumbs) on one of the answers they were given, replacing an earlier rating of it.
+    Raises ``ValueError`` for a thumb other than "up"/"down" and ``AnswerNotFound`` for an answer
+    that is not one of this person's in this chat."""
+    try:
+        rating = thumb_rating(thumb)
+    except ReviewError as exc:
+        raise ValueError("rating must be 'up' or 'down'") from exc
+    message = Message.objects.filter(
+        pk=message_id,
+        role=Message.Role.ASSISTANT,
+        conversation__channel=channel,
+        conversation__chat_id=chat_id,
+        conversation__user_id=user_id,
+    ).first()
+    if message is None:
+        raise AnswerNotFound("unknown message")
+    return record_feedback(message=message, rating=rating, source=Feedback.Source.BUTTON)

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from django.db import connection
@@ -565,3 +566,91 @@ def dashboard_figures(*, tenant_ids: Iterable[int] | None, now: datetime | None 
     }
     soft_set(key, result, DASHBOARD_CACHE_SECONDS)
     return result
+
+
+# --- a chat's history, as a channel shows it to the person chatting (the web chat's history frame) ---
+
+
+@lru_cache(maxsize=4)
+def _chat_probe_sql(vendor: str) -> str:
+    q = connection.ops.quote_name
+
+    def rows_of(model: Any, *, pending: bool = False) -> str:
+        column = {name: q(model._meta.get_field(name).column) for name in ("channel", "chat_id", "user_id", "status")}
+        where = f"{column['channel']} = %s AND {column['chat_id']} = %s AND {column['user_id']} = %s"
+        if pending:
+            where += f" AND {column['status']} IN (%s, %s)"
+        return f"SELECT 1 FROM {q(model._meta.db_table)} WHERE {where}"  # noqa: S608 - names from the models
+
+    return f"SELECT 1 WHERE EXISTS ({rows_of(Conversation)}) OR EXISTS ({rows_of(InboundMessage, pending=True)})"
+
+
+def _chat_has_history(*, channel: Any, chat_id: str, user_id: str) -> bool:
+    """Whether the person has a conversation in this chat or a message waiting for the pipeline:
+    without either there is no history. One small query, written out in SQL because building it
+    with the ORM costs several times the CPU of running it, and most of a burst of web-chat
+    handshakes are first visits that stop here."""
+    who = [channel.pk, chat_id, user_id]
+    pending = [InboundMessage.Status.RECEIVED.value, InboundMessage.Status.PROCESSING.value]
+    with connection.cursor() as cursor:
+        cursor.execute(_chat_probe_sql(connection.vendor), [*who, *who, *pending])
+        return cursor.fetchone() is not None
+
+
+def chat_history(*, channel: Any, chat_id: str, user_id: str, limit: int) -> list[dict[str, Any]]:
+    """One person's latest ``limit`` turns in one chat of ``channel``, oldest first:
+    ``{role: "user"|"assistant", message_id, text, platform_message_id, rating}`` —
+    ``platform_message_id`` is the platform's id of the user message (the one a user turn stores, the
+    one an answer replies to; "" when unknown), ``rating`` the answer's stored 1–5 rating or None.
+    Messages still waiting for the pipeline come last as user turns (``message_id`` None), so a
+    reload does not hide them."""
+    if not _chat_has_history(channel=channel, chat_id=chat_id, user_id=user_id):
+        return []
+    turns = list(
+        Message.objects.filter(
+            conversation__channel=channel,
+            conversation__chat_id=chat_id,
+            conversation__user_id=user_id,
+            role__in=[Message.Role.USER, Message.Role.ASSISTANT],
+        )
+        .select_related("inbound")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    turns.reverse()
+    ratings = dict(
+        Feedback.objects.filter(message__in=[m for m in turns if m.role == Message.Role.ASSISTANT]).values_list(
+            "message_id", "rating"
+        )
+    )
+    history: list[dict[str, Any]] = []
+    seen_inbound: set[int] = set()
+    for m in turns:
+        if m.role == Message.Role.USER and m.inbound_id:
+            seen_inbound.add(m.inbound_id)
+        history.append(
+            {
+                "role": "user" if m.role == Message.Role.USER else "assistant",
+                "message_id": m.pk,
+                "text": m.text,
+                "platform_message_id": m.inbound.platform_message_id if m.inbound else "",
+                "rating": ratings.get(m.pk) if m.role == Message.Role.ASSISTANT else None,
+            }
+        )
+    pending = InboundMessage.objects.filter(
+        channel=channel,
+        chat_id=chat_id,
+        user_id=user_id,
+        status__in=[InboundMessage.Status.RECEIVED, InboundMessage.Status.PROCESSING],
+    ).order_by("received_at", "id")[:limit]
+    for row in pending:
+        if row.pk not in seen_inbound and not row.messages.filter(role=Message.Role.USER).exists():
+            history.append(
+                {
+                    "role": "user",
+                    "message_id": None,
+                    "text": row.text,
+                    "platform_message_id": row.platform_message_id,
+                    "rating": None,
+                }
+            )
+    return history[-limit:]

@@ -84,7 +84,7 @@ def main() -> None:
     minted = 0
     if args.tokens and args.tokens_file:
         try:
-            from apps.channels.webchat.services import visitor_token_issue
+            from apps.channels.platforms.web.visitor import visitor_token_issue
         except ImportError as exc:
             print(f"web chat not available: {exc}", file=sys.stderr)
         else:

@@ -16,7 +16,7 @@ import pytest
 from django.core.cache import cache
 
 from tests.fakes.llm import FakeOpenAI
-from tests.webchat.live import LiveParley
+from tests.platforms.web.live import LiveParley
 
 from .pagechecks import overflow_problems, translation_problems
 

@@ -84,7 +84,7 @@ def test_the_webhook_lane_and_pages_of_a_real_server_refuse_a_nul(live, channels
 
 @pytest.fixture
 def live(transactional_db):
-    from tests.webchat.live import LiveParley
+    from tests.platforms.web.live import LiveParley
 
     server = LiveParley().start()
     yield server
@@ -93,7 +93,7 @@ def live(transactional_db):
 
 def _ws_connect(path: str):
     from config.asgi import application
-    from tests.webchat.conftest import Communicator
+    from tests.platforms.web.conftest import Communicator
 
     async def attempt():
         comm = Communicator(application, path, headers=[(b"origin", b"https://shop.example.com")])

@@ -28,7 +28,7 @@ def live(transactional_db, settings):
     """Parley served by a real uvicorn running ``config.asgi``, as in production. Accepted messages
     are published to the broker (no worker runs here: a webhook's job ends when a message is
     stored, enqueued and acknowledged)."""
-    from tests.webchat.live import LiveParley
+    from tests.platforms.web.live import LiveParley
 
     settings.TASKS_MODE = "celery"
     server = LiveParley().start()

@@ -15,7 +15,7 @@ import pytest
 from apps.channels.models import Channel
 from apps.conversations.models import InboundMessage
 from tests.factories import make_bot, make_channel, make_tenant
-from tests.webchat.live import LiveParley
+from tests.platforms.web.live import LiveParley
 
 SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 

@@ -1,7 +1,10 @@
 """The "web" platform: Parley's own embeddable chat (``/widget.js`` + the ``/ws/chat/<key>/`` socket).
 
-There is no webhook: visitors' messages arrive through the web-chat consumer
-(``apps.channels.webchat``), which stores them with ``accept_inbound`` like any other platform.
+There is no webhook: visitors' messages arrive through the web-chat consumer (``consumer.py`` in
+this folder), which reads each with this adapter's ``parse`` and stores it through
+``conversation_port.accept`` like any other platform's. The folder holds the rest of the web chat
+too: the visitor token (``visitor.py``), the token endpoint, ``/widget.js`` and the chat page
+(``views.py``, ``urls.py``).
 Replies go the other way through the channel layer: ``send`` and ``token_sink`` publish JSON frames
 to the group of the visitor's conversation, and every socket of that visitor (one per open tab, on
 any web replica) forwards them. On channels-redis this works from a Celery worker on another machine.
@@ -13,6 +16,7 @@ visitor's signed token (``Target.chat_id``).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -23,7 +27,17 @@ from typing import Any, ClassVar
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from ..base import Inbound, OutboundReply, PlatformAdapter, PlatformError, RawRequest, SentRef, Target, WebhookRejected
+from ..base import (
+    Inbound,
+    MalformedRequest,
+    OutboundReply,
+    PlatformAdapter,
+    PlatformError,
+    RawRequest,
+    SentRef,
+    Target,
+    WebhookRejected,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +155,31 @@ class WebAdapter(PlatformAdapter):
         raise WebhookRejected(404, "the web chat has no webhook")
 
     def parse(self, request: RawRequest, channel: Any) -> list[Inbound]:
-        raise WebhookRejected(404, "the web chat has no webhook")
+        """The message in a visitor's ``message`` frame (``{type, id, text}``, checked by the
+        consumer), from the socket whose visitor is in ``request.state["visitor"]``. A request
+        without a visitor came by some other way: the web chat has no webhook."""
+        visitor = request.state.get("visitor")
+        if visitor is None:
+            raise WebhookRejected(404, "the web chat has no webhook")
+        try:
+            frame = json.loads(request.body)
+        except ValueError as exc:
+            raise MalformedRequest("a frame that is not JSON") from exc
+        if not isinstance(frame, dict) or frame.get("type") != "message":
+            return []
+        client_id, text = frame.get("id"), frame.get("text")
+        if not isinstance(client_id, str) or not isinstance(text, str):
+            raise MalformedRequest("a message needs an id and a text")
+        return [
+            Inbound(
+                message_id=f"{visitor.visitor_id}:{client_id}",
+                chat_id=visitor.chat_id,
+                user_id=visitor.visitor_id,
+                text=text,
+                raw={"type": "message", "id": client_id},
+                reply_context={"reply_to": client_id},
+            )
+        ]
 
     def render(self, markdown: str) -> str:
         # The widget renders Markdown itself (safely, into DOM nodes), as it must for streamed text.

@@ -8,7 +8,7 @@ import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
-from apps.channels.webchat.services import visitor_token_issue
+from apps.channels.platforms.web.visitor import visitor_token_issue
 from tests.factories import make_bot, make_channel, make_tenant
 
 ORIGIN = "https://shop.example.com"

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET
 from apps.core import ratelimit
 
 from . import services
+from .visitor import visitor_token_issue
 
 WIDGET_PATH = Path(settings.BASE_DIR) / "static" / "parley" / "widget.js"
 MAX_TOKEN_REQUEST_BYTES = 8 * 1024
@@ -64,7 +65,7 @@ def token(request: HttpRequest, key: str) -> HttpResponse:
     decision = ratelimit.hit(
         "webchat_token",
         request.META.get("REMOTE_ADDR", "") or "unknown",
-        limit=int(getattr(settings, "WEBCHAT_TOKENS_PER_MINUTE", 60)),
+        limit=settings.WEBCHAT_TOKENS_PER_MINUTE,
         window_seconds=60,
     )
     if not decision.allowed:
@@ -90,7 +91,7 @@ def token(request: HttpRequest, key: str) -> HttpResponse:
     if not isinstance(body, dict):
         return _cors(_error(400, "body must be a JSON object"), origin)
     previous = body.get("token") if isinstance(body.get("token"), str) else ""
-    issued = services.visitor_token_issue(
+    issued = visitor_token_issue(
         channel=channel, previous=previous[:4096], new_conversation=body.get("new_conversation") is True
     )
     response = JsonResponse(

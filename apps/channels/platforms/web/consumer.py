@@ -28,12 +28,12 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from apps.channels.platforms.web.adapter import FRAME_EVENT, group_name, register_server_loop
-from apps.conversations.review import THUMB_RATINGS
 from apps.core import metrics
 from apps.core.logging import log_context
 
 from . import services
+from .adapter import FRAME_EVENT, group_name, register_server_loop
+from .visitor import InvalidVisitorToken, Visitor, visitor_token_verify
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +41,6 @@ PROTOCOL = "parley.v1"
 TOKEN_PREFIX = "parley.auth."
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FLOOD = 4429
-
-
-def _setting(name: str, default: Any) -> Any:
-    return getattr(settings, name, default)
 
 
 class FloodGuard:
@@ -75,7 +71,7 @@ class FloodGuard:
 
 class ChatConsumer(AsyncWebsocketConsumer):
     channel_obj: Any = None
-    visitor: services.Visitor | None = None
+    visitor: Visitor | None = None
     group: str = ""
 
     def _header(self, name: bytes) -> str:
@@ -99,15 +95,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         token = next((p[len(TOKEN_PREFIX) :] for p in offered if p.startswith(TOKEN_PREFIX)), "")
         await self.accept(subprotocol=PROTOCOL if PROTOCOL in offered else None)
         try:
-            self.visitor = services.visitor_token_verify(channel_key=key, token=token)
-        except services.InvalidVisitorToken:
+            self.visitor = visitor_token_verify(channel_key=key, token=token)
+        except InvalidVisitorToken:
             await self.error("unauthorized", "Sign-in token missing or expired.")
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         self.group = group_name(self.channel_obj.pk, self.visitor.chat_id)
-        self.flood = FloodGuard(
-            rate=float(_setting("WEBCHAT_FRAMES_PER_SECOND", 2.0)), burst=int(_setting("WEBCHAT_FRAME_BURST", 8))
-        )
+        self.flood = FloodGuard(rate=settings.WEBCHAT_FRAMES_PER_SECOND, burst=settings.WEBCHAT_FRAME_BURST)
         await self.channel_layer.group_add(self.group, self.channel_name)
         metrics.WEBCHAT_SOCKETS.inc()
         history = await services.run_db(services.history_for, channel=self.channel_obj, visitor=self.visitor)
@@ -146,7 +140,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if not self.flood.allow():
             metrics.INBOUND_MESSAGES.labels("web", "rate_limited").inc()
-            if self.flood.strikes >= int(_setting("WEBCHAT_FLOOD_STRIKES", 20)):
+            if self.flood.strikes >= settings.WEBCHAT_FLOOD_STRIKES:
                 await self.error("rate_limited", "Too many frames; the connection is closed.")
                 await self.close(code=CLOSE_FLOOD)
             elif self.flood.strikes == 1 or self.flood.strikes % 5 == 0:
@@ -156,7 +150,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if text_data is None:
             await self.error("bad_frame", "Frames must be JSON text.")
             return
-        if len(text_data) > int(_setting("WEBCHAT_MAX_FRAME_BYTES", 16 * 1024)):
+        if len(text_data) > settings.WEBCHAT_MAX_FRAME_BYTES:
             await self.error("frame_too_large", "That frame is too large.")
             return
         try:
@@ -211,7 +205,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_feedback(self, frame: dict[str, Any], trace_id: str) -> None:
         message_ref, rating = frame.get("message_id"), frame.get("rating")
-        if not isinstance(message_ref, str) or rating not in THUMB_RATINGS:
+        if not isinstance(message_ref, str) or rating not in services.THUMBS:
             await self.error("bad_frame", "Feedback needs a 'message_id' and a 'rating' of 'up' or 'down'.")
             return
         try:
@@ -222,7 +216,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 message_ref=message_ref,
                 rating=rating,
             )
-        except services.FeedbackNotFound:
+        except services.AnswerNotFound:
             await self.error("not_found", "That answer cannot be rated.", id=message_ref)
             return
         await self.send_frame({"type": "ack", "id": message_ref, "rating": rating})

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from apps.channels.webchat import services
+from apps.channels.platforms.web import services
+from apps.channels.platforms.web import visitor as visitors
 from tests.factories import make_bot, make_channel, make_tenant
 
 ORIGIN = "https://shop.example.com"
@@ -31,7 +32,7 @@ def test_issues_a_token_with_cors_for_an_allowed_origin(client, channel):
     assert resp.status_code == 200
     assert resp["Access-Control-Allow-Origin"] == ORIGIN and resp["Cache-Control"] == "no-store"
     data = resp.json()
-    visitor = services.visitor_token_verify(channel_key="acme-web", token=data["token"])
+    visitor = visitors.visitor_token_verify(channel_key="acme-web", token=data["token"])
     assert (visitor.visitor_id, visitor.chat_id) == (data["visitor_id"], data["conversation_id"])
     assert data["ws_path"] == "/ws/chat/acme-web/" and data["protocol"] == "parley.v1"
     assert data["bot"] == {"name": "Helpdesk", "greeting": "Hi there"}
@@ -51,8 +52,8 @@ def test_a_previous_token_keeps_visitor_and_conversation_unless_a_new_one_is_ask
 def test_an_expired_token_is_renewed_within_the_refresh_window_only(client, channel, settings):
     settings.WEBCHAT_TOKEN_SECONDS = -10  # born expired
     expired = post(client).json()
-    with pytest.raises(services.InvalidVisitorToken):
-        services.visitor_token_verify(channel_key="acme-web", token=expired["token"])
+    with pytest.raises(visitors.InvalidVisitorToken):
+        visitors.visitor_token_verify(channel_key="acme-web", token=expired["token"])
     settings.WEBCHAT_TOKEN_SECONDS = 3600
     renewed = post(client, {"token": expired["token"]}).json()
     assert renewed["continued"] is True and renewed["visitor_id"] == expired["visitor_id"]
@@ -82,8 +83,8 @@ def test_api_access_tokens_and_visitor_tokens_are_not_interchangeable(channel):
     from rest_framework_simplejwt.tokens import AccessToken
 
     user = get_user_model().objects.create_user("staff", "s@example.com", "x" * 12)
-    with pytest.raises(services.InvalidVisitorToken):
-        services.visitor_token_verify(channel_key="acme-web", token=str(AccessToken.for_user(user)))
+    with pytest.raises(visitors.InvalidVisitorToken):
+        visitors.visitor_token_verify(channel_key="acme-web", token=str(AccessToken.for_user(user)))
 
 
 def test_refusals(client, channel):
