@@ -382,8 +382,10 @@ WEBCHAT_FRAMES_PER_SECOND = env.float("WEBCHAT_FRAMES_PER_SECOND", default=2.0)
 WEBCHAT_FRAME_BURST = env.int("WEBCHAT_FRAME_BURST", default=8)
 WEBCHAT_FLOOD_STRIKES = env.int("WEBCHAT_FLOOD_STRIKES", default=20)
 WEBCHAT_TOKENS_PER_MINUTE = env.int("WEBCHAT_TOKENS_PER_MINUTE", default=60)
-# Seconds a Slack send may take before its outcome counts as unknown (docs/platforms.md).
-SLACK_SEND_TIMEOUT = env.float("SLACK_SEND_TIMEOUT", default=10.0)
+# Seconds any call to a platform's API (sends, tokens, long-connection endpoints) may take
+# (apps/channels/platforms/http.py); past it a Slack send's outcome counts as unknown
+# (docs/platforms.md). SLACK_SEND_TIMEOUT, its earlier name, is still read when this one is unset.
+PLATFORM_API_TIMEOUT = env.float("PLATFORM_API_TIMEOUT", default=env.float("SLACK_SEND_TIMEOUT", default=10.0))
 
 # --- Workflows (docs/workflows.md) ----------------------------------------------------------------
 # The first retry's wait (seconds, doubling), how long a confirmation waits, when a lost call is

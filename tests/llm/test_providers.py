@@ -123,3 +123,37 @@ def test_connection_refused_is_a_clear_error():
     with pytest.raises(ProviderError) as info:
         p.complete(MESSAGES, model="m", max_tokens=10, timeout=2)
     assert "cannot connect" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("streaming", [False, True])
+def test_providers_estimate_unreported_usage_alike(fake_openai, fake_anthropic, kind, streaming):
+    """A server that reports no usage (zeros): both providers estimate the same way, with the one
+    estimate Parley has (apps.llm.tokens), whether the answer streams or not."""
+    from apps.llm.tokens import estimate_message_tokens, estimate_tokens
+
+    fake = fake_openai if kind == "openai" else fake_anthropic
+    fake.set(text="你好，世界。 Parley answers.", tokens_in=0, tokens_out=0)
+    p = provider_for(kind=kind, endpoint=fake.url, api_key="k")
+    if streaming:
+        gen = p.stream(MESSAGES, model="m", max_tokens=50, timeout=2)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                completion = stop.value
+                break
+    else:
+        completion = p.complete(MESSAGES, model="m", max_tokens=50, timeout=2)
+    assert completion.text == "你好，世界。 Parley answers."
+    assert completion.tokens_out == estimate_tokens(completion.text) == 6 + 4
+    assert completion.tokens_in == estimate_message_tokens(MESSAGES)
+
+
+def test_token_estimate_counts_cjk_characters_and_punctuation_one_each():
+    from apps.llm.tokens import estimate_tokens
+
+    assert estimate_tokens("") == 0
+    assert estimate_tokens("你好，世界。") == 6  # CJK punctuation is a token of its own, too
+    assert estimate_tokens("こんにちは") == 5 and estimate_tokens("안녕") == 2
+    assert estimate_tokens("abcdefgh") == 2 and estimate_tokens("abcdefghi") == 3

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import httpx
 
 from apps.channels.platforms.base import Inbound
+from apps.channels.platforms.http import json_object
 
 #: The websockets library logs the request line (with its ``?ticket=``) at DEBUG: give it a logger
 #: that never goes below INFO, whatever LOG_LEVEL says.
@@ -48,11 +49,7 @@ async def post_json(
         response = await client.post(url, json=body, headers=headers)
     except httpx.HTTPError as exc:
         raise ConnectorError(f"{what}: {type(exc).__name__}") from None
-    try:
-        data = response.json()
-    except ValueError:
-        data = {}
-    return response.status_code, data if isinstance(data, dict) else {}
+    return response.status_code, json_object(response)
 
 
 @dataclass

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import httpx
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.datastructures import CaseInsensitiveMapping
@@ -239,36 +238,6 @@ class PlatformError(Exception):
         super().__init__(message)
         self.permanent = permanent
         self.status = status
-
-
-API_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
-
-
-def api_request(
-    platform: str,
-    method: str,
-    url: str,
-    *,
-    json: Any = None,
-    params: dict | None = None,
-    headers: dict | None = None,
-    timeout: httpx.Timeout = API_TIMEOUT,
-) -> tuple[int, dict]:
-    """One call to a platform's JSON API: ``(HTTP status, JSON object or {})``.
-
-    Network failures raise ``PlatformError`` (retryable) naming only the exception type: platform
-    URLs may carry an access token, a secret or a session credential, which must not reach logs.
-    """
-    try:
-        with httpx.Client(timeout=timeout) as client:
-            resp = client.request(method, url, json=json, params=params, headers=headers)
-    except httpx.HTTPError as exc:
-        raise PlatformError(f"{platform}: {type(exc).__name__} calling the API") from exc
-    try:
-        data = resp.json()
-    except ValueError:
-        data = {}
-    return resp.status_code, data if isinstance(data, dict) else {}
 
 
 def as_int(value: Any, default: int) -> int:

@@ -164,16 +164,6 @@ def redact(text: str, secret: str) -> str:
     return text
 
 
-def estimate_tokens(text: str) -> int:
-    """A rough token count for providers that report none: CJK characters count one each, other
-    text about four characters per token."""
-    cjk = sum(
-        1 for ch in text if "\u3000" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" or "\uf900" <= ch <= "\ufaff"
-    )
-    rest = len(text) - cjk
-    return cjk + (rest + 3) // 4 if text else 0
-
-
 def status_error(status: int, message: str) -> ProviderError:
     """A ProviderError for an HTTP error answer: 429 is rate_limited, 5xx retryable, other 4xx not."""
     if status == 429:

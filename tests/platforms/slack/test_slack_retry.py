@@ -22,7 +22,7 @@ from tests.platforms.slack.test_slack import (
     signed_headers,
 )
 
-#: The adapter's timeout in these tests (SLACK_SEND_TIMEOUT): what a slow answer costs a test, and
+#: The adapter's timeout in these tests (PLATFORM_API_TIMEOUT): what a slow answer costs a test, and
 #: long enough that an ordinary answer is never late on a busy CI machine.
 TIMEOUT = 2.0
 #: A slow answer is held until the test ends (released then), at most this long: always after the
@@ -100,7 +100,7 @@ class HistoryFakeSlack:
 
 @pytest.fixture(autouse=True)
 def _short_timeout(settings):
-    settings.SLACK_SEND_TIMEOUT = TIMEOUT
+    settings.PLATFORM_API_TIMEOUT = TIMEOUT
 
 
 @pytest.fixture

@@ -26,12 +26,12 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from django.core.cache import cache
 from django.http import HttpResponse, JsonResponse
 
 from apps.channels.markdown import Dialect, plain_text, render_dialect, split_text
 
+from .. import http
 from ..base import (
     AccessTokenCache,
     Inbound,
@@ -44,14 +44,12 @@ from ..base import (
     SignatureInvalid,
     Target,
     WebhookRejected,
-    api_request,
     as_int,
 )
 
 logger = logging.getLogger(__name__)
 TOKENS = AccessTokenCache("dingtalk")
 
-TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 MAX_SKEW_MS = 3600 * 1000
 #: DingTalk's own hosts: a sessionWebhook elsewhere is not followed (the body that carries it is unsigned).
 DINGTALK_HOSTS = frozenset({"oapi.dingtalk.com", "api.dingtalk.com"})
@@ -219,7 +217,7 @@ class DingTalkAdapter(PlatformAdapter):
         return self.send(channel, target, OutboundReply(markdown="**Parley** test message ✅"))
 
     def _send_session(self, url: str, message: dict) -> SentRef:
-        status, data = _request("POST", url, json={"msgtype": "markdown", "markdown": message})
+        status, data = http.request("DingTalk", "POST", url, json={"msgtype": "markdown", "markdown": message})
         if status == 200 and data.get("errcode", 0) == 0:
             return SentRef(raw=data)
         raise _error(status, data, what="session webhook send")
@@ -238,8 +236,12 @@ class DingTalkAdapter(PlatformAdapter):
             path, body["userIds"] = "/v1.0/robot/oToMessages/batchSend", [target.user_id or target.chat_id]
         for attempt in (1, 2):
             token = self.access_token(channel)
-            status, data = _request(
-                "POST", f"{self.api_base(channel)}{path}", json=body, headers={"x-acs-dingtalk-access-token": token}
+            status, data = http.request(
+                "DingTalk",
+                "POST",
+                f"{self.api_base(channel)}{path}",
+                json=body,
+                headers={"x-acs-dingtalk-access-token": token},
             )
             if status == 200 and data.get("processQueryKey"):
                 if data.get("invalidStaffIdList"):
@@ -264,7 +266,8 @@ class DingTalkAdapter(PlatformAdapter):
 
     def _fetch_token(self, channel: Any) -> tuple[str, int]:
         creds = channel.credentials or {}
-        status, data = _request(
+        status, data = http.request(
+            "DingTalk",
             "POST",
             f"{self.api_base(channel)}/v1.0/oauth2/accessToken",
             json={"appKey": creds.get("client_id", ""), "appSecret": creds.get("client_secret", "")},
@@ -288,10 +291,6 @@ def _title(text: str, limit: int = 30) -> str:
 
 
 _int = as_int
-
-
-def _request(method: str, url: str, **kwargs: Any) -> tuple[int, dict]:
-    return api_request("dingtalk", method, url, timeout=TIMEOUT, **kwargs)
 
 
 def _error(status: int, data: dict, *, what: str) -> PlatformError:

@@ -25,12 +25,12 @@ import httpx
 import websockets
 
 from apps.channels.connectors.base import Connector, ConnectorError, Link, post_json, wire_logger
+from apps.channels.platforms import http
 from apps.channels.platforms.registry import get_adapter
 
 OPEN_PATH = "/v1.0/gateway/connections/open"
 BOT_TOPIC = "/v1.0/im/bot/messages/get"
 DISCONNECT_TOPICS = {"disconnect", "TAG_DISCONNECT"}  # the SDK has known both spellings
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
 def ack_frame(frame: dict[str, Any], *, code: int = 200, message: str = "OK") -> str:
@@ -64,7 +64,7 @@ class DingTalkConnector(Connector):
             "ua": "parley",
         }
         url = get_adapter("dingtalk").api_base(channel) + OPEN_PATH
-        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+        async with httpx.AsyncClient(timeout=http.timeout()) as client:
             status, data = await post_json(client, url, body, what="connections/open")
         if status != 200:
             code = str(data.get("code") or "")[:80]

@@ -28,13 +28,13 @@ import logging
 import re
 from typing import Any
 
-import httpx
 from django.core.cache import cache
 from django.http import HttpResponse, JsonResponse
 
 from apps.channels.markdown import Dialect, render_dialect, split_text
 from apps.core.language import detect_language
 
+from .. import http
 from ..base import (
     AccessTokenCache,
     Inbound,
@@ -49,7 +49,6 @@ from ..base import (
     SignatureInvalid,
     Target,
     WebhookRejected,
-    api_request,
     as_int,
     rating_buttons_enabled,
     rating_text,
@@ -59,7 +58,6 @@ from . import crypto
 logger = logging.getLogger(__name__)
 TOKENS = AccessTokenCache("feishu")
 
-TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 #: Codes meaning "this tenant access token is invalid or expired": drop it, fetch a new one, retry once.
 TOKEN_INVALID_CODES = frozenset({99991661, 99991663, 99991668, 99991671})
 #: Codes a later retry can fix (rate limits, internal errors).
@@ -379,7 +377,9 @@ class FeishuAdapter(PlatformAdapter):
     def _api(self, channel: Any, url: str, body: dict, params: dict | None, *, method: str = "POST") -> dict:
         for attempt in (1, 2):
             token = self.tenant_token(channel)
-            status, data = _request(method, url, json=body, params=params, headers={"Authorization": f"Bearer {token}"})
+            status, data = http.request(
+                "Feishu", method, url, json=body, params=params, headers={"Authorization": f"Bearer {token}"}
+            )
             code = data.get("code")
             if status == 200 and code == 0:
                 return data
@@ -407,7 +407,8 @@ class FeishuAdapter(PlatformAdapter):
 
     def _fetch_token(self, channel: Any) -> tuple[str, int]:
         creds = channel.credentials or {}
-        status, data = _request(
+        status, data = http.request(
+            "Feishu",
             "POST",
             f"{self.api_base(channel)}/open-apis/auth/v3/tenant_access_token/internal",
             json={"app_id": creds.get("app_id", ""), "app_secret": creds.get("app_secret", "")},
@@ -426,8 +427,11 @@ class FeishuAdapter(PlatformAdapter):
             return
         try:
             token = self.tenant_token(channel)
-            status, data = _request(
-                "GET", f"{self.api_base(channel)}/open-apis/bot/v3/info", headers={"Authorization": f"Bearer {token}"}
+            status, data = http.request(
+                "Feishu",
+                "GET",
+                f"{self.api_base(channel)}/open-apis/bot/v3/info",
+                headers={"Authorization": f"Bearer {token}"},
             )
         except PlatformError:
             status, data = 0, {}
@@ -439,10 +443,6 @@ class FeishuAdapter(PlatformAdapter):
 
 
 _int = as_int
-
-
-def _request(method: str, url: str, **kwargs: Any) -> tuple[int, dict]:
-    return api_request("feishu", method, url, timeout=TIMEOUT, **kwargs)
 
 
 def _error(status: int, data: dict, *, what: str = "send") -> PlatformError:

@@ -35,13 +35,13 @@ import websockets
 
 from apps.channels.clicks import answer_rating_click
 from apps.channels.connectors.base import Connector, ConnectorError, Link, post_json, wire_logger
+from apps.channels.platforms import http
 from apps.channels.platforms.base import RawRequest, WebhookRejected
 from apps.channels.platforms.feishu.adapter import CARD_ACTION_EVENT
 from apps.channels.platforms.registry import get_adapter
 
 ENDPOINT_PATH = "/callback/ws/endpoint"
 METHOD_CONTROL, METHOD_DATA = 0, 1
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 #: Endpoint codes no retry can fix (bad credentials, the app not allowed long connections).
 PERMANENT_CODES = {403, 1000040344, 1000040350}
 PART_TTL = 10.0  # seconds the parts of a split event are kept waiting for the rest
@@ -221,7 +221,7 @@ class FeishuConnector(Connector):
         if not app_id or not secret:
             raise ConnectorError("channel has no app_id / app_secret", permanent=True)
         url = get_adapter("feishu").api_base(channel) + ENDPOINT_PATH
-        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+        async with httpx.AsyncClient(timeout=http.timeout()) as client:
             status, data = await post_json(
                 client, url, {"AppID": app_id, "AppSecret": secret}, what="ws endpoint", headers={"locale": "en"}
             )

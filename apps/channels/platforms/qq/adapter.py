@@ -26,7 +26,6 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.cache import cache
@@ -34,6 +33,7 @@ from django.http import HttpResponse, JsonResponse
 
 from apps.channels.markdown import TreeRenderer
 
+from .. import http
 from ..base import (
     AccessTokenCache,
     Inbound,
@@ -81,7 +81,6 @@ IGNORED_EVENTS = {
 }
 MENTION_RE = re.compile(r"^\s*(<@!?[A-Za-z0-9_-]+>\s*)+")
 
-TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 TOKEN_REFRESH_MARGIN_S = 60  # QQ hands out a new token in the last 60 s of the old one's life
 TOKENS = AccessTokenCache("qq", margin=lambda expires: TOKEN_REFRESH_MARGIN_S)
 MESSAGE_LIMIT = 2000  # characters per message; QQ publishes no figure, this stays well clear
@@ -327,19 +326,7 @@ class QQAdapter(PlatformAdapter):
 
     def _post(self, url: str, body: dict[str, Any], *, what: str, token: str = "") -> dict[str, Any]:
         headers = {"Authorization": f"QQBot {token}"} if token else {}
-        try:
-            response = httpx.post(url, json=body, headers=headers, timeout=TIMEOUT)
-        except httpx.TimeoutException:
-            raise PlatformError(f"QQ {what}: timed out")
-        except httpx.HTTPError as exc:
-            raise PlatformError(f"QQ {what}: {type(exc).__name__}")
-        try:
-            data = response.json()
-        except ValueError:
-            data = {}
-        if not isinstance(data, dict):
-            data = {}
-        status = response.status_code
+        status, data = http.request("QQ", "POST", url, what=what, json=body, headers=headers)
         if status == 401 and token:
             raise _TokenRejected(f"QQ {what}: token rejected", status=status)
         if status == 429 or status >= 500:

@@ -42,7 +42,6 @@ from typing import Any
 from urllib.error import URLError
 from urllib.parse import parse_qs
 
-from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpResponse, JsonResponse
 from slack_sdk import WebClient
@@ -53,6 +52,7 @@ from slack_sdk.signature import Clock, SignatureVerifier
 from apps.core.language import detect_language
 from apps.core.threads import LazyPool
 
+from .. import http
 from ..base import (
     Inbound,
     MalformedRequest,
@@ -75,7 +75,6 @@ from .mrkdwn import Mrkdwn
 logger = logging.getLogger(__name__)
 
 MAX_SKEW_S = 300  # Slack's own replay window
-DEFAULT_TIMEOUT_S = 10  # the SLACK_SEND_TIMEOUT setting replaces it
 MESSAGE_LIMIT = 3900  # Slack recommends at most 4,000 characters of text per message
 
 # Outer envelope types acknowledged without action.
@@ -147,10 +146,6 @@ class _RefusedConnectionRetry(ConnectionErrorRetryHandler):
 class OutcomeUnknown(PlatformError):
     """``chat.postMessage`` failed after the request may have reached Slack: the message may
     have been posted. Retryable (never permanent)."""
-
-
-def send_timeout() -> float:
-    return float(getattr(settings, "SLACK_SEND_TIMEOUT", DEFAULT_TIMEOUT_S))
 
 
 def slack_text_to_plain(text: str, *, bot_user_id: str = "") -> str:
@@ -373,7 +368,7 @@ class SlackAdapter(PlatformAdapter):
         return WebClient(
             token=token,
             base_url=self.api_base(channel) + "/api/",
-            timeout=send_timeout(),
+            timeout=http.timeout_seconds(),
             retry_handlers=[_RefusedConnectionRetry()],
         )
 

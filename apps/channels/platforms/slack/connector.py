@@ -31,6 +31,7 @@ from slack_sdk.errors import SlackApiError
 
 from apps.channels.clicks import answer_rating_click
 from apps.channels.connectors.base import Connector, ConnectorError, Link, wire_logger
+from apps.channels.platforms import http
 from apps.channels.platforms.base import Inbound, RawRequest
 from apps.channels.platforms.registry import get_adapter
 
@@ -71,7 +72,12 @@ class SlackConnector(Connector):
             raise ConnectorError("channel has no app_token", permanent=True)
         adapter = get_adapter("slack")
         # The SDK logs response bodies at DEBUG, and this one carries the socket's ticket.
-        client = WebClient(token=token, base_url=adapter.api_base(channel) + "/api/", timeout=10, logger=wire_logger)
+        client = WebClient(
+            token=token,
+            base_url=adapter.api_base(channel) + "/api/",
+            timeout=http.timeout_seconds(),
+            logger=wire_logger,
+        )
         try:
             response = client.apps_connections_open(app_token=token)
         except SlackApiError as exc:
@@ -89,7 +95,13 @@ class SlackConnector(Connector):
         url = await asyncio.to_thread(self.open_url, link.channel)
         adapter = get_adapter("slack")
         async with websockets.connect(
-            url, logger=wire_logger, open_timeout=10, ping_interval=20, ping_timeout=20, close_timeout=3, max_size=2**22
+            url,
+            logger=wire_logger,
+            open_timeout=http.timeout_seconds(),
+            ping_interval=20,
+            ping_timeout=20,
+            close_timeout=3,
+            max_size=2**22,
         ) as socket:
             async for raw in socket:
                 try:

@@ -39,12 +39,12 @@ import logging
 import re
 from typing import Any
 
-import httpx
 from django.http import HttpResponse, JsonResponse
 
 from apps.core.language import detect_language
 from apps.core.threads import LazyPool
 
+from .. import http
 from ..base import (
     Inbound,
     MalformedRequest,
@@ -69,7 +69,6 @@ logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MESSAGE_LIMIT = 4096  # characters (UTF-16 units) after entity parsing; our HTML source is longer, so safe
-TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 GROUP_TYPES = {"group", "supergroup"}
 #: The update kinds Parley asks for (``setWebhook`` and ``getUpdates``): messages, and clicks on
 #: its rating buttons.
@@ -328,19 +327,7 @@ class TelegramAdapter(PlatformAdapter):
     def _call(self, channel: Any, token: str, method: str, body: dict[str, Any]) -> dict[str, Any]:
         # The token is part of the URL: errors name the method, never the URL.
         url = f"{self.api_base(channel)}/bot{token}/{method}"
-        try:
-            response = httpx.post(url, json=body, timeout=TIMEOUT)
-        except httpx.TimeoutException:
-            raise PlatformError(f"Telegram {method}: timed out")
-        except httpx.HTTPError as exc:
-            raise PlatformError(f"Telegram {method}: {type(exc).__name__}")
-        try:
-            data = response.json()
-        except ValueError:
-            data = {}
-        if not isinstance(data, dict):
-            data = {}
-        status = response.status_code
+        status, data = http.request("Telegram", "POST", url, what=method, json=body)
         if status == 200 and data.get("ok"):
             result = data.get("result")
             return result if isinstance(result, dict) else {}

@@ -30,6 +30,7 @@ import httpx
 
 from apps.channels.clicks import answer_rating_click
 from apps.channels.connectors.base import Connector, ConnectorError, Link, post_json
+from apps.channels.platforms import http
 from apps.channels.platforms.base import Inbound, RawRequest
 from apps.channels.platforms.registry import get_adapter
 from apps.channels.platforms.telegram.adapter import ALLOWED_UPDATES
@@ -82,7 +83,7 @@ class TelegramConnector(Connector):
             raise ConnectorError("channel has no bot_token", permanent=True)
         adapter = get_adapter("telegram")
         base = f"{adapter.api_base(channel)}/bot{token}"
-        timeout = httpx.Timeout(self.poll_seconds + 15.0, connect=5.0)
+        timeout = http.timeout(extra=self.poll_seconds + 5.0)
         async with httpx.AsyncClient(timeout=timeout) as client:
             info = await self.call(client, base, "getWebhookInfo", {})
             if isinstance(info, dict) and info.get("url"):

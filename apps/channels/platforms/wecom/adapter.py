@@ -15,13 +15,13 @@ import json
 import logging
 from typing import Any
 
-import httpx
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 from django.http import HttpResponse
 
 from apps.channels.markdown import Dialect, render_dialect, split_text
 
+from .. import http
 from ..base import (
     AccessTokenCache,
     Inbound,
@@ -34,14 +34,12 @@ from ..base import (
     SignatureInvalid,
     Target,
     WebhookRejected,
-    api_request,
 )
 from . import crypto
 
 logger = logging.getLogger(__name__)
 TOKENS = AccessTokenCache("wecom")
 
-TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 TOKEN_INVALID_CODES = frozenset({40014, 42001, 41001})
 TRANSIENT_CODES = frozenset({-1, 45009, 45033, 45011})
 #: Bytes per message (text and markdown content).
@@ -207,8 +205,8 @@ class WeComAdapter(PlatformAdapter):
     def _api(self, channel: Any, path: str, body: dict) -> dict:
         for attempt in (1, 2):
             token = self.access_token(channel)
-            status, data = _request(
-                "POST", f"{self.api_base(channel)}{path}", params={"access_token": token}, json=body
+            status, data = http.request(
+                "WeCom", "POST", f"{self.api_base(channel)}{path}", params={"access_token": token}, json=body
             )
             code = data.get("errcode")
             if status == 200 and code == 0:
@@ -235,7 +233,8 @@ class WeComAdapter(PlatformAdapter):
 
     def _fetch_token(self, channel: Any) -> tuple[str, int]:
         creds = channel.credentials or {}
-        status, data = _request(
+        status, data = http.request(
+            "WeCom",
             "GET",
             f"{self.api_base(channel)}/cgi-bin/gettoken",
             params={"corpid": creds.get("corp_id", ""), "corpsecret": creds.get("secret", "")},
@@ -248,10 +247,6 @@ class WeComAdapter(PlatformAdapter):
         except (TypeError, ValueError):
             expires = 7200
         return token, expires
-
-
-def _request(method: str, url: str, **kwargs: Any) -> tuple[int, dict]:
-    return api_request("wecom", method, url, timeout=TIMEOUT, **kwargs)
 
 
 def _error(status: int, data: dict, *, what: str = "send") -> PlatformError:

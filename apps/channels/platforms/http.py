@@ -1,0 +1,63 @@
+"""Outbound HTTP to the platforms' APIs: one helper and one timeout for every adapter.
+
+Every call waits at most ``PLATFORM_API_TIMEOUT`` seconds (the setting, default 10) for an answer,
+and at most ``CONNECT_SECONDS`` of that to connect. Network failures become ``PlatformError``
+(retryable) naming the platform, what was being done and the exception's type only: platform URLs
+may carry an access token or a bot token, which must not reach logs or the admin. Slack's adapter
+and connector call through ``slack_sdk`` (its ``WebClient``) with the same timeout; the long
+connections' own asynchronous calls use ``timeout()`` too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from .base import PlatformError
+
+CONNECT_SECONDS = 3.0
+
+
+def timeout_seconds() -> float:
+    return settings.PLATFORM_API_TIMEOUT
+
+
+def timeout(*, extra: float = 0.0) -> httpx.Timeout:
+    """The timeout of a platform API call; ``extra`` seconds more for calls the platform holds on
+    purpose (Telegram's long poll)."""
+    seconds = timeout_seconds()
+    return httpx.Timeout(seconds + extra, connect=min(CONNECT_SECONDS, seconds))
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The response's JSON object; {} when the body is not one."""
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def request(
+    platform: str,
+    method: str,
+    url: str,
+    *,
+    what: str = "API call",
+    json: Any = None,
+    params: dict | None = None,
+    headers: dict | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """One call to a platform's JSON API: ``(HTTP status, JSON object or {})``. Raises
+    ``PlatformError`` (not permanent) when no answer came: "<platform> <what>: timed out" or the
+    exception's type."""
+    try:
+        with httpx.Client(timeout=timeout()) as client:
+            response = client.request(method, url, json=json, params=params, headers=headers)
+    except httpx.TimeoutException:
+        raise PlatformError(f"{platform} {what}: timed out") from None
+    except httpx.HTTPError as exc:
+        raise PlatformError(f"{platform} {what}: {type(exc).__name__}") from None
+    return response.status_code, json_object(response)
