@@ -393,7 +393,7 @@ def main() -> None:
         raise SystemExit("set DATABASE_URL (PostgreSQL) and REDIS_URL")
     (ROOT / "var").mkdir(exist_ok=True)
     call_command("migrate", verbosity=0)
-    registry.ADAPTERS[PLATFORM] = ADAPTER_PATH
+    registry.PLATFORMS[PLATFORM] = registry.Platform(PLATFORM, PLATFORM, ADAPTER_PATH)
     registry.get_adapter.cache_clear()
     fakes = Fakes()
     throughput = None

@@ -13,7 +13,7 @@ from django.test import Client
 from apps.conversations.models import Feedback
 from apps.conversations.review import record_feedback
 from apps.inbox.models import CannedReply, Handoff
-from tests.webchat.conftest import Communicator
+from tests.platforms.web.conftest import Communicator
 
 from .conftest import QUESTION, answers, feishu_sends, user_writes
 
