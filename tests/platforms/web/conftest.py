@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from channels.layers import get_channel_layer
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from apps.channels.platforms.web.visitor import visitor_token_issue
@@ -21,15 +22,29 @@ def chat_channel(transactional_db):
     return make_channel(bot, platform="web", key="acme-web", allowed_origins=ORIGIN + "\n")
 
 
+def _forget_layer() -> None:
+    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_layer():
-    """Channel-layer groups must not leak between tests (on Redis they would otherwise persist)."""
+    """Each test gets a channel layer of its own, and leaves no groups behind.
+
+    Every scenario runs on an event loop of its own (``async_to_sync``), while channels-redis keeps
+    per-loop state in the layer object: its per-channel receive locks are asyncio locks, and one left
+    behind by a socket closed while it waited (its waiter count is never taken back) is bound to
+    that test's loop. A layer shared by the tests handed such a lock to a later test's loop, which
+    failed now and then with "is bound to a different event loop" (on PostgreSQL + Redis only; the
+    in-memory layer keeps no locks). A served process has one loop, so this is the tests' concern.
+    """
+    _forget_layer()
     yield
     layer = get_channel_layer()
     if hasattr(layer, "flush"):
         from asgiref.sync import async_to_sync
 
         async_to_sync(layer.flush)()
+    _forget_layer()
 
 
 def issue(channel: Any, **kw: Any):
