@@ -14,7 +14,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-SCRIPTS = [DEPLOY / "install.sh", DEPLOY / "test/installer-ci.sh", ROOT / ".ci/run"]
+SCRIPTS = [
+    DEPLOY / "install.sh",
+    DEPLOY / "test/installer-ci.sh",
+    ROOT / ".ci/run",
+    DEPLOY / "compose/nginx/entrypoint.sh",
+    DEPLOY / "compose/nginx/certbot.sh",
+]
+NGINX_SITES = [*sorted((DEPLOY / "nginx").glob("*.conf")), DEPLOY / "compose/nginx/parley.conf.template"]
 
 
 def install(*args: str, os_release: str | None = None) -> subprocess.CompletedProcess:
@@ -82,7 +89,7 @@ def test_scripts_pass_shellcheck(script):
 
 
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="no nginx (apt install nginx; .ci/run does)")
-@pytest.mark.parametrize("site", sorted((DEPLOY / "nginx").glob("*.conf")), ids=lambda p: p.name)
+@pytest.mark.parametrize("site", NGINX_SITES, ids=lambda p: p.name)
 def test_every_shipped_nginx_site_passes_nginx_t(site, tmp_path):
     """The site inside a minimal nginx.conf (as Debian's includes sites-enabled/ in ``http``), its
     certificate paths pointed at a throw-away certificate."""
@@ -110,6 +117,12 @@ def test_every_shipped_nginx_site_passes_nginx_t(site, tmp_path):
     text = site.read_text()
     text = text.replace("/etc/letsencrypt/live/parley.example.com/fullchain.pem", str(cert))
     text = text.replace("/etc/letsencrypt/live/parley.example.com/privkey.pem", str(key))
+    # The compose template: what its entrypoint fills in; "web" resolves only on the compose network.
+    text = text.replace("/etc/nginx/parley-tls/fullchain.pem", str(cert))
+    text = text.replace("/etc/nginx/parley-tls/privkey.pem", str(key))
+    text = text.replace("${PARLEY_DOMAIN}", "parley.example.com").replace("server web:8000", "server 127.0.0.1:8000")
+    if "http2 on;" in text and _nginx_version() < (1, 25, 1):  # the compose image runs nginx 1.27
+        text = text.replace("listen 443 ssl;\n    http2 on;", "listen 443 ssl http2;")
     (tmp_path / "site.conf").write_text(text)
     (tmp_path / "nginx.conf").write_text(
         f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
@@ -122,12 +135,18 @@ def test_every_shipped_nginx_site_passes_nginx_t(site, tmp_path):
     assert done.returncode == 0, done.stderr
 
 
+def _nginx_version() -> tuple[int, ...]:
+    banner = subprocess.run(["nginx", "-v"], capture_output=True, text=True, check=False).stderr
+    return tuple(int(n) for n in banner.split("/")[1].split()[0].split("."))
+
+
 def test_the_tls_site_keeps_the_acme_path_on_plain_http():
     """Webroot renewal fetches http://<domain>/.well-known/acme-challenge/…: it must not be redirected."""
-    text = (DEPLOY / "nginx/parley.conf").read_text()
-    plain = text[text.index("listen 80;") :]
-    assert plain.index("/.well-known/acme-challenge/") < plain.index("return 301 https://")
-    assert "root /var/www/parley-acme;" in plain
+    for site in (DEPLOY / "nginx/parley.conf", DEPLOY / "compose/nginx/parley.conf.template"):
+        text = site.read_text()
+        plain = text[text.index("listen 80") :]
+        assert plain.index("/.well-known/acme-challenge/") < plain.index("return 301 https://"), site
+        assert "root /var/www/parley-acme;" in plain, site
 
 
 def test_run_unit_reads_units_and_env_files_as_systemd_does(tmp_path):
