@@ -1,9 +1,11 @@
 """Answer cache, knowledge entries and single-flight: what a repeated question costs.
 
-Runs the real router against a fake OpenAI-compatible model on 127.0.0.1 that answers after
-``--model-delay`` seconds, in a throw-away test database (the configured one — PostgreSQL and the
-Redis cache when DATABASE_URL/REDIS_URL are set, else SQLite and the local-memory cache). Prints
-latency percentiles and the number of model calls each kind of answer made.
+Each question is a message from a new chat, handled by the real pipeline (its knowledge,
+cached-answer and generate steps) against a fake OpenAI-compatible model on 127.0.0.1 that answers
+after ``--model-delay`` seconds and the test-only IM platform's fake send API, in a throw-away test
+database (the configured one — PostgreSQL and the Redis cache when DATABASE_URL/REDIS_URL are set,
+else SQLite and the local-memory cache). Prints latency percentiles (claim to delivery) and the
+number of model calls each kind of answer made.
 
     .venv/bin/python bench/llm_cache.py [--hits 300] [--model-delay 0.2] [--concurrent 20]
 """
@@ -31,9 +33,13 @@ from django.core.cache import cache  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
-from apps.llm import router  # noqa: E402
-from tests.factories import make_bot, make_knowledge, make_model, make_tenant  # noqa: E402
+from apps.channels.platforms import registry  # noqa: E402
+from apps.conversations.models import InboundMessage  # noqa: E402
+from apps.conversations.pipeline.process import process_inbound  # noqa: E402
+from tests.conversations.fake_platform import ADAPTER_PATH, PLATFORM  # noqa: E402
+from tests.factories import make_bot, make_channel, make_knowledge, make_model, make_tenant  # noqa: E402
 from tests.fakes.llm import FakeOpenAI  # noqa: E402
+from tests.fakes.server import FakeServer  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
@@ -53,20 +59,31 @@ def main() -> None:
     args = parser.parse_args()
 
     old = setup_databases(verbosity=0, interactive=False)
+    registry.ADAPTERS[PLATFORM] = ADAPTER_PATH
+    registry.get_adapter.cache_clear()
+    platform_api = FakeServer()
+    platform_api.route("POST", "/send", lambda req: (200, {"ok": True}))
     try:
-        with FakeOpenAI() as fake:
+        with FakeOpenAI() as fake, platform_api:
             fake.set(text="We are open from 9 to 5, Monday to Friday.", delay=args.model_delay, tokens_in=40)
             tenant = make_tenant("bench")
             cfg = make_model(tenant, "bench-model", endpoint=fake.url, timeout_s="5", cost_input_per_1k="0.01")
             bot = make_bot(tenant, "bench-bot", model=cfg, cache_answers=True)
+            channel = make_channel(bot, platform=PLATFORM, key="bench-fake", api_base=platform_api.url)
             make_knowledge(bot, "Where is your office?", "Main Street 1.")
-            messages = [{"role": "user", "content": "When are you open?"}]
             cache.clear()
             lines = []
+            chats = iter(range(10**9))
+            chats_lock = threading.Lock()
 
-            def timed(question: str | None) -> float:
+            def timed(question: str) -> float:
+                with chats_lock:
+                    chat = f"chat-{next(chats)}"
+                row = InboundMessage.objects.create(
+                    channel=channel, platform_message_id=chat, chat_id=chat, user_id="u1", text=question
+                )
                 started = time.perf_counter()
-                router.generate(bot=bot, messages=messages, question=question)
+                process_inbound(row.pk)
                 return (time.perf_counter() - started) * 1000
 
             before = fake.calls
@@ -99,13 +116,14 @@ def main() -> None:
 
         backend = settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
         print(
-            f"router answer paths — model delay {args.model_delay * 1000:.0f} ms, cache {backend}, "
+            f"pipeline answer paths — model delay {args.model_delay * 1000:.0f} ms, cache {backend}, "
             f"database {connection.vendor}"
         )
         print("| answer path                        | count | p50 ms    | p99 ms    | model calls |")
         print("|------------------------------------|-------|-----------|-----------|-------------|")
         print("\n".join(lines))
     finally:
+        registry.ADAPTERS.pop(PLATFORM, None)
         teardown_databases(old, verbosity=0)
 
 

@@ -10,9 +10,11 @@ class ConversationsConfig(AppConfig):
     def ready(self) -> None:
         from apps.channels import conversation_port
         from apps.core.metrics import register_scrape_collector
+        from apps.workflows.delivery import register as register_workflow_replies
 
         from . import ratings, selectors, services
         from .metrics import InboundQueueCollector, UndeliveredCollector
+        from .workflow_replies import WorkflowReplies
 
         register_scrape_collector(InboundQueueCollector)
         register_scrape_collector(UndeliveredCollector)
@@ -25,3 +27,5 @@ class ConversationsConfig(AppConfig):
                 record_chat_rating=lambda **kw: ratings.chat_rating_record(**kw),
             )
         )
+        # Workflows tell their results through the pipeline's reply path, given to them here.
+        register_workflow_replies(WorkflowReplies())

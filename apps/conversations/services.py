@@ -21,8 +21,8 @@ from apps.core.tasks import enqueue
 
 from .commands import interrupts_answer
 from .models import InboundMessage
-from .pipeline.claim import MAX_ATTEMPTS, lease_seconds
-from .pipeline.process import merge_applies
+from .pipeline.steps.merge import merge_applies
+from .pipeline.storage import MAX_ATTEMPTS, lease_seconds
 from .pipeline.turns import mark_latest
 from .tasks import handle_inbound
 

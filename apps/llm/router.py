@@ -1,12 +1,13 @@
 """The model router: which model answers, and what happens when it cannot.
 
-``generate`` tries the bot's primary model, then its fallbacks in order, and returns an ``Answer``
-that always has text: when every model fails it is the bot's polite failure text. Before any model,
-a context-free ``question`` is matched against the bot's knowledge entries and its answer cache,
-and identical questions in flight at once share one model call.
+``model_chain`` puts a bot's models in the order they are tried (language route, primary,
+fallbacks); ``generate`` tries them in that order — each within its deadline, skipping a model
+whose circuit breaker is open — and returns an ``Answer`` that always has text: when every model
+fails it is the bot's polite failure text.
 
-The bot's models are read from the database on every call (no process-level cache), so a model or
-route changed in the admin is used for the next message by every web and worker process.
+Nothing here knows bots, knowledge entries or the answer cache: the caller reads the bot's models
+as stored now and hands them in (the pipeline's claim, ``apps.bots.routing``), and the knowledge
+and answer-cache short-cuts are steps of the conversation pipeline, taken before any model.
 """
 
 from __future__ import annotations
@@ -24,16 +25,15 @@ from typing import Any
 
 from django.conf import settings
 
-from apps.bots.models import DEFAULT_FAILURE_TEXT
 from apps.core import metrics
 
-from . import answer_cache, breaker
+from . import breaker
 from .providers import provider_for
 from .types import Answer, Attempt, Completion, ProviderError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Answer", "ModelSpec", "failure_text", "generate", "model_chain"]
+__all__ = ["Answer", "ModelSpec", "generate", "model_chain", "worst_case_seconds"]
 
 
 @dataclass
@@ -101,79 +101,40 @@ class ModelSpec:
         return "env:" + hashlib.sha256(raw.encode()).hexdigest()[:12]
 
 
-_BOT_FIELDS = (
-    "tenant_id",
-    "model_id",
-    "language_routes",
-    "failure_text",
-    "cache_answers",
-    "cache_ttl_seconds",
-    "updated_at",
-)
-
-
-def _bot_row(bot: Any) -> dict[str, Any]:
-    """The bot's routing and caching settings as stored now (the ``bot`` object may be stale)."""
-    from apps.bots.models import Bot
-
-    row = Bot.objects.filter(pk=bot.pk).values(*_BOT_FIELDS).first()
-    return row if row is not None else {f: getattr(bot, f) for f in _BOT_FIELDS}
-
-
-def _bot_fields(bot: Any) -> dict[str, Any]:
-    """The routing and caching settings of a ``bot`` object that was just read from the database."""
-    return {f: getattr(bot, f) for f in _BOT_FIELDS}
-
-
 def model_chain(
-    bot: Any, language: str = "", *, row: dict[str, Any] | None = None, configs: list[Any] | None = None
+    candidates: list[Any],
+    *,
+    tenant_id: int | None,
+    primary_id: int | None,
+    fallback_ids: list[int],
+    routes: Any,
+    language: str = "",
 ) -> list[ModelSpec]:
-    """Primary (per-language route first, then the bot's model, else the env default), then fallbacks.
+    """The models to try, in order: the language's route (``routes``: language code → model name),
+    then the primary, then the fallbacks in ``fallback_ids`` order. Only enabled models of the bot's
+    own tenant are used; when none is left, the deployment default from the environment.
 
-    Reads the bot's model settings fresh from the database (``row``: already read by the caller),
-    so a long-lived ``bot`` object (a web-chat socket's) still gets the models configured now. Only
-    the bot's own tenant's enabled models are used. One query besides the bot row, none when the
-    caller read the bot's usable model rows already (``configs``: ModelConfig rows of the bot's
-    tenant, enabled, that are its model, a fallback — with ``fb_position`` / ``fb_id`` — or a
-    language route's model; the pipeline's claim reads them in its own statement).
+    ``candidates``: ModelConfig rows that may be among them (at least every one the bot names, as
+    stored now); the rule which of them are tried, and in which order, is this function alone.
     """
-    row = row or _bot_row(bot)
-    route = (row["language_routes"] or {}).get(language[:2]) if language else None
-    if configs is None:
-        configs = _usable_configs(bot, row, route)
-    chain: list[Any] = [c for c in configs if route and c.name == route]
-    chain += [c for c in configs if c.pk == row["model_id"] and c not in chain]
-    chain += sorted(
-        (c for c in configs if c.fb_id is not None and c not in chain), key=lambda c: (c.fb_position, c.fb_id)
-    )
+    usable = [c for c in candidates if c.enabled and c.tenant_id == tenant_id]
+    route = (routes if isinstance(routes, dict) else {}).get(language[:2]) if language else None
+    chain: list[Any] = [c for c in usable if route and c.name == route]
+    chain += [c for c in usable if c.pk == primary_id and c not in chain]
+    by_id = {c.pk: c for c in usable}
+    for model_id in fallback_ids:
+        config = by_id.get(model_id)
+        if config is not None and config not in chain:
+            chain.append(config)
     specs = [ModelSpec.from_config(c) for c in chain]
     if not specs:
         specs = [ModelSpec.env_default()]
     return specs
 
 
-def _usable_configs(bot: Any, row: dict[str, Any], route: str | None) -> list[Any]:
-    from django.db.models import OuterRef, Q, Subquery
-
-    from apps.bots.models import BotFallback
-
-    from .models import ModelConfig
-
-    fallback = BotFallback.objects.filter(bot_id=bot.pk, model_id=OuterRef("pk")).order_by("position", "id")
-    wanted = Q(pk__in=BotFallback.objects.filter(bot_id=bot.pk).values("model_id"))
-    if row["model_id"]:
-        wanted |= Q(pk=row["model_id"])
-    if route:
-        wanted |= Q(name=route)
-    return list(
-        ModelConfig.objects.filter(wanted, tenant_id=row["tenant_id"], enabled=True)
-        .select_related("tenant")
-        .annotate(fb_position=Subquery(fallback.values("position")[:1]), fb_id=Subquery(fallback.values("id")[:1]))
-    )
-
-
-def failure_text(bot: Any) -> str:
-    return bot.failure_text or DEFAULT_FAILURE_TEXT
+def worst_case_seconds(chain: list[ModelSpec], *, streaming: bool) -> float:
+    """The longest trying ``chain`` can take (every model to its deadline), for whoever waits on it."""
+    return sum(s.timeout_s if not streaming else max(_max_answer_s(), s.timeout_s) for s in chain)
 
 
 # --- settings (read per call so tests and operators can change them) ---------------------------
@@ -181,12 +142,12 @@ def failure_text(bot: Any) -> str:
 
 def _stream_idle_s() -> float:
     """Longest gap between streamed pieces once the first one arrived."""
-    return float(getattr(settings, "LLM_STREAM_IDLE_TIMEOUT", 30))
+    return float(settings.LLM_STREAM_IDLE_TIMEOUT)
 
 
 def _max_answer_s() -> float:
     """Longest a single model call may take in all (streamed answers included)."""
-    return float(getattr(settings, "LLM_MAX_ANSWER_SECONDS", 120))
+    return float(settings.LLM_MAX_ANSWER_SECONDS)
 
 
 # --- one attempt ---------------------------------------------------------------------------------
@@ -347,7 +308,6 @@ def _ms(since: float) -> int:
 
 
 def _run_chain(
-    bot: Any,
     specs: list[ModelSpec],
     messages: list[dict],
     *,
@@ -355,9 +315,10 @@ def _run_chain(
     on_token: Callable[[str], None] | None,
     cancelled: Callable[[], bool] | None,
     fail_text: str,
+    tenant: str,
+    bot: str,
 ) -> Answer:
     attempts: list[Attempt] = []
-    tenant = getattr(bot.tenant, "slug", "") if getattr(bot, "tenant_id", None) else ""
     for index, spec in enumerate(specs):
         if cancelled is not None and cancelled():
             return Answer(text="", source="model", attempts=attempts, cancelled=True)
@@ -410,7 +371,7 @@ def _run_chain(
             tokens_out=completion.tokens_out,
         )
         if index > 0:
-            metrics.record_fallback(tenant=tenant, bot=getattr(bot, "slug", ""))
+            metrics.record_fallback(tenant=tenant, bot=bot)
         cost = (spec.cost_input_per_1k * completion.tokens_in + spec.cost_output_per_1k * completion.tokens_out) / 1000
         return Answer(
             text=completion.text,
@@ -431,33 +392,7 @@ def _run_chain(
     return Answer(text=fail_text, source="failure", attempts=attempts, failed=True, fallback_used=len(attempts) > 1)
 
 
-def _shareable(answer: Answer) -> dict | None:
-    """What single-flight waiters (and the answer cache) get from a leader's answer."""
-    if answer.cancelled or answer.truncated:
-        return None
-    return {
-        "text": answer.text,
-        "source": answer.source,
-        "model_name": answer.model_name,
-        "provider": answer.provider,
-        "failed": answer.failed,
-    }
-
-
-def _from_shared(payload: dict, *, source: str, started: float) -> Answer:
-    failed = bool(payload.get("failed"))
-    return Answer(
-        text=payload["text"],
-        source="failure" if failed else source,
-        model_name=payload.get("model_name", ""),
-        provider=payload.get("provider", ""),
-        latency_ms=_ms(started),
-        cached=not failed,
-        failed=failed,
-    )
-
-
-def _guarded(on_token: Callable[[str], None] | None) -> Callable[[str], None] | None:
+def guarded(on_token: Callable[[str], None] | None) -> Callable[[str], None] | None:
     """``on_token`` that stops being called after it raises (a closed socket, a failed message
     edit): the answer is still finished, stored and delivered the ordinary way."""
     if on_token is None:
@@ -478,98 +413,33 @@ def _guarded(on_token: Callable[[str], None] | None) -> Callable[[str], None] | 
 
 
 def generate(
-    *,
-    bot: Any,
+    chain: list[ModelSpec],
     messages: list[dict],
+    *,
+    fail_text: str,
     language: str = "en",
     on_token: Callable[[str], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
-    question: str | None = None,
-    models: list[Any] | None = None,
-    knowledge_stamp: str | None = None,
+    tenant: str = "",
+    bot: str = "",
 ) -> Answer:
-    """Answer ``messages`` (system prompt + context + the new turn) for ``bot``.
+    """Answer ``messages`` (system prompt + context + the new turn) with the first model of
+    ``chain`` (``model_chain``) that answers, each within its deadline and past an open breaker.
 
-    ``question``: the user's text when the turn can be answered without context. Then a matching
-    knowledge entry answers with no model call, the bot's answer cache is used when
-    ``bot.cache_answers``, and identical questions in flight at once make one model call.
-    ``on_token``: stream from the provider and call it with each text piece (cached, knowledge and
-    failure answers arrive as one piece). ``cancelled()``: polled while waiting; when it returns
-    True the call stops and the Answer has ``cancelled=True``.
+    ``on_token``: stream from the provider and call it with each text piece (the failure text
+    arrives as one piece). ``cancelled()``: polled while waiting; when it returns True the call
+    stops and the Answer has ``cancelled=True``. ``tenant`` and ``bot`` label the metrics.
 
-    ``models`` (with ``knowledge_stamp``): ``bot`` and its usable model rows were just read from
-    the database together (see ``model_chain``), so neither is read again; ``knowledge_stamp`` is
-    the digest of the bot's knowledge entries read with them (see ``match_knowledge``). Without
-    them the bot's settings and models are read here, fresh.
-
-    Never raises for provider trouble: the Answer then has ``failed=True`` and the failure text.
-    Every model attempt is in ``Answer.attempts``.
+    Never raises for provider trouble: when every model fails, the Answer has ``failed=True`` and
+    ``fail_text``. Every model attempt is in ``Answer.attempts``.
     """
-    from apps.bots.knowledge import match_knowledge
-
-    started = time.monotonic()
-    tenant = bot.tenant.slug
-    on_token = _guarded(on_token)
-    fresh = _bot_fields(bot) if models is not None else _bot_row(bot)
-    fail_text = fresh["failure_text"] or DEFAULT_FAILURE_TEXT
-    specs = model_chain(bot, language, row=fresh, configs=models)
-
-    def run() -> Answer:
-        return _run_chain(
-            bot, specs, messages, language=language, on_token=on_token, cancelled=cancelled, fail_text=fail_text
-        )
-
-    if question is None or not question.strip():
-        return run()
-
-    entry = match_knowledge(bot, question, stamp=knowledge_stamp)
-    metrics.record_cache_lookup(tenant=tenant, bot=bot.slug, kind="knowledge", hit=entry is not None)
-    if entry is not None:
-        if on_token is not None:
-            on_token(entry.answer)
-        return Answer(text=entry.answer, source="knowledge", cached=True, latency_ms=_ms(started))
-
-    stamp = fresh["updated_at"].timestamp() if fresh["updated_at"] else 0
-    versions = f"bot@{stamp:.3f}|" + "|".join(s.version for s in specs)
-    key = answer_cache.question_key(
-        tenant_id=bot.tenant_id, bot_id=bot.pk, question=question, language=language[:2], versions=versions
+    return _run_chain(
+        chain,
+        messages,
+        language=language,
+        on_token=guarded(on_token),
+        cancelled=cancelled,
+        fail_text=fail_text,
+        tenant=tenant,
+        bot=bot,
     )
-    if not key:
-        return run()
-    use_cache = bool(fresh["cache_answers"])
-
-    def cached_answer() -> Answer | None:
-        payload = answer_cache.get_answer(key)
-        metrics.record_cache_lookup(tenant=tenant, bot=bot.slug, kind="answer", hit=payload is not None)
-        if payload is None:
-            return None
-        if on_token is not None:
-            on_token(payload["text"])
-        return _from_shared(payload, source="cache", started=started)
-
-    if use_cache and (hit := cached_answer()) is not None:
-        return hit
-
-    def lead() -> Answer:
-        # Re-check: a flight that finished just before this one started may have filled the cache.
-        if use_cache and (hit := cached_answer()) is not None:
-            return hit
-        answer = run()
-        payload = _shareable(answer)
-        if use_cache and payload and answer.source == "model" and not answer.failed:
-            answer_cache.set_answer(key, payload, int(fresh["cache_ttl_seconds"]))
-        return answer
-
-    # How long a waiter waits for the leader: the whole chain's worst case in this call's mode.
-    budget = sum(s.timeout_s if on_token is None else max(_max_answer_s(), s.timeout_s) for s in specs) + 5
-    result, shared = answer_cache.single_flight(
-        key, lead, encode=_shareable, lock_ttl=budget, wait_timeout=budget, cancelled=cancelled
-    )
-    if not shared:
-        return result  # type: ignore[return-value]
-    if result is None:
-        return Answer(text="", cancelled=True, latency_ms=_ms(started))
-    metrics.record_cache_lookup(tenant=tenant, bot=bot.slug, kind="single_flight", hit=True)
-    if on_token is not None:
-        on_token(result["text"])  # type: ignore[index]
-    return _from_shared(result, source="cache", started=started)  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ from apps.core.audit import audit_record
 from apps.core.tasks import enqueue
 
 from . import client
+from .delivery import reply_service
 from .models import Workflow, WorkflowRun
 from .templating import PAYLOAD_FIELDS, TemplateError, render_payload, render_reply
 from .texts import text_for
@@ -398,51 +399,10 @@ def result_text(run: WorkflowRun, *, data: Any = None) -> str:
 
 
 def workflow_run_notify(run: WorkflowRun, *, data: Any = None) -> None:
-    """Store the result as an assistant turn (once) and send it to the user unless delivered.
-
-    The reply goes where the user's last message of the run came from (the confirming one, else
-    the one that started it), through the channel's adapter like every other reply, by one task at
-    a time (the reply's row is locked during the send). Raises ``PlatformError`` from the send.
-    """
-    from apps.conversations.models import InboundMessage, Message
-    from apps.conversations.pipeline.deliver import send_reply
-
-    target_id = run.confirmed_by_id or run.inbound_id
-    if run.conversation_id is None or target_id is None:
-        return  # the conversation was deleted (retention): nobody to tell
-    target = InboundMessage.objects.filter(pk=target_id).select_related("channel__bot__tenant").first()
-    if target is None:
-        return
-    reply = Message.objects.filter(pk=run.reply_id).first() if run.reply_id else None
-    if reply is None:
-        text = result_text(run, data=data)
-        with transaction.atomic():
-            still_open = WorkflowRun.objects.select_for_update().filter(pk=run.pk, reply__isnull=True).exists()
-            if still_open:
-                reply = Message.objects.create(
-                    conversation_id=run.conversation_id,
-                    inbound=target,
-                    role=Message.Role.ASSISTANT,
-                    text=text,
-                    language=run.language,
-                    source="workflow",
-                    failed=run.status != R.SUCCEEDED,
-                )
-                WorkflowRun.objects.filter(pk=run.pk).update(reply=reply)
-                InboundMessage.objects.filter(pk=target.pk, reply__isnull=True).update(reply=reply)
-                run.reply = reply
-        if reply is None:  # another worker stored it a moment ago
-            reply = Message.objects.filter(pk=WorkflowRun.objects.filter(pk=run.pk).values("reply")[:1]).first()
-            if reply is None:
-                return
-    if reply.delivered_at is not None:
-        return
-    # One sender at a time: a second task for the same run (a sweep racing a late worker, a
-    # redelivered task) waits for the first send here, then finds the reply delivered.
-    with transaction.atomic():
-        reply = Message.objects.select_for_update().filter(pk=reply.pk).first()
-        if reply is not None:
-            send_reply(target, reply)
+    """Store the result as an assistant turn (once) and send it to the user unless delivered,
+    through the reply service the pipeline registered (``apps.workflows.delivery``). Raises
+    ``PlatformError`` from the send."""
+    reply_service().tell(run, lambda: result_text(run, data=data))
 
 
 # --- the admin's test call -----------------------------------------------------------------------

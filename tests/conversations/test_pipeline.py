@@ -11,10 +11,9 @@ from django.utils import timezone
 from apps.channels.platforms.base import PlatformError
 from apps.conversations import services
 from apps.conversations.models import Conversation, InboundMessage, Message
-from apps.conversations.pipeline.claim import claim_inbound
 from apps.conversations.pipeline.context import build_context, estimate_tokens
-from apps.conversations.pipeline.deliver import store_reply
-from apps.conversations.pipeline.process import process_inbound
+from apps.conversations.pipeline.process import handle, process_inbound
+from apps.conversations.pipeline.storage import storage
 
 from .conftest import post_message
 
@@ -223,14 +222,29 @@ def test_delivered_answer_is_not_sent_again_and_undelivered_one_is_resent(make_s
 def test_live_claim_is_not_taken_and_a_lost_claim_stores_nothing(make_setup):
     _, channel = make_setup()
     row = _stored(channel, "m-1", "hello")
-    first = claim_inbound(row.pk)
-    assert first is not None and claim_inbound(row.pk) is None  # held by a live worker
+    first = storage().claim(row.pk)
+    assert first is not None and storage().claim(row.pk) is None  # held by a live worker
     InboundMessage.objects.filter(pk=row.pk).update(claimed_at=timezone.now() - timedelta(hours=1))
-    second = claim_inbound(row.pk)
+    second = storage().claim(row.pk)
     assert second is not None and second.attempt == 2
     conv = Conversation.objects.create(tenant=channel.bot.tenant, bot=channel.bot, channel=channel, chat_id="c")
-    assert store_reply(first, conv, text="late answer") is None  # the presumed-dead worker
-    assert store_reply(second, conv, text="answer") is not None
+    first.conversation = second.conversation = conv
+    assert storage().store_reply(first, text="late answer") is None  # the presumed-dead worker
+    assert storage().store_reply(second, text="answer") is not None
+
+
+def test_a_worker_that_lost_its_claim_asks_no_model_and_sends_nothing(make_setup, platform_api, llm):
+    """Presumed dead while it worked (its lease ran out and another worker claimed the message),
+    a worker finds out before the model is asked, on every database."""
+    _, channel = make_setup(merge_window_ms=0)
+    row = _stored(channel, "m-1", "hello")
+    lost = storage().claim(row.pk)
+    InboundMessage.objects.filter(pk=row.pk).update(claimed_at=timezone.now() - timedelta(hours=1))
+    assert storage().claim(row.pk) is not None
+    handle(lost)
+    assert llm.calls == 0 and platform_api.sent == []
+    assert not Message.objects.filter(role="assistant").exists()
+    assert InboundMessage.objects.get(pk=row.pk).status == S.PROCESSING  # the other worker's
 
 
 def test_sweeper_redrives_a_message_whose_worker_died(make_setup, platform_api):
@@ -275,11 +289,11 @@ def test_build_context_question_only_for_context_free_turns(make_setup):
     conv = Conversation.objects.create(tenant=bot.tenant, bot=bot, channel=channel, chat_id="c")
     Message.objects.create(conversation=conv, role="user", text="hi")
     Message.objects.create(conversation=conv, role="user", text="there")
-    _, question = build_context(conv, mask_pii=False)
+    _, question = build_context(conv, storage().context_turns(conv, limit=20), mask_pii=False)
     assert question == "hi\nthere"
     Message.objects.create(conversation=conv, role="assistant", text="hello", source="model")
     Message.objects.create(conversation=conv, role="user", text="more")
-    _, question = build_context(conv, mask_pii=False)
+    _, question = build_context(conv, storage().context_turns(conv, limit=20), mask_pii=False)
     assert question is None
 
 

@@ -16,6 +16,7 @@ from apps.channels.platforms.base import Inbound
 from apps.conversations import services
 from apps.conversations.models import Conversation, InboundMessage, Message
 from apps.conversations.pipeline.process import process_inbound
+from apps.conversations.pipeline.storage import storage
 from apps.llm.models import ModelConfig
 from tests.factories import make_knowledge, make_model
 from tests.fakes.llm import FakeOpenAI
@@ -187,13 +188,10 @@ def test_a_resumed_message_in_a_closed_conversation_starts_a_new_one(make_setup,
 def test_an_earlier_message_claimed_by_another_worker_is_in_the_answer(make_setup, platform_api, llm):
     """Two quick messages handled by two workers at once: the newer one's answer waits for the
     older one's turn (stored a moment later by the other worker) instead of answering without it."""
-    from apps.conversations.pipeline.claim import claim_inbound
-    from apps.conversations.pipeline.session import get_conversation, store_user_turn
-
     _, channel = make_setup(merge_window_ms=0)
     older = _stored(channel, "m-1", "about my order")
     newer = _stored(channel, "m-2", "number 42")
-    other = claim_inbound(older.pk)  # another worker holds it, its turn not stored yet
+    other = storage().claim(older.pk)  # another worker holds it, its turn not stored yet
     assert other is not None
 
     def other_worker() -> None:
@@ -202,8 +200,8 @@ def test_an_earlier_message_claimed_by_another_worker_is_in_the_answer(make_setu
         try:
             wait_for(lambda: InboundMessage.objects.get(pk=newer.pk).status == S.PROCESSING, what="the newer claimed")
             time.sleep(0.2)  # inside that wait, not before it
-            conv = get_conversation(other.inbound)
-            store_user_turn(conv, other.inbound, first_attempt=True)
+            other.conversation = storage().conversation(other)
+            storage().store_user_turn(other)
         finally:
             connection.close()
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from apps.bots import routing
 from apps.core.models import AuditLog
-from apps.llm import breaker, router
+from apps.llm import breaker
 from tests.factories import PASSWORD, make_bot, make_model, make_tenant, make_user
 from tests.llm.test_usage import store
 
@@ -53,7 +54,7 @@ def test_breaker_state_column(settings, client, tenant, bot, fake_openai):
     login(client, make_user("alice", tenant=tenant))
     assert "closed" in client.get(reverse(CHANGELIST)).content.decode()
     fake_openai.set(status=500)
-    router.generate(bot=bot, messages=[{"role": "user", "content": "hi"}])
+    routing.ask(bot=bot, messages=[{"role": "user", "content": "hi"}])
     assert breaker.state_of(cfg).state == breaker.OPEN
     assert "open — skipped, next try in" in client.get(reverse(CHANGELIST)).content.decode()
 
@@ -64,8 +65,8 @@ def test_usage_page_lists_only_the_users_tenants(client, tenant, bot, fake_opena
     bot.model = make_model(tenant, "m1", endpoint=fake_openai.url, cost_input_per_1k="1")
     bot.save()
     fake_openai.set(tokens_in=1000, tokens_out=0)
-    store(bot, router.generate(bot=bot, messages=[{"role": "user", "content": "hi"}]))
-    store(their_bot, router.generate(bot=their_bot, messages=[{"role": "user", "content": "hi"}]))
+    store(bot, routing.ask(bot=bot, messages=[{"role": "user", "content": "hi"}]))
+    store(their_bot, routing.ask(bot=their_bot, messages=[{"role": "user", "content": "hi"}]))
     login(client, make_user("alice", tenant=tenant))
     resp = client.get(reverse("admin:llm_modelconfig_usage"))
     page = resp.content.decode()

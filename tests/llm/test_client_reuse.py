@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from apps.bots import routing
 from apps.bots.models import BotFallback
-from apps.llm import router
 from apps.llm.models import ModelConfig
 from tests.factories import make_model
 
@@ -49,7 +49,7 @@ def test_answers_from_one_model_share_one_connection(bot, primary, fake_openai, 
     connections = ConnectionCounter(fake_openai)
     for _ in range(3):
         pieces: list[str] = []
-        answer = router.generate(bot=bot, messages=MESSAGES, on_token=pieces.append if streaming else None)
+        answer = routing.ask(bot=bot, messages=MESSAGES, on_token=pieces.append if streaming else None)
         assert answer.text == "Primary answer." and not answer.failed
         if streaming:
             assert "".join(pieces) == "Primary answer."
@@ -58,11 +58,11 @@ def test_answers_from_one_model_share_one_connection(bot, primary, fake_openai, 
 
 
 def test_an_edited_key_is_sent_on_the_next_call(bot, primary, fake_openai):
-    router.generate(bot=bot, messages=MESSAGES)
+    routing.ask(bot=bot, messages=MESSAGES)
     edited = ModelConfig.objects.get(pk=primary.pk)  # as the admin would: another object, same row
     edited.api_key = "sk-second-key"
     edited.save()
-    assert router.generate(bot=bot, messages=MESSAGES).text == "Primary answer."
+    assert routing.ask(bot=bot, messages=MESSAGES).text == "Primary answer."
     keys = [r.headers.get("Authorization") for r in fake_openai.requests]
     assert keys == ["Bearer sk-first-key", "Bearer sk-second-key"]
 
@@ -78,7 +78,7 @@ def test_abandoned_stream_leaves_the_client_usable(tenant, bot, primary, fake_op
 
     fake_openai.set(first_token_delay=60)  # (released when the test ends)
     pieces: list[str] = []
-    answer = router.generate(bot=bot, messages=MESSAGES, on_token=pieces.append)
+    answer = routing.ask(bot=bot, messages=MESSAGES, on_token=pieces.append)
     assert answer.text == "Fallback answer." and "".join(pieces) == "Fallback answer."
     assert [a.outcome for a in answer.attempts] == ["timeout", "ok"]
 
@@ -88,7 +88,7 @@ def test_abandoned_stream_leaves_the_client_usable(tenant, bot, primary, fake_op
     ModelConfig.objects.filter(pk=primary.pk).update(timeout_s="10")
     started = time.monotonic()
     pieces = []
-    answer = router.generate(bot=bot, messages=MESSAGES, on_token=pieces.append)
+    answer = routing.ask(bot=bot, messages=MESSAGES, on_token=pieces.append)
     assert answer.text == "Primary is back." and "".join(pieces) == "Primary is back."
     assert time.monotonic() - started < 5  # at once, not at the timeout
     # The stalled connection was closed, not returned to the pool: the answer came on a new one.

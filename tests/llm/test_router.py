@@ -7,8 +7,9 @@ from decimal import Decimal
 
 import pytest
 
+from apps.bots import routing
 from apps.bots.models import DEFAULT_FAILURE_TEXT, BotFallback
-from apps.llm import breaker, router
+from apps.llm import breaker
 from tests.factories import make_bot, make_model, make_tenant
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello?"}]
@@ -57,7 +58,7 @@ def wait_until_half_open(model, timeout: float = 10) -> None:
 
 
 def test_primary_answers(bot, chain, fake_anthropic):
-    answer = router.generate(bot=bot, messages=MESSAGES)
+    answer = routing.ask(bot=bot, messages=MESSAGES)
     assert answer.text == "Primary answer."
     assert (answer.source, answer.provider, answer.model_config) == ("model", "openai", chain[0])
     assert outcomes(answer) == [("primary", "ok")] and not answer.fallback_used
@@ -69,7 +70,7 @@ def test_hanging_primary_is_abandoned_at_its_timeout(bot, chain, fake_openai, fa
     fake_openai.set(delay=HANG)
     fake_anthropic.set(text="Fallback answer.", delay=0.2)
     started = time.monotonic()
-    answer = router.generate(bot=bot, messages=MESSAGES)
+    answer = routing.ask(bot=bot, messages=MESSAGES)
     elapsed = time.monotonic() - started
     assert answer.text == "Fallback answer." and answer.fallback_used
     assert outcomes(answer) == [("primary", "timeout"), ("fallback", "ok")]
@@ -82,7 +83,7 @@ def test_streaming_primary_without_first_token_is_abandoned(bot, chain, fake_ope
     fake_openai.set(first_token_delay=HANG)  # headers arrive at once, then nothing
     pieces: list[str] = []
     started = time.monotonic()
-    answer = router.generate(bot=bot, messages=MESSAGES, on_token=pieces.append)
+    answer = routing.ask(bot=bot, messages=MESSAGES, on_token=pieces.append)
     assert time.monotonic() - started < SHORT + MARGIN  # not the hang
     assert "".join(pieces) == "Fallback answer." == answer.text
     assert len(pieces) == 2  # streamed piece by piece, none from the primary
@@ -96,7 +97,7 @@ def test_slow_stream_after_first_token_is_not_cut_at_the_first_token_timeout(bot
     fake_openai.set(text="a b c d", token_delay=0.8)
     pieces: list[str] = []
     started = time.monotonic()
-    answer = router.generate(bot=bot, messages=MESSAGES, on_token=pieces.append)
+    answer = routing.ask(bot=bot, messages=MESSAGES, on_token=pieces.append)
     assert time.monotonic() - started > 2.0
     assert answer.text == "a b c d" and pieces == ["a ", "b ", "c ", "d"]
     assert outcomes(answer) == [("primary", "ok")] and answer.latency_ms < 2000
@@ -113,7 +114,7 @@ def test_slow_stream_after_first_token_is_not_cut_at_the_first_token_timeout(bot
 )
 def test_errors_fall_back(bot, chain, fake_openai, behaviour, outcome):
     fake_openai.set(**behaviour)
-    answer = router.generate(bot=bot, messages=MESSAGES)
+    answer = routing.ask(bot=bot, messages=MESSAGES)
     assert answer.text == "Fallback answer."
     assert outcomes(answer) == [("primary", outcome), ("fallback", "ok")]
 
@@ -122,12 +123,12 @@ def test_everything_failing_gives_the_failure_text_never_silence(bot, chain, fak
     fake_openai.set(status=500)
     fake_anthropic.set(status=529)
     pieces: list[str] = []
-    answer = router.generate(bot=bot, messages=MESSAGES, on_token=pieces.append)
+    answer = routing.ask(bot=bot, messages=MESSAGES, on_token=pieces.append)
     assert answer.failed and answer.text == DEFAULT_FAILURE_TEXT and pieces == [DEFAULT_FAILURE_TEXT]
     assert outcomes(answer) == [("primary", "error"), ("fallback", "error")]
     bot.failure_text = "We are busy, sorry."
     bot.save()
-    assert router.generate(bot=bot, messages=MESSAGES).text == "We are busy, sorry."
+    assert routing.ask(bot=bot, messages=MESSAGES).text == "We are busy, sorry."
 
 
 def test_breaker_opens_then_probes_and_closes(settings, bot, chain, fake_openai):
@@ -136,17 +137,17 @@ def test_breaker_opens_then_probes_and_closes(settings, bot, chain, fake_openai)
     primary = chain[0]
     fake_openai.set(status=500)
     for _ in range(2):
-        router.generate(bot=bot, messages=MESSAGES)
+        routing.ask(bot=bot, messages=MESSAGES)
     assert fake_openai.calls == 2
     assert breaker.state_of(primary).state == breaker.OPEN
 
-    answer = router.generate(bot=bot, messages=MESSAGES)
+    answer = routing.ask(bot=bot, messages=MESSAGES)
     assert fake_openai.calls == 2  # skipped, not called
     assert outcomes(answer) == [("primary", "breaker_open"), ("fallback", "ok")]
 
     wait_until_half_open(primary)
     fake_openai.set(text="I am back.")
-    answer = router.generate(bot=bot, messages=MESSAGES)
+    answer = routing.ask(bot=bot, messages=MESSAGES)
     assert answer.text == "I am back." and fake_openai.calls == 3
     assert breaker.state_of(primary).state == breaker.CLOSED
 
@@ -155,23 +156,23 @@ def test_failed_probe_opens_the_breaker_again(settings, bot, chain, fake_openai)
     settings.LLM_BREAKER_FAILURES = 1
     settings.LLM_BREAKER_COOLDOWN = 2  # the last call below must fall inside it, on a busy machine too
     fake_openai.set(status=500)
-    router.generate(bot=bot, messages=MESSAGES)
+    routing.ask(bot=bot, messages=MESSAGES)
     wait_until_half_open(chain[0])
-    router.generate(bot=bot, messages=MESSAGES)  # the probe, fails
+    routing.ask(bot=bot, messages=MESSAGES)  # the probe, fails
     assert fake_openai.calls == 2
     assert breaker.state_of(chain[0]).state == breaker.OPEN
-    router.generate(bot=bot, messages=MESSAGES)
+    routing.ask(bot=bot, messages=MESSAGES)
     assert fake_openai.calls == 2
 
 
 def test_config_change_is_used_on_the_next_call(bot, chain, fake_openai, fake_openai_2):
     fake_openai_2.set(text="From the new endpoint.")
-    assert router.generate(bot=bot, messages=MESSAGES).text == "Primary answer."
+    assert routing.ask(bot=bot, messages=MESSAGES).text == "Primary answer."
     primary = type(chain[0]).objects.get(pk=chain[0].pk)  # as the admin would: another object, same row
     primary.endpoint = fake_openai_2.url
     primary.model = "new-model"
     primary.save()
-    answer = router.generate(bot=bot, messages=MESSAGES)  # the same, now stale, bot object
+    answer = routing.ask(bot=bot, messages=MESSAGES)  # the same, now stale, bot object
     assert answer.text == "From the new endpoint."
     assert fake_openai_2.requests[0].json()["model"] == "new-model"
 
@@ -180,7 +181,7 @@ def test_primary_switched_on_the_bot_row_is_used_without_reloading(bot, chain, f
     from apps.bots.models import Bot
 
     Bot.objects.filter(pk=bot.pk).update(model=chain[1])
-    assert router.generate(bot=bot, messages=MESSAGES).text == "Fallback answer."
+    assert routing.ask(bot=bot, messages=MESSAGES).text == "Fallback answer."
 
 
 def test_language_route_picks_the_primary(bot, chain, tenant, fake_openai_2):
@@ -188,15 +189,15 @@ def test_language_route_picks_the_primary(bot, chain, tenant, fake_openai_2):
     fake_openai_2.set(text="中文回答")
     bot.language_routes = {"zh": "zh-model"}
     bot.save()
-    assert router.generate(bot=bot, messages=MESSAGES, language="zh-CN").text == "中文回答"
-    assert router.generate(bot=bot, messages=MESSAGES, language="en").text == "Primary answer."
+    assert routing.ask(bot=bot, messages=MESSAGES, language="zh-CN").text == "中文回答"
+    assert routing.ask(bot=bot, messages=MESSAGES, language="en").text == "Primary answer."
 
 
 def test_another_tenants_model_is_never_used(bot, chain, fake_openai_2):
     other = make_tenant("globex")
     foreign = make_model(other, "theirs", endpoint=fake_openai_2.url)
     BotFallback.objects.create(bot=bot, model=foreign, position=5)
-    specs = router.model_chain(bot)
+    specs = routing.chain(bot, routing.named_models(bot))
     assert [s.name for s in specs] == ["primary", "fallback"]
 
 
@@ -208,7 +209,7 @@ def test_env_default_model(settings, db, fake_openai):
     settings.MAX_TOKENS = 77
     bot = make_bot(make_tenant("envco"))
     fake_openai.set(text="From the env default.")
-    answer = router.generate(bot=bot, messages=MESSAGES)
+    answer = routing.ask(bot=bot, messages=MESSAGES)
     assert answer.text == "From the env default." and answer.model_config is None
     body = fake_openai.requests[0].json()
     assert (body["model"], body["max_tokens"]) == ("env-model", 77)
@@ -217,7 +218,7 @@ def test_env_default_model(settings, db, fake_openai):
 
 def test_builtin_default_needs_no_key(db):
     bot = make_bot(make_tenant("fresh"))
-    answer = router.generate(bot=bot, messages=MESSAGES)
+    answer = routing.ask(bot=bot, messages=MESSAGES)
     assert answer.source == "builtin" and "No AI model is configured" in answer.text
 
 
@@ -227,7 +228,7 @@ def test_tokens_and_cost(bot, chain, fake_openai):
     primary.cost_output_per_1k = Decimal("1.5")
     primary.save()
     fake_openai.set(text="Costly.", tokens_in=1200, tokens_out=400)
-    answer = router.generate(bot=bot, messages=MESSAGES)
+    answer = routing.ask(bot=bot, messages=MESSAGES)
     assert (answer.tokens_in, answer.tokens_out) == (1200, 400)
     assert answer.cost == Decimal("1.200000")  # 1.2 * 0.5 + 0.4 * 1.5
 
@@ -240,14 +241,14 @@ def test_streaming_reports_usage_and_cost(bot, chain, fake_anthropic):
     fallback.cost_output_per_1k = Decimal("2")
     fallback.save()
     fake_anthropic.set(text="x y", tokens_in=10, tokens_out=500)
-    answer = router.generate(bot=bot, messages=MESSAGES, on_token=lambda piece: None)
+    answer = routing.ask(bot=bot, messages=MESSAGES, on_token=lambda piece: None)
     assert (answer.tokens_in, answer.tokens_out, answer.cost) == (10, 500, Decimal("1.000000"))
 
 
 def test_cancel_stops_between_tokens(bot, chain, fake_openai, fake_anthropic):
     fake_openai.set(text="one two three four five six", token_delay=0.1)
     pieces: list[str] = []
-    answer = router.generate(bot=bot, messages=MESSAGES, on_token=pieces.append, cancelled=lambda: len(pieces) >= 2)
+    answer = routing.ask(bot=bot, messages=MESSAGES, on_token=pieces.append, cancelled=lambda: len(pieces) >= 2)
     assert answer.cancelled and answer.text == "one two "
     assert fake_anthropic.calls == 0
     assert outcomes(answer) == [("primary", "cancelled")]
@@ -257,7 +258,7 @@ def test_cancel_while_waiting_for_a_hanging_model(bot, chain, fake_openai, fake_
     fake_openai.set(delay=HANG)
     started = time.monotonic()
     deadline = started + 0.2
-    answer = router.generate(bot=bot, messages=MESSAGES, cancelled=lambda: time.monotonic() > deadline)
+    answer = routing.ask(bot=bot, messages=MESSAGES, cancelled=lambda: time.monotonic() > deadline)
     assert answer.cancelled and time.monotonic() - started < 0.2 + MARGIN  # not the timeout, nor the hang
     assert outcomes(answer) == [("primary", "cancelled")]
     assert fake_anthropic.calls == 0
@@ -267,7 +268,7 @@ def test_api_key_is_not_logged(bot, chain, fake_openai, fake_anthropic, caplog):
     fake_openai.set(status=401, error_message="Incorrect API key provided: sk-primary-key")
     fake_anthropic.set(status=500)
     with caplog.at_level("DEBUG"):
-        answer = router.generate(bot=bot, messages=MESSAGES)
+        answer = routing.ask(bot=bot, messages=MESSAGES)
     assert answer.failed
     everything = caplog.text + repr([r.__dict__ for r in caplog.records]) + repr(answer.attempts)
     assert "sk-primary-key" not in everything
@@ -283,7 +284,7 @@ def test_fallbacks_are_tried_in_position_order(bot, tenant, fake_openai, fake_op
     second = make_model(tenant, "second", provider="anthropic", endpoint=fake_anthropic.url)
     BotFallback.objects.create(bot=bot, model=last, position=9)
     BotFallback.objects.create(bot=bot, model=second, position=2)
-    answer = router.generate(bot=bot, messages=MESSAGES)
+    answer = routing.ask(bot=bot, messages=MESSAGES)
     assert answer.text == "Third in line."
     assert [a.model for a in answer.attempts] == ["first", "second", "last"]
 
@@ -303,7 +304,7 @@ def test_a_failing_token_sink_does_not_lose_the_answer(bot, chain, fake_openai):
         seen.append(piece)
         raise ConnectionError("socket closed")
 
-    answer = router.generate(bot=bot, messages=MESSAGES, on_token=sink)
+    answer = routing.ask(bot=bot, messages=MESSAGES, on_token=sink)
     assert answer.text == "a b c" and not answer.failed and seen == ["a "]
 
 
@@ -320,7 +321,7 @@ def test_metrics_count_outcomes_fallbacks_and_tokens(bot, chain, fake_openai, fa
     short_timeout(chain[0])
     fake_openai.set(delay=HANG)
     fake_anthropic.set(tokens_out=7)
-    router.generate(bot=bot, messages=MESSAGES)
+    routing.ask(bot=bot, messages=MESSAGES)
     assert value(metrics.MODEL_CALLS, "acme", "primary", "openai", "timeout") == before_timeout + 1
     assert value(metrics.MODEL_CALLS, "acme", "fallback", "anthropic", "ok") == before_ok + 1
     assert value(metrics.FALLBACKS, "acme", "helpdesk") == before_fb + 1

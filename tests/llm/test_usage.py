@@ -7,8 +7,9 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from apps.bots import routing
+from apps.conversations.answer_cache import from_shared, shareable
 from apps.conversations.models import Conversation, Message
-from apps.llm import router
 from apps.llm.usage import usage_by_day, usage_totals
 from tests.factories import make_bot, make_channel, make_model, make_tenant
 
@@ -45,10 +46,11 @@ def test_usage_adds_up_per_tenant_bot_model_and_day(db, fake_openai):
 
     q = [{"role": "user", "content": "hi"}]
     for days_ago in (0, 0, 1):
-        store(helpdesk, router.generate(bot=helpdesk, messages=q), days_ago=days_ago)
-    store(helpdesk, router.generate(bot=helpdesk, messages=q, question="hours?"))
-    store(helpdesk, router.generate(bot=helpdesk, messages=q, question="hours?"))  # a cache hit: free
-    store(gbot, router.generate(bot=gbot, messages=q))
+        store(helpdesk, routing.ask(bot=helpdesk, messages=q), days_ago=days_ago)
+    asked = routing.ask(bot=helpdesk, messages=q)
+    store(helpdesk, asked)
+    store(helpdesk, from_shared(shareable(asked), latency_ms=1))  # the same answer from the cache: free
+    store(gbot, routing.ask(bot=gbot, messages=q))
 
     rows = usage_by_day()
     today = timezone.now().date()

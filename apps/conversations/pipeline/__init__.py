@@ -1,5 +1,5 @@
-"""The message path, as small steps that call each other explicitly:
-
-accept → claim → session → commands → generate → deliver. No Django signals, no views, consumers
-or tasks imported here (tasks import the pipeline, not the other way round).
+"""The message path: a claimed message (``turn.Turn``) goes through small steps in order
+(``steps.STEPS``), each reading and writing through one storage interface (``storage``).
+docs/pipeline.md draws the path. No Django signals, no views, consumers or tasks imported here
+(tasks import the pipeline, not the other way round).
 """

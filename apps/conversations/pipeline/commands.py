@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..commands import LANGUAGES, Command, help_text, text_for
 from ..models import Conversation, InboundMessage
-from .session import close_conversation
+from .storage import Storage
 from .turns import sender_rows
 
 S = InboundMessage.Status
@@ -27,7 +27,7 @@ def workflow_menu(bot, language: str) -> str:
     return "".join(f"\n- `/{key}` — {name}" for key, name in sorted(seen.items()))
 
 
-def run_command(cmd: Command, inbound: InboundMessage, conv: Conversation) -> str:
+def run_command(storage: Storage, cmd: Command, inbound: InboundMessage, conv: Conversation) -> str:
     """Carry out ``cmd`` for the sender of ``inbound`` and return the text to answer with."""
     language = command_language(cmd, conv)
     bot = conv.bot
@@ -37,7 +37,7 @@ def run_command(cmd: Command, inbound: InboundMessage, conv: Conversation) -> st
             return text  # the admin's own menu, as written
         return text + workflow_menu(bot, language)
     if cmd.name == "reset":
-        close_conversation(conv)
+        storage.close_conversation(conv)
         return text_for("reset", language)
     if cmd.name == "stop":
         # The answers being made stop by themselves: this /stop is a newer interrupting message of
@@ -52,11 +52,11 @@ def run_command(cmd: Command, inbound: InboundMessage, conv: Conversation) -> st
     if cmd.name == "lang":
         wanted = cmd.arg.strip().lower()
         if wanted in ("auto", "自动"):
-            Conversation.objects.filter(pk=conv.pk).update(language_pinned=False)
+            storage.set_language(conv, pinned=False)
             return text_for("lang_auto", language)
         code = LANGUAGES.get(wanted)
         if code is None:
             return text_for("lang_usage", language)
-        Conversation.objects.filter(pk=conv.pk).update(language=code, language_pinned=True)
+        storage.set_language(conv, language=code, pinned=True)
         return text_for("lang_set", code)
     return text_for("unknown", language, name=cmd.raw_name)

@@ -11,9 +11,8 @@ from __future__ import annotations
 import hashlib
 
 from django.core.cache import cache
-from django.db.models import Exists, OuterRef
 
-from ..models import InboundMessage, Message
+from ..models import InboundMessage
 
 S = InboundMessage.Status
 LATEST_TTL = 3600
@@ -37,29 +36,4 @@ def latest_id(inbound: InboundMessage) -> int | None:
 def sender_rows(inbound: InboundMessage):
     return InboundMessage.objects.filter(
         channel_id=inbound.channel_id, chat_id=inbound.chat_id, user_id=inbound.user_id
-    )
-
-
-def newer_turn(inbound: InboundMessage) -> InboundMessage | None:
-    """The oldest message of the same sender, newer than ``inbound``, that makes its answer obsolete
-    (an ordinary message or ``/stop``, not refused by a rate limit), or None."""
-    return (
-        sender_rows(inbound)
-        .filter(pk__gt=inbound.pk, interrupts=True, refused_by="")
-        .only("id", "text", "status")
-        .order_by("pk")
-        .first()
-    )
-
-
-def in_flight_turns(inbound: InboundMessage, *, since) -> bool:
-    """Whether an earlier message of the same sender (received at or after ``since``) is claimed by
-    another worker that has not stored its turn yet: its text belongs in this answer a moment from
-    now. The ORM form of the ``in_flight`` part of ``context.read_snapshot``."""
-    stored = Message.objects.filter(inbound_id=OuterRef("pk"), role=Message.Role.USER)
-    return (
-        sender_rows(inbound)
-        .filter(pk__lt=inbound.pk, status=S.PROCESSING, interrupts=True, refused_by="", received_at__gte=since)
-        .exclude(Exists(stored))
-        .exists()
     )

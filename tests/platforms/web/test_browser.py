@@ -80,10 +80,10 @@ def fake_model():
 
 def _router_streams(bot) -> bool:
     """Whether the model router passes text on as it arrives (pieces, not the whole answer once)."""
-    from apps.llm import router
+    from apps.bots import routing
 
     pieces: list[str] = []
-    router.generate(bot=bot, messages=[{"role": "user", "content": "probe"}], language="en", on_token=pieces.append)
+    routing.ask(bot=bot, messages=[{"role": "user", "content": "probe"}], language="en", on_token=pieces.append)
     return len(pieces) > 1
 
 

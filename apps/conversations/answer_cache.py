@@ -1,4 +1,5 @@
-"""Answer cache and single-flight for context-free questions.
+"""Answer cache and single-flight for context-free questions (the pipeline's ``cached_answer``
+and ``generate`` steps use them).
 
 Both are keyed by tenant + bot + the normalized question + language + the versions of the bot and
 of the models that would answer, so an answer never crosses bots or tenants, and editing the bot's
@@ -22,6 +23,7 @@ from typing import TypeVar
 from django.core.cache import cache
 
 from apps.bots.knowledge import normalize_question
+from apps.llm.types import Answer
 
 T = TypeVar("T")
 
@@ -96,3 +98,32 @@ def single_flight(
                 return compute(), False
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+
+def shareable(answer: Answer) -> dict | None:
+    """What single-flight waiters (and the answer cache) get from a leader's answer: nothing of a
+    cancelled or cut-off one."""
+    if answer.cancelled or answer.truncated:
+        return None
+    return {
+        "text": answer.text,
+        "source": answer.source,
+        "model_name": answer.model_name,
+        "provider": answer.provider,
+        "failed": answer.failed,
+    }
+
+
+def from_shared(payload: dict, *, latency_ms: int) -> Answer:
+    """The answer a cache hit or a single-flight waiter stores: the shared text, no tokens or cost
+    of its own (the leader's answer carries those)."""
+    failed = bool(payload.get("failed"))
+    return Answer(
+        text=payload["text"],
+        source="failure" if failed else "cache",
+        model_name=payload.get("model_name", ""),
+        provider=payload.get("provider", ""),
+        latency_ms=latency_ms,
+        cached=not failed,
+        failed=failed,
+    )

@@ -7,7 +7,7 @@ import time
 
 from django.core.cache import cache
 
-from apps.llm.answer_cache import single_flight
+from apps.conversations.answer_cache import single_flight
 
 KEY = "llm:q:test:1:abc"
 

@@ -1,15 +1,5 @@
-"""The message path's hot statements, written as single PostgreSQL statements.
-
-Each ordinary message used to cost about twenty ORM round trips; the ones here fold several steps
-into one statement each (data-modifying CTEs, ``UPDATE … RETURNING``, joins), so that the database
-does the bookkeeping in a handful of round trips and this process compiles no ORM query on the
-way. Every statement is atomic on its own (one implicit transaction), and every write that needs
-the worker to still own its message carries the ownership condition (status processing + attempt
-number) in the same statement.
-
-On other databases (SQLite in the embedded setup) ``fast()`` is False and the pipeline uses the
-plain ORM steps it always had.
-"""
+"""Helpers for the hand-written statements of ``PostgresStorage``: the columns of a model in a
+SELECT, and turning a joined row back into model instances with the ORM's own conversions."""
 
 from __future__ import annotations
 
@@ -18,11 +8,6 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
-
-
-def fast() -> bool:
-    """Whether the single-statement path applies (PostgreSQL)."""
-    return connection.vendor == "postgresql"
 
 
 class Shape:

@@ -1,0 +1,82 @@
+"""Sending a reply through the channel's adapter, once.
+
+A reply is sent only while its ``delivered_at`` is empty (so a re-run after a crash re-sends an
+undelivered answer instead of generating a new one, and never sends a delivered one again).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from apps.channels.platforms.base import OutboundReply, PlatformError, SentRef, Target
+from apps.channels.platforms.registry import get_adapter
+from apps.core import metrics
+
+from ..feedback_links import feedback_url
+from ..models import Conversation, InboundMessage, Message
+
+if TYPE_CHECKING:
+    from .storage import Storage
+    from .turn import Turn
+
+#: Answers that can be rated on the feedback page ("handoff": the notice that a person has handed
+#: the conversation back, which rates their help).
+RATEABLE_SOURCES = ("model", "knowledge", "cache", "builtin", "handoff")
+
+
+def target_for(inbound: InboundMessage) -> Target:
+    return Target(
+        chat_id=inbound.chat_id,
+        user_id=inbound.user_id,
+        is_group=inbound.is_group,
+        reply_context=inbound.reply_context,
+    )
+
+
+def send(inbound: InboundMessage, reply: Message) -> SentRef:
+    """Send ``reply`` to the sender of ``inbound`` (no bookkeeping). Raises ``PlatformError``
+    (``permanent`` says whether a retry can help)."""
+    channel = inbound.channel
+    adapter = get_adapter(channel.platform)
+    if adapter is None:
+        raise PlatformError(f"no adapter for platform '{channel.platform}'", permanent=True)
+    link = ""
+    if channel.bot.feedback_links and reply.source in RATEABLE_SOURCES and not reply.failed:
+        link = feedback_url(reply)
+    outbound = OutboundReply(markdown=reply.text, feedback_url=link, idempotency_key=f"parley-{reply.pk}")
+    try:
+        sent = adapter.send(channel, target_for(inbound), outbound)
+    except PlatformError:
+        metrics.REPLIES.labels(channel.platform, "failed").inc()
+        raise
+    metrics.REPLIES.labels(channel.platform, "sent").inc()
+    return sent
+
+
+def send_reply(storage: Storage, inbound: InboundMessage, reply: Message) -> None:
+    """Send ``reply`` unless it was already delivered, and record the delivery."""
+    if reply.delivered_at is not None:
+        return
+    storage.mark_delivered(reply, send(inbound, reply))
+
+
+def deliver(
+    turn: Turn, reply: Message, *, status: str, conversation: Conversation | None = None, language: str | None = None
+) -> bool:
+    """Send ``reply`` unless it was delivered already, record the delivery, move the message to its
+    final ``status`` (if still owned) and, with ``conversation``, mark the conversation active now
+    (and set its ``language`` unless that is None). Returns whether the message was finished.
+
+    Raises ``PlatformError`` from the send (nothing is recorded then).
+    """
+    sent = None if reply.delivered_at is not None else send(turn.inbound, reply)
+    return turn.storage.record_delivery(turn, reply, sent, status=status, conversation=conversation, language=language)
+
+
+def reply_and_finish(turn: Turn, *, text: str, source: str, status: str, language: str) -> None:
+    """Store and send a reply that needs no model (commands, notices, prompts) and finish the
+    message with ``status``. Nothing is stored or sent when the worker lost its claim."""
+    reply = turn.storage.store_reply(turn, text=text, source=source, language=language)
+    if reply is None:
+        return
+    deliver(turn, reply, status=status)

@@ -1,0 +1,95 @@
+"""A turn: one inbound message being handled, and everything its handling has learnt so far.
+
+``Storage.claim`` builds it, reading at once what every message needs (the message with its
+channel, bot, tenant and stored reply; the conversation it belongs to; the models the bot names;
+the digest of its knowledge entries). The steps (``steps.STEPS``) then read and fill it in order
+— the conversation, the language, the context, the answer, the stored reply — so no step asks
+the database again for what an earlier one read.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from apps.channels.platforms.registry import get_adapter
+from apps.llm.router import guarded
+
+from ..commands import Command, parse_command
+from ..models import Conversation, InboundMessage, Message
+from .sending import target_for
+
+if TYPE_CHECKING:
+    from apps.bots.routing import NamedModels
+    from apps.llm.types import Answer
+
+    from .storage import Storage
+
+
+class Outcome(enum.Enum):
+    """What a step says: go on with the next step, or the message's handling is over."""
+
+    CONTINUE = "continue"
+    DONE = "done"
+
+
+CONTINUE = Outcome.CONTINUE
+DONE = Outcome.DONE
+
+
+@dataclass(eq=False)
+class Turn:
+    # Read with the claim.
+    storage: Storage
+    inbound: InboundMessage  # with channel → bot → tenant, and its stored reply (a resumed message)
+    attempt: int  # the claim's number: the worker's ownership token
+    found_conversation: Conversation | None  # the one it is linked to (``linked``), else its sender's active one
+    linked: bool
+    models: NamedModels  # the models the bot names, as stored now (the router's rule picks from them)
+    knowledge_stamp: str | None  # digest of the bot's knowledge entries (None: read them for every question)
+
+    # Filled by the steps, in order.
+    conversation: Conversation | None = None  # session
+    language: str = ""  # session: the language to answer in
+    user_turn: Message | None = None  # user_turn (or the step that stored it with its own source)
+    turns: list[Message] = field(default_factory=list)  # merge: the context turns, oldest first
+    messages: list[dict] = field(default_factory=list)  # context: what the model is sent
+    question: str | None = None  # context: the user's text when no earlier answer is in the context
+    chain: list[Any] = field(default_factory=list)  # context: the models to try, in order
+    cache_key: str = ""  # cached_answer: the answer cache's key for ``question`` ("" when none)
+    answer: Answer | None = None  # knowledge, cached_answer or generate
+    reply: Message | None = None  # store
+
+    @property
+    def channel(self):
+        return self.inbound.channel
+
+    @property
+    def bot(self):
+        return self.inbound.channel.bot
+
+    @property
+    def text(self) -> str:
+        return self.inbound.text
+
+    @cached_property
+    def command(self) -> Command | None:
+        return parse_command(self.inbound.text)
+
+    @cached_property
+    def on_token(self) -> Callable[[str], None] | None:
+        """Where an answer's text goes as it is made (streaming platforms), or None. A sink that
+        fails stops being called; the answer is still stored and delivered the ordinary way."""
+        adapter = get_adapter(self.channel.platform)
+        if adapter is None:
+            return None
+        sink = adapter.token_sink(self.channel, target_for(self.inbound), reply_ref=f"inbound-{self.inbound.pk}")
+        return guarded(sink)
+
+    def stream(self, text: str) -> None:
+        """Pass a whole answer (knowledge, cache) to the streaming sink as one piece."""
+        if self.on_token is not None:
+            self.on_token(text)
