@@ -24,8 +24,9 @@ from typing import Any
 class HandoffPort:
     """What the conversations app asks of human handoff. The default: no handoff at all."""
 
-    def gate(self, claim: Any, conv: Any) -> bool:
-        """Called for every claimed message before workflows, commands and the model. Returns True
+    def gate(self, turn: Any) -> bool:
+        """Called for every claimed message (``turn``: the pipeline's ``Turn``, its conversation
+        found) before workflows, commands and the model. Returns True
         when handoff handled the message (held for a person, or a person was asked for and the user
         told) and the pipeline must stop; False to carry on. Raises ``PlatformError`` from a send."""
         return False

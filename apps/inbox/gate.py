@@ -16,9 +16,8 @@ from typing import Any
 
 from apps.conversations.handoff import HandoffPort
 from apps.conversations.models import InboundMessage
-from apps.conversations.pipeline.deliver import deliver, store_reply
-from apps.conversations.pipeline.session import store_user_turn
-from apps.core.language import detect_language
+from apps.conversations.pipeline.context import answer_language
+from apps.conversations.pipeline.sending import deliver
 
 from . import services
 from .models import Handoff
@@ -28,31 +27,26 @@ logger = logging.getLogger(__name__)
 S = InboundMessage.Status
 
 
-def _language(conv: Any, text: str) -> str:
-    if conv.language_pinned and conv.language:
-        return conv.language
-    return detect_language(text, default=conv.language or "en")
-
-
-def _say(claim: Any, conv: Any, text: str, language: str) -> None:
-    reply = store_reply(claim, conv, text=text, source="system", language=language)
+def _say(turn: Any, text: str, language: str) -> None:
+    reply = turn.storage.store_reply(turn, text=text, source="system", language=language)
     if reply is not None:
-        deliver(claim, reply, status=S.ANSWERED, conv=conv)
+        deliver(turn, reply, status=S.ANSWERED, conversation=turn.conversation)
 
 
-def handoff_gate(claim: Any, conv: Any) -> bool:
-    """True when the message was handled here (held, or a person asked for); False: carry on."""
-    inbound = claim.inbound
+def handoff_gate(turn: Any) -> bool:
+    """True when the message was handled here (held, or a person asked for); False: carry on.
+    ``turn``: the pipeline's ``Turn``, its conversation found (the session step)."""
+    inbound, conv, storage = turn.inbound, turn.conversation, turn.storage
     handoff = services.open_handoff(conv)
     cfg = services.settings_for(conv.bot)
     if handoff is not None:
-        language = _language(conv, inbound.text)
-        store_user_turn(conv, inbound, language=language)
+        language = answer_language(conv, inbound.text)
+        storage.store_user_turn(turn, language=language)
         services.user_wrote(handoff)
         if handoff.state == Handoff.State.WAITING and services.asks_for_person(inbound.text, cfg):
-            _say(claim, conv, text_for("already_waiting", language), language)
+            _say(turn, text_for("already_waiting", language), language)
         else:
-            claim.finish(S.HELD)
+            storage.finish(turn, S.HELD)
         logger.info("message held for a person", extra={"inbound": inbound.pk, "handoff": handoff.pk})
         return True
     if inbound.refused_by:
@@ -60,16 +54,16 @@ def handoff_gate(claim: Any, conv: Any) -> bool:
     reason = services.asks_for_person(inbound.text, cfg)
     if reason is None:
         return False
-    language = _language(conv, inbound.text)
-    store_user_turn(conv, inbound, language=language, source="command" if reason == Handoff.Reason.COMMAND else "")
+    language = answer_language(conv, inbound.text)
+    storage.store_user_turn(turn, language=language, source="command" if reason == Handoff.Reason.COMMAND else "")
     services.handoff_request(conversation=conv, reason=reason, language=language)
-    _say(claim, conv, services.requested_text(cfg, language), language)
+    _say(turn, services.requested_text(cfg, language), language)
     return True
 
 
 class InboxHandoffPort(HandoffPort):
-    def gate(self, claim: Any, conv: Any) -> bool:
-        return handoff_gate(claim, conv)
+    def gate(self, turn: Any) -> bool:
+        return handoff_gate(turn)
 
     def after_rating(self, *, message: Any, rating: int) -> None:
         try:

@@ -490,15 +490,19 @@ def _model_available(bot: Bot) -> bool:
 def handoff_draft(*, handoff_id: int, user: Any) -> str:
     """The bot's proposed answer to the conversation as it stands, for ``user`` to edit. Never
     sent by itself. Raises ``HandoffError`` (502) when the bot cannot make one now."""
+    from apps.bots import routing
     from apps.conversations.pipeline.context import build_context
-    from apps.llm import router
+    from apps.conversations.pipeline.storage import storage
 
     handoff = handoff_for(user, handoff_id)
     conversation = handoff.conversation
     bot = conversation.bot
     language = handoff.language or conversation.language or "en"
-    messages, _question = build_context(conversation, mask_pii=bot.pii_policy == bot.PiiPolicy.MASK, language=language)
-    answer = router.generate(bot=bot, messages=messages, language=language)
+    turns = storage().context_turns(conversation, limit=bot.context_max_turns)
+    messages, _question = build_context(
+        conversation, turns, mask_pii=bot.pii_policy == bot.PiiPolicy.MASK, language=language
+    )
+    answer = routing.ask(bot=bot, messages=messages, language=language)
     if answer.failed or not answer.text.strip():
         raise HandoffError(_("The bot could not write a draft just now. Please try again."), status=502)
     return answer.text
@@ -513,7 +517,7 @@ SUMMARY_PROMPT = {
 def handoff_summarize(handoff_id: int) -> str:
     """Ask the bot's model for a one-sentence summary of what the user needs and store it on the
     handoff (the user's own words stay when no model is configured or the call fails)."""
-    from apps.llm import router
+    from apps.bots import routing
 
     handoff = Handoff.objects.select_related("conversation__bot__tenant").filter(pk=handoff_id).first()
     if handoff is None or not _model_available(handoff.conversation.bot):
@@ -529,7 +533,7 @@ def handoff_summarize(handoff_id: int) -> str:
         lines = [mask_text(line) for line in lines]
     language = "zh" if (handoff.language or "").startswith("zh") else "en"
     messages = [{"role": "system", "content": SUMMARY_PROMPT[language]}, {"role": "user", "content": "\n".join(lines)}]
-    answer = router.generate(bot=bot, messages=messages, language=language)
+    answer = routing.ask(bot=bot, messages=messages, language=language)
     if answer.failed or not answer.text.strip():
         return handoff.summary
     summary = answer.text.strip()[:SUMMARY_CHARS]
