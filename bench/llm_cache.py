@@ -59,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
 
     old = setup_databases(verbosity=0, interactive=False)
-    registry.ADAPTERS[PLATFORM] = ADAPTER_PATH
+    registry.PLATFORMS[PLATFORM] = registry.Platform(PLATFORM, PLATFORM, ADAPTER_PATH)
     registry.get_adapter.cache_clear()
     platform_api = FakeServer()
     platform_api.route("POST", "/send", lambda req: (200, {"ok": True}))
@@ -123,7 +123,7 @@ def main() -> None:
         print("|------------------------------------|-------|-----------|-----------|-------------|")
         print("\n".join(lines))
     finally:
-        registry.ADAPTERS.pop(PLATFORM, None)
+        registry.PLATFORMS.pop(PLATFORM, None)
         teardown_databases(old, verbosity=0)
 
 

@@ -14,7 +14,7 @@ from apps.conversations.pipeline.process import process_inbound
 from tests.factories import make_bot, make_channel, make_knowledge, make_model, make_tenant
 from tests.fakes.llm import FakeOpenAI
 
-from .fake_platform import ADAPTER_PATH, PLATFORM, FakeIMAdapter
+from .fake_platform import PLATFORM, FakeIMAdapter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Q = "What are your opening hours?"
@@ -37,13 +37,12 @@ class StreamingAdapter(FakeIMAdapter):
 
 @pytest.fixture(autouse=True)
 def streaming_platform():
-    registry.ADAPTERS[STREAMING] = f"{__name__}.StreamingAdapter"
+    registry.PLATFORMS[STREAMING] = registry.Platform(STREAMING, STREAMING, f"{__name__}.StreamingAdapter")
     registry.get_adapter.cache_clear()
     streamed.clear()
     yield
-    registry.ADAPTERS.pop(STREAMING, None)
+    registry.PLATFORMS.pop(STREAMING, None)
     registry.get_adapter.cache_clear()
-    assert registry.ADAPTERS[PLATFORM] == ADAPTER_PATH
 
 
 def setup_bot(tenant, fake, platform_api, slug="helpdesk", platform=PLATFORM, **kw):
