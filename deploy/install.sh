@@ -91,6 +91,10 @@ case "$OS_ID $OS_VERSION" in
   *) die "unsupported operating system: $OS_ID $OS_VERSION (Debian 12, Ubuntu 22.04 or 24.04 needed)" ;;
 esac
 
+if [ "$TLS" = 1 ] && [ -z "$(getent ahosts "$DOMAIN" 2>/dev/null)" ]; then
+  die "$DOMAIN does not resolve; create its DNS A/AAAA record pointing at this server ($(hostname -I 2>/dev/null | awk '{print $1}')) and run again, or use --no-tls"
+fi
+
 SYSTEMD=0
 [ -d /run/systemd/system ] && SYSTEMD=1
 

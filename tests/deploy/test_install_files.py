@@ -67,6 +67,15 @@ def test_install_sh_names_an_unsupported_operating_system(tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="install.sh checks for root first")
+def test_install_sh_stops_when_the_domain_does_not_resolve(tmp_path):
+    release = tmp_path / "os-release"
+    release.write_text('ID=ubuntu\nVERSION_ID="24.04"\n')
+    done = install("--domain", "parley.invalid", "--email", "ops@example.com", os_release=str(release))
+    assert done.returncode != 0
+    assert "parley.invalid does not resolve; create its DNS A/AAAA record" in done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="install.sh checks for root first")
 @pytest.mark.skipif(shutil.which("ss") is None, reason="no ss (iproute2)")
 def test_install_sh_refuses_a_port_another_program_holds(tmp_path):
     release = tmp_path / "os-release"
