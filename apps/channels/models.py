@@ -1,7 +1,9 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
+from apps.core import netguard
 from apps.core.fields import EncryptedJSONField
 
 from .platforms.registry import choices as platform_choices
@@ -41,6 +43,13 @@ class Channel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.platform})"
+
+    def clean(self) -> None:
+        """An API base the outbound guard refuses (docs/security.md "Outbound calls") is not saved."""
+        super().clean()
+        refused = netguard.check_url(self.api_base) if self.api_base else ""
+        if refused:
+            raise ValidationError({"api_base": refused})
 
     @property
     def tenant(self):

@@ -5,8 +5,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from django.utils.translation import gettext as _
 
 from apps.bots.models import Bot
+from apps.core import netguard
 from apps.core.ttlcache import TTLCache
 from apps.tenants.models import Tenant
 
@@ -106,6 +108,9 @@ def channel_send_test(*, channel: Channel, chat_id: str, user_id: str = "", is_g
     adapter = get_adapter(channel.platform)
     if adapter is None:
         return False, f"No adapter is installed for platform '{channel.platform}'."
+    refused = netguard.check_url(channel.api_base, resolve_host=True) if channel.api_base else ""
+    if refused:  # said before anything is sent (the send itself would be refused at connect time)
+        return False, _("Not sent: the API base is refused: %(reason)s.") % {"reason": refused}
     try:
         ref = adapter.send_test_message(channel, Target(chat_id=chat_id, user_id=user_id, is_group=is_group))
     except PlatformError as exc:

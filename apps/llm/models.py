@@ -1,9 +1,11 @@
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from apps.core import netguard
 from apps.core.fields import EncryptedTextField
 
 
@@ -77,3 +79,10 @@ class ModelConfig(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_provider_display().split(' ')[0]} {self.model})".strip()
+
+    def clean(self) -> None:
+        """An endpoint the outbound guard refuses (docs/security.md "Outbound calls") is not saved."""
+        super().clean()
+        refused = netguard.check_url(self.endpoint) if self.endpoint else ""
+        if refused:
+            raise ValidationError({"endpoint": refused})

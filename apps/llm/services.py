@@ -5,6 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from django.utils.translation import gettext as _
+
+from apps.core import netguard
+
 from .providers import provider_for
 from .types import ProviderError
 
@@ -29,6 +33,10 @@ def model_test(config: object) -> ModelTestResult:
     instead of a timeout, and the message says when it is slower than the config's fallback timeout.
     """
     timeout_s = float(getattr(config, "timeout_s", 3) or 3)
+    endpoint = getattr(config, "endpoint", "") or ""
+    refused = netguard.check_url(endpoint, resolve_host=True) if endpoint else ""
+    if refused:  # said before anything is sent (the call itself would be refused at connect time)
+        return ModelTestResult(ok=False, message=_("Not called: %(reason)s.") % {"reason": refused})
     provider = provider_for(
         kind=config.provider,  # type: ignore[attr-defined]
         endpoint=config.endpoint,  # type: ignore[attr-defined]

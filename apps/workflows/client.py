@@ -5,27 +5,26 @@ Retried (up to ``max_retries`` more attempts, waiting ``backoff * 2**n`` seconds
 429 and 5xx. Any other answer outside 2xx (4xx, and 3xx: redirects are not followed) fails at
 once. Errors name what went wrong, never the URL (it may carry a token) or the secret.
 
-Every connection goes to an address checked against ``blocked_networks()``: the host is resolved
-once, when the connection is opened (``_CheckedBackend``), and the socket goes to the address that
-passed — the HTTP client never resolves the name again, so a DNS answer that changes between the
-check and the connection (DNS rebinding) cannot reach a blocked address.
+Every connection goes through the outbound guard (apps/core/netguard.py): the host is resolved once,
+when the connection is opened, and the socket goes to the address that passed — the HTTP client
+never resolves the name again, so a DNS answer that changes between the check and the connection
+(DNS rebinding) cannot reach a blocked address.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpcore
 import httpx
 
-from .conf import setting, text_setting
+from apps.core import netguard
+
+from .conf import setting
 from .signing import signature
 
 #: Bytes of a response read at most (the rest is not waited for).
@@ -38,122 +37,25 @@ USER_AGENT = "Parley-Workflows/1"
 _client: httpx.Client | None = None
 _client_lock = threading.Lock()
 
+#: A workflow's URL (or the address its host resolves to) that the outbound guard refuses.
+BlockedAddress = netguard.OutboundRefused
+
 
 def _http() -> httpx.Client:
-    """One pooled client per process (connections to the same business system are reused)."""
+    """One pooled client per process (connections to the same business system are reused), whose
+    every connection goes through the outbound guard (apps/core/netguard.py)."""
     global _client
     if _client is None:
         with _client_lock:
             if _client is None:
-                _client = httpx.Client(
-                    follow_redirects=False, transport=_CheckedTransport(limits=httpx.Limits(max_connections=100))
-                )
+                _client = netguard.guarded_client(follow_redirects=False, limits=httpx.Limits(max_connections=100))
     return _client
-
-
-class BlockedAddress(Exception):
-    """The host is, or resolves to, an address in a blocked network: nothing was connected to."""
-
-
-def resolve(host: str, port: int) -> list[str]:
-    """The addresses ``host`` resolves to (IP literals pass through), each once, in the resolver's
-    order. Raises ``OSError``/``UnicodeError`` when it does not resolve."""
-    addresses: list[str] = []
-    for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
-        address = str(info[4][0])
-        if address not in addresses:
-            addresses.append(address)
-    return addresses
-
-
-class _CheckedBackend(httpcore.SyncBackend):
-    """Opens a connection only to an address that passed ``blocked_networks()``: the host is
-    resolved once, here; if any of its addresses is blocked nothing is connected to (a host that
-    answers with a mix is refused); otherwise the socket goes to the checked addresses in order.
-    TLS still verifies the certificate for, and sends SNI with, the URL's host name, and the
-    ``Host`` header is the URL's: only the name lookup is done by Parley."""
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.NetworkStream:
-        try:
-            addresses = resolve(host, port)
-        except (OSError, UnicodeError) as exc:
-            raise httpcore.ConnectError(f"the host name did not resolve ({type(exc).__name__})") from exc
-        networks = blocked_networks()
-        for address in addresses:
-            reason = _blocked(address, networks)
-            if reason:
-                raise BlockedAddress(reason)
-        error: Exception = httpcore.ConnectError("the host name resolved to no address")
-        for address in addresses:
-            try:
-                return super().connect_tcp(address, port, timeout, local_address, socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                error = exc
-        raise error
-
-
-class _CheckedTransport(httpx.HTTPTransport):
-    """httpx's transport on a connection pool that connects through ``_CheckedBackend``. Never
-    uses ``HTTP(S)_PROXY`` (a client given a transport reads no proxy settings): through a proxy
-    the address checked would not be the one reached."""
-
-    def __init__(self, *, limits: httpx.Limits) -> None:
-        super().__init__(trust_env=False)
-        # httpx has no argument for the pool's network backend; the pool is built the way httpx
-        # builds it (same TLS context and limits), with the checked backend.
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),  # SSL_CERT_FILE / SSL_CERT_DIR still apply
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_CheckedBackend(),
-        )
-
-
-#: Never called, whatever a tenant admin types: link-local addresses (cloud metadata services).
-DEFAULT_BLOCKED = "169.254.0.0/16,fe80::/10"
-
-
-def blocked_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """``PARLEY_WORKFLOW_BLOCKED_NETWORKS``: comma-separated networks workflow calls may not reach
-    (default: link-local). Multi-tenant installs add their own, e.g. ``127.0.0.0/8,10.0.0.0/8``."""
-    raw = text_setting("PARLEY_WORKFLOW_BLOCKED_NETWORKS", DEFAULT_BLOCKED)
-    return [ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip()]
-
-
-def _blocked(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])  # without an IPv6 zone (fe80::1%eth0)
-    except ValueError:
-        return f"the address {address} is not an IP address"
-    if any(ip in network for network in networks):
-        return f"the address {ip} is in a blocked network (PARLEY_WORKFLOW_BLOCKED_NETWORKS)"
-    return ""
 
 
 def blocked_reason(url: str) -> str:
     """Why ``url`` may never be called ("" when it may, as far as can be told without resolving
-    its host): its host is an IP address in ``blocked_networks()``. A host name is checked when
-    the call connects (``_CheckedBackend``), against the address it then resolves to."""
-    networks = blocked_networks()
-    if not networks:
-        return ""
-    try:
-        host = httpx.URL(url).host
-    except (httpx.InvalidURL, ValueError):
-        return "invalid URL"
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return ""
-    return _blocked(host, networks)
+    its host). A host name is checked when the call connects, against the address it resolves to."""
+    return netguard.check_url(url)
 
 
 def retry_backoff() -> float:

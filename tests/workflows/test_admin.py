@@ -64,7 +64,7 @@ def test_a_valid_workflow_saves(admin_client, tenant, bot):
         ({"payload_template": '{"title": "{{txet}}"}'}, "payload_template", "Unknown placeholder(s): {{txet}}"),
         ({"url": "ftp://tickets.example.com/x"}, "url", ""),
         ({"url": "javascript:alert(1)"}, "url", ""),
-        ({"url": "http://169.254.169.254/latest/meta-data/"}, "url", "169.254.169.254 is in a blocked network"),
+        ({"url": "http://169.254.169.254/latest/meta-data/"}, "url", "169.254.169.254 is in a network Parley may not"),
         ({"trigger_value": "  "}, "trigger_value", "required"),
         ({"trigger_value": "open ticket"}, "trigger_value", "one word"),
         ({"trigger_value": "/help"}, "trigger_value", "/help is a built-in command"),

@@ -80,7 +80,8 @@ def dns(monkeypatch):
 
 @pytest.fixture
 def blocked(settings):
-    settings.PARLEY_WORKFLOW_BLOCKED_NETWORKS = f"{INTERNAL}/32,169.254.0.0/16"
+    settings.PARLEY_OUTBOUND_BLOCKED_NETWORKS = f"{INTERNAL}/32,169.254.0.0/16"
+    settings.PARLEY_OUTBOUND_ALLOWED_NETWORKS = ""
 
 
 def port_of(business) -> int:
@@ -115,7 +116,7 @@ def test_a_name_that_resolves_into_a_blocked_network_is_never_connected_to(
     assert internal.hits == [] and business.calls == []
     run = WorkflowRun.objects.get()
     assert run.status == R.FAILED and run.attempts == 1  # refused for good: not retried
-    assert run.error == f"the address {INTERNAL} is in a blocked network (PARLEY_WORKFLOW_BLOCKED_NETWORKS)"
+    assert run.error.startswith(f"the address {INTERNAL} is in a network Parley may not call")
     assert NAME not in run.error
     assert platform_api.texts() == [
         "Sorry, **Create ticket** could not be completed right now. Please try again later."
@@ -126,12 +127,12 @@ def test_one_blocked_address_among_several_refuses_the_host(make_workflow, bot, 
     wf = make_workflow(bot, url=by_name(business))
     dns.answers = [[BUSINESS, INTERNAL]]
     ok, said = workflow_test_call(wf)  # the admin's test call goes through the same check
-    assert not ok and "127.0.0.2 is in a blocked network" in said
+    assert not ok and "127.0.0.2 is in a network Parley may not call" in said
     assert internal.hits == [] and business.calls == []
 
 
 def test_without_blocked_networks_the_name_is_called_as_resolved(make_workflow, bot, business, internal, dns, settings):
-    settings.PARLEY_WORKFLOW_BLOCKED_NETWORKS = ""
+    settings.PARLEY_OUTBOUND_BLOCKED_NETWORKS = ""
     wf = make_workflow(bot, url=by_name(business), signing_secret="")
     dns.answers = [[INTERNAL]]
     ok, said = workflow_test_call(wf)

@@ -463,11 +463,12 @@ def test_language_of_a_bare_command_follows_the_conversation(
 def test_blocked_networks_are_never_called(client, make_setup, make_workflow, business, platform_api, settings):
     bot, channel = make_setup()
     make_workflow(bot, max_retries=3)
-    settings.PARLEY_WORKFLOW_BLOCKED_NETWORKS = "127.0.0.0/8,169.254.0.0/16"  # a multi-tenant install
+    settings.PARLEY_OUTBOUND_BLOCKED_NETWORKS = "127.0.0.0/8,169.254.0.0/16"  # a multi-tenant install
+    settings.PARLEY_OUTBOUND_ALLOWED_NETWORKS = ""
     post_message(client, channel, id="m-1", text="/ticket printer")
     assert business.calls == []
     run = WorkflowRun.objects.get()
-    assert run.status == R.FAILED and run.attempts == 0 and "127.0.0.1 is in a blocked network" in run.error
+    assert run.status == R.FAILED and run.attempts == 0 and "127.0.0.1 is in a network Parley may not call" in run.error
     assert "Sorry" in platform_api.texts()[0]
 
 

@@ -5,7 +5,9 @@ and at most ``CONNECT_SECONDS`` of that to connect. Network failures become ``Pl
 (retryable) naming the platform, what was being done and the exception's type only: platform URLs
 may carry an access token or a bot token, which must not reach logs or the admin. Slack's adapter
 and connector call through ``slack_sdk`` (its ``WebClient``) with the same timeout; the long
-connections' own asynchronous calls use ``timeout()`` too.
+connections' own asynchronous calls use ``timeout()`` too. Every connection goes through the outbound
+guard (apps/core/netguard.py): a channel's ``api_base`` can be pointed anywhere by a tenant admin.
+An address the guard refuses is a permanent ``PlatformError``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any
 
 import httpx
 from django.conf import settings
+
+from apps.core import netguard
 
 from .base import PlatformError
 
@@ -54,8 +58,10 @@ def request(
     ``PlatformError`` (not permanent) when no answer came: "<platform> <what>: timed out" or the
     exception's type."""
     try:
-        with httpx.Client(timeout=timeout()) as client:
+        with netguard.guarded_client(timeout=timeout()) as client:
             response = client.request(method, url, json=json, params=params, headers=headers)
+    except netguard.OutboundRefused as exc:  # the API base points where Parley may not call
+        raise PlatformError(f"{platform} {what}: {exc}", permanent=True) from None
     except httpx.TimeoutException:
         raise PlatformError(f"{platform} {what}: timed out") from None
     except httpx.HTTPError as exc:

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from apps.core import netguard
+
 from ..types import Completion, ProviderError
 
 # A provider's stream yields text pieces and *returns* the Completion (text, token counts) when it
@@ -74,7 +76,7 @@ def http_client() -> httpx.Client:
     No limit on connections at once: calls abandoned at their deadline may still hold one until
     their own timeout ends them, and they must never make a healthy call wait for the pool.
     """
-    return httpx.Client(
+    return netguard.guarded_client(
         verify=_tls_context(),
         timeout=httpx.Timeout(STREAM_READ_TIMEOUT),  # every call passes its own (request_timeout)
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=64, keepalive_expiry=KEEPALIVE_SECONDS),

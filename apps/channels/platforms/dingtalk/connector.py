@@ -21,12 +21,12 @@ import json
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import httpx
 import websockets
 
 from apps.channels.connectors.base import Connector, ConnectorError, Link, post_json, wire_logger
 from apps.channels.platforms import http
 from apps.channels.platforms.registry import get_adapter
+from apps.core import netguard
 
 OPEN_PATH = "/v1.0/gateway/connections/open"
 BOT_TOPIC = "/v1.0/im/bot/messages/get"
@@ -64,7 +64,7 @@ class DingTalkConnector(Connector):
             "ua": "parley",
         }
         url = get_adapter("dingtalk").api_base(channel) + OPEN_PATH
-        async with httpx.AsyncClient(timeout=http.timeout()) as client:
+        async with netguard.guarded_async_client(timeout=http.timeout()) as client:
             status, data = await post_json(client, url, body, what="connections/open")
         if status != 200:
             code = str(data.get("code") or "")[:80]

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import websockets
 
 from apps.channels.clicks import answer_rating_click
@@ -39,6 +38,7 @@ from apps.channels.platforms import http
 from apps.channels.platforms.base import RawRequest, WebhookRejected
 from apps.channels.platforms.feishu.adapter import CARD_ACTION_EVENT
 from apps.channels.platforms.registry import get_adapter
+from apps.core import netguard
 
 ENDPOINT_PATH = "/callback/ws/endpoint"
 METHOD_CONTROL, METHOD_DATA = 0, 1
@@ -221,7 +221,7 @@ class FeishuConnector(Connector):
         if not app_id or not secret:
             raise ConnectorError("channel has no app_id / app_secret", permanent=True)
         url = get_adapter("feishu").api_base(channel) + ENDPOINT_PATH
-        async with httpx.AsyncClient(timeout=http.timeout()) as client:
+        async with netguard.guarded_async_client(timeout=http.timeout()) as client:
             status, data = await post_json(
                 client, url, {"AppID": app_id, "AppSecret": secret}, what="ws endpoint", headers={"locale": "en"}
             )

@@ -49,6 +49,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from slack_sdk.signature import Clock, SignatureVerifier
 
+from apps.core import netguard
 from apps.core.language import detect_language
 from apps.core.threads import LazyPool
 
@@ -365,6 +366,11 @@ class SlackAdapter(PlatformAdapter):
         token = str((channel.credentials or {}).get("bot_token") or "")
         if not token:
             raise PlatformError("Slack channel has no bot_token", permanent=True)
+        # slack_sdk connects with urllib, outside the guarded httpx clients: an API base of the
+        # channel's own is checked (its host resolved) before each client is made.
+        refused = netguard.check_url(channel.api_base, resolve_host=True) if channel.api_base else ""
+        if refused:
+            raise PlatformError(f"slack: {refused}", permanent=True)
         return WebClient(
             token=token,
             base_url=self.api_base(channel) + "/api/",

@@ -34,6 +34,7 @@ from apps.channels.platforms import http
 from apps.channels.platforms.base import Inbound, RawRequest
 from apps.channels.platforms.registry import get_adapter
 from apps.channels.platforms.telegram.adapter import ALLOWED_UPDATES
+from apps.core import netguard
 
 POLL_SECONDS = 25  # Telegram holds a getUpdates this long when no update is waiting
 
@@ -84,7 +85,7 @@ class TelegramConnector(Connector):
         adapter = get_adapter("telegram")
         base = f"{adapter.api_base(channel)}/bot{token}"
         timeout = http.timeout(extra=self.poll_seconds + 5.0)
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        async with netguard.guarded_async_client(timeout=timeout) as client:
             info = await self.call(client, base, "getWebhookInfo", {})
             if isinstance(info, dict) and info.get("url"):
                 await self.call(client, base, "deleteWebhook", {"drop_pending_updates": False})
