@@ -14,6 +14,7 @@ never the environment itself (docs/architecture.md "Settings").
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -154,6 +155,8 @@ MIDDLEWARE = [
     "apps.core.edge.EdgeMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # A Content-Security-Policy on every page (docs/security.md; the admin's differs, and why).
+    "apps.core.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apps.core.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -307,7 +310,13 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
     "UPDATE_LAST_LOGIN": True,
 }
-SPECTACULAR_SETTINGS = {"TITLE": "Parley API", "VERSION": "1", "SERVE_INCLUDE_SCHEMA": False}
+# The schema lists every endpoint and field: for signed-in people only (session or token).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Parley API",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+}
 
 # --- Default AI model: used by bots that have no model configured in the database -------------
 AI_PROVIDER = env.str("AI_PROVIDER", default="builtin")  # openai | generic | anthropic | builtin
@@ -387,11 +396,41 @@ WEBCHAT_TOKENS_PER_MINUTE = env.int("WEBCHAT_TOKENS_PER_MINUTE", default=60)
 # (docs/platforms.md). SLACK_SEND_TIMEOUT, its earlier name, is still read when this one is unset.
 PLATFORM_API_TIMEOUT = env.float("PLATFORM_API_TIMEOUT", default=env.float("SLACK_SEND_TIMEOUT", default=10.0))
 
+# --- The outbound guard (docs/security.md "Outbound calls") ------------------------------------------
+# Networks that server-side calls a tenant admin can point somewhere (workflows, model endpoints,
+# channel API bases, the Test buttons) may never reach, and the operator's exceptions to them.
+# Production refuses loopback, private, shared, link-local (cloud metadata) and other special
+# ranges; the embedded default only link-local and metadata addresses (a model server on the same
+# machine or network just works). Empty: no check. PARLEY_WORKFLOW_BLOCKED_NETWORKS, the earlier
+# workflows-only name, is still read when the new one is not set.
+OUTBOUND_BLOCKED_PRODUCTION = (
+    "0.0.0.0/8,10.0.0.0/8,100.64.0.0/10,127.0.0.0/8,169.254.0.0/16,172.16.0.0/12,192.0.0.0/24,"
+    "192.0.2.0/24,192.88.99.0/24,192.168.0.0/16,198.18.0.0/15,198.51.100.0/24,203.0.113.0/24,224.0.0.0/4,"
+    "240.0.0.0/4,::/128,::1/128,100::/64,2001:db8::/32,fc00::/7,fe80::/10,fec0::/10,ff00::/8"
+)
+OUTBOUND_BLOCKED_EMBEDDED = "169.254.0.0/16,fe80::/10,100.100.100.200/32,fd00:ec2::254/128"
+PARLEY_OUTBOUND_BLOCKED_NETWORKS = env.str(
+    "PARLEY_OUTBOUND_BLOCKED_NETWORKS",
+    default=env.str(
+        "PARLEY_WORKFLOW_BLOCKED_NETWORKS",
+        default=OUTBOUND_BLOCKED_EMBEDDED if EMBEDDED or DEBUG else OUTBOUND_BLOCKED_PRODUCTION,
+    ),
+)
+PARLEY_OUTBOUND_ALLOWED_NETWORKS = env.str("PARLEY_OUTBOUND_ALLOWED_NETWORKS", default="")
+for _name, _value in (
+    ("PARLEY_OUTBOUND_BLOCKED_NETWORKS", PARLEY_OUTBOUND_BLOCKED_NETWORKS),
+    ("PARLEY_OUTBOUND_ALLOWED_NETWORKS", PARLEY_OUTBOUND_ALLOWED_NETWORKS),
+):
+    for _part in filter(None, (p.strip() for p in _value.split(","))):
+        try:
+            ipaddress.ip_network(_part, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"{_name}: {_part!r} is not a network (e.g. 10.0.0.0/8)") from None
+
 # --- Workflows (docs/workflows.md) ----------------------------------------------------------------
 # The first retry's wait (seconds, doubling), how long a confirmation waits, when a lost call is
 # re-queued and how often, and how long a process remembers a bot's enabled workflows (0: read them
-# for every message). PARLEY_WORKFLOW_BLOCKED_NETWORKS is left to apps/workflows/client.py for now:
-# the outbound guard in flight replaces it with PARLEY_OUTBOUND_BLOCKED_NETWORKS.
+# for every message). Where calls may go: the outbound guard above.
 PARLEY_WORKFLOW_RETRY_BACKOFF = env.float("PARLEY_WORKFLOW_RETRY_BACKOFF", default=1.0)
 PARLEY_WORKFLOW_CONFIRM_SECONDS = env.int("PARLEY_WORKFLOW_CONFIRM_SECONDS", default=600)
 PARLEY_WORKFLOW_REQUEUE_SECONDS = env.float("PARLEY_WORKFLOW_REQUEUE_SECONDS", default=120.0)
@@ -411,10 +450,13 @@ KNOWLEDGE_HTTP_TIMEOUT = env.float("KNOWLEDGE_HTTP_TIMEOUT", default=20.0)
 KNOWLEDGE_REFRESH_INTERVAL = env.float("KNOWLEDGE_REFRESH_INTERVAL", default=600.0)
 
 # --- Metrics (docs/observability.md) ---------------------------------------------------------------
-# When set, /metrics asks for "Authorization: Bearer <token>". A Celery worker on a host without a
+# When set, /metrics asks for "Authorization: Bearer <token>". Without one, production answers 403
+# (the page names tenants and bots) unless PARLEY_METRICS_PUBLIC=true says, on purpose, that the
+# network keeps it private (the embedded default serves it openly). A Celery worker on a host without a
 # web process serves its own metrics on PARLEY_WORKER_METRICS_PORT (unset: it does not).
 # PROMETHEUS_MULTIPROC_DIR is read from the environment by prometheus_client itself, before settings.
 PARLEY_METRICS_TOKEN = env.str("PARLEY_METRICS_TOKEN", default="")
+PARLEY_METRICS_PUBLIC = env.bool("PARLEY_METRICS_PUBLIC", default=EMBEDDED or DEBUG)
 PARLEY_WORKER_METRICS_PORT = env.str("PARLEY_WORKER_METRICS_PORT", default="")
 PARLEY_WORKER_METRICS_ADDR = env.str("PARLEY_WORKER_METRICS_ADDR", default="0.0.0.0")  # noqa: S104 - scraped by Prometheus
 
@@ -495,6 +537,8 @@ PROMETHEUS_EXPORT_MIGRATIONS = False
 # Unfold's sign-in form does not post the admin's "next" (the admin index when none is asked for):
 # a plain sign-in lands on the admin home page, as with the stock admin.
 LOGIN_REDIRECT_URL = "admin:index"
+# Signing out (POST, or GET from a bookmarked link) lands on the sign-in page.
+LOGOUT_REDIRECT_URL = "admin:login"
 UNFOLD = {
     "SITE_TITLE": "Parley",
     "SITE_HEADER": "Parley",

@@ -14,5 +14,11 @@ from cryptography.fernet import Fernet
 if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
     os.environ.setdefault("SECRET_KEY", "test-" + secrets.token_urlsafe(60))
     os.environ.setdefault("PARLEY_ENCRYPTION_KEYS", Fernet.generate_key().decode())
+# The fake platforms, models and business systems are real servers on this machine's loopback, which
+# the production outbound guard refuses: the tests allow it, as an operator allows an on-premise
+# server (tests/core/test_netguard.py checks the guard with the production default and no allowance).
+os.environ.setdefault("PARLEY_OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+# Tests scrape /metrics without a token; tests/core/test_safe_defaults.py checks production's refusal.
+os.environ.setdefault("PARLEY_METRICS_PUBLIC", "true")
 
 from config.settings import *  # noqa: F403

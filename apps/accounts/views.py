@@ -15,12 +15,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import login
+from django.contrib.auth import logout as auth_logout
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
@@ -258,7 +259,7 @@ class SessionTokenView(APIView):
 
 
 @never_cache
-@require_POST
+@require_http_methods(["GET", "POST"])
 def admin_logout(request: HttpRequest) -> HttpResponse:
     """The admin's "Log out": Parley's session ends; for a person who signed in through the
     identity provider (and ``OIDC_PROVIDER_LOGOUT``), the browser then goes on to the provider's
@@ -266,7 +267,13 @@ def admin_logout(request: HttpRequest) -> HttpResponse:
     signed_in_by_provider = request.session.get(SESSION_METHOD_KEY) == METHOD_OIDC
     id_token = str(request.session.get(ID_TOKEN_KEY) or "")
     user = request.user if request.user.is_authenticated else None
-    response = admin.site.logout(request)  # ends the session, renders "Logged out"
+    if request.method == "GET":
+        # A bookmarked or typed sign-out link: Django's view takes POST only (405), which left people
+        # signed in on an error page. Ending one's own session is all a GET can do here.
+        auth_logout(request)
+        response = redirect(settings.LOGOUT_REDIRECT_URL)
+    else:
+        response = admin.site.logout(request)  # ends the session, then to the sign-in page
     if user is not None:
         audit_record(action="signin.logout", actor=user, target=user.get_username(), request=request)
     config = oidc_config() if signed_in_by_provider and settings.OIDC_PROVIDER_LOGOUT else None

@@ -19,9 +19,17 @@ from .metrics import exposition
 @require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """The exposition text. When ``PARLEY_METRICS_TOKEN`` is set, the scraper must send it as
-    ``Authorization: Bearer <token>`` (401 otherwise) — for deployments where /metrics is reachable
-    from outside the private network."""
+    ``Authorization: Bearer <token>`` (401 otherwise). Without a token the page is served only when
+    ``PARLEY_METRICS_PUBLIC`` (the embedded default, or an operator's explicit choice); production
+    answers 403 saying what to set — the page names tenants and bots."""
     token = settings.PARLEY_METRICS_TOKEN
+    if not token and not settings.PARLEY_METRICS_PUBLIC:
+        return HttpResponse(
+            "metrics need a token: set PARLEY_METRICS_TOKEN (and send it as 'Authorization: Bearer <token>'), "
+            "or PARLEY_METRICS_PUBLIC=true where the network keeps /metrics private\n",
+            status=403,
+            content_type="text/plain",
+        )
     if token:
         sent = request.headers.get("Authorization", "")
         if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
