@@ -12,13 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.core.exceptions import PermissionDenied
+from django.contrib import admin
+from django.contrib.admin.utils import get_fields_from_path
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from unfold.admin import ModelAdmin, TabularInline
 
 from apps.core.crypto import mask_secret
-from apps.tenants.selectors import MANAGE_ROLES, READ_ROLES, sees_one_tenant, tenant_ids_for
+from apps.tenants.selectors import MANAGE_ROLES, READ_ROLES, manageable_users, sees_one_tenant, tenant_ids_for
 
 
 def tenant_id_of(obj: Any, path: str) -> int | None:
@@ -86,6 +88,22 @@ class TenantScopedAdmin(ModelAdmin):  # Unfold's ModelAdmin: the console's theme
             return tuple(c for c in shown if c != "tenant")
         return shown
 
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        """Every "By <related>" filter lists only rows the user's own visible rows point to (Django's
+        default lists every row of the related table: every tenant's bots, models, names); a
+        "By tenant" filter is dropped for someone who sees one tenant."""
+        scoped = []
+        one_tenant = sees_one_tenant(request.user)
+        for spec in super().get_list_filter(request):
+            path = spec[0] if isinstance(spec, (tuple, list)) else spec
+            field = _last_field(self.model, path) if isinstance(path, str) else None
+            if field is not None and field.is_relation and field.related_model is not None:
+                if one_tenant and field.related_model._meta.label_lower == "tenants.tenant":
+                    continue
+                spec = (path, admin.RelatedOnlyFieldListFilter)
+            scoped.append(spec)
+        return scoped
+
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         qs = super().get_queryset(request)
         ids = self._read_ids(request)
@@ -121,18 +139,52 @@ _TENANT_PATHS = {
 }
 
 
+def _last_field(model: type[Model], path: str) -> Any:
+    try:
+        return get_fields_from_path(model, path)[-1]
+    except (FieldDoesNotExist, admin.utils.NotRelationField):
+        return None
+
+
+def _tenant_path_of(model: type[Model]) -> str | None:
+    """How rows of ``model`` reach their tenant: the table above, else the path its tenant-scoped
+    admin names, else a ``tenant`` field of its own."""
+    label = model._meta.label_lower
+    if label in _TENANT_PATHS:
+        return _TENANT_PATHS[label]
+    model_admin = admin.site._registry.get(model)
+    if isinstance(model_admin, TenantScopedAdmin):
+        return model_admin.tenant_path
+    try:
+        model._meta.get_field("tenant")
+    except FieldDoesNotExist:
+        return None
+    return "tenant"
+
+
 def limit_choices_to_tenants(field: Any, request: HttpRequest) -> None:
-    """Limit a ModelChoiceField's queryset to rows of the user's manageable tenants."""
+    """Limit a ModelChoiceField's queryset to rows of the user's manageable tenants (people: to
+    those the user may manage; other tables a tenant user has no business choosing from: none)."""
     if field is None or not hasattr(field, "queryset") or field.queryset is None:
-        return
-    label = field.queryset.model._meta.label_lower
-    path = _TENANT_PATHS.get(label)
-    if path is None:
         return
     ids = tenant_ids_for(request.user, roles=MANAGE_ROLES)
     if ids is None:
         return
+    model = field.queryset.model
+    if model._meta.label_lower == _user_label():
+        field.queryset = field.queryset.filter(pk__in=manageable_users(request.user).values("pk"))
+        return
+    path = _tenant_path_of(model)
+    if path is None:
+        field.queryset = field.queryset.none()
+        return
     field.queryset = field.queryset.filter(**{f"{path}__in": ids})
+
+
+def _user_label() -> str:
+    from django.contrib.auth import get_user_model
+
+    return get_user_model()._meta.label_lower
 
 
 class TenantScopedInline(TabularInline):

@@ -70,3 +70,31 @@ def sees_one_tenant(user: Any) -> bool:
     if ids is None:
         return Tenant.objects.all()[:2].count() <= 1
     return len(ids) <= 1
+
+
+# --- people a tenant admin may give memberships to ---------------------------------------------------
+def manageable_users(user: Any) -> Any:
+    """The accounts ``user`` may pick when granting a membership: for superusers every account; for
+    owners and admins the people already in one of the tenants they manage (never a superuser).
+    Anyone else is reached by e-mail (``invitable_user``), not by browsing the install's accounts."""
+    from django.contrib.auth import get_user_model
+
+    accounts = get_user_model().objects.all()
+    ids = tenant_ids_for(user, roles=MANAGE_ROLES)
+    if ids is None:
+        return accounts
+    return accounts.filter(memberships__tenant_id__in=ids, is_superuser=False).distinct() if ids else accounts.none()
+
+
+def invitable_user(email: str) -> Any | None:
+    """The one account, not a superuser's, whose e-mail address is ``email`` (case-insensitive), or
+    None — when there is none, several, or a superuser's: the caller says the same in every case."""
+    from django.contrib.auth import get_user_model
+
+    email = (email or "").strip()
+    if not email:
+        return None
+    found = list(get_user_model().objects.filter(email__iexact=email)[:2])
+    if len(found) != 1 or found[0].is_superuser:
+        return None
+    return found[0]
