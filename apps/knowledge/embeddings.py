@@ -10,6 +10,8 @@ import numpy as np
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from apps.core import netguard
+
 
 class EmbeddingError(Exception):
     """The embedding model could not be reached or answered with something unusable (no secrets said)."""
@@ -30,6 +32,8 @@ def _client(config: Any):
         "api_key": config.api_key or "not-needed",
         "timeout": settings.KNOWLEDGE_HTTP_TIMEOUT,
         "max_retries": 2,
+        # The endpoint is a tenant admin's: connections go through the outbound guard.
+        "http_client": netguard.guarded_client(timeout=settings.KNOWLEDGE_HTTP_TIMEOUT),
     }
     if config.api_version:
         return openai.AzureOpenAI(azure_endpoint=config.endpoint, api_version=config.api_version, **common)

@@ -1,8 +1,8 @@
-"""Fetching a URL source, through the outbound network guard workflow calls use.
+"""Fetching a URL source, through the outbound guard (apps/core/netguard.py).
 
-Every connection (redirects included) goes to an address checked against the blocked networks when
-it is opened, so a page cannot point Parley at the cloud metadata service or, where the operator
-blocks them, at internal addresses. The body is read up to ``KNOWLEDGE_MAX_DOCUMENT_BYTES``.
+Every connection (redirects included) goes to an address the guard allows, checked when it is
+opened, so a page cannot point Parley at the cloud metadata service or, unless the operator allows
+them, at internal addresses. The body is read up to ``KNOWLEDGE_MAX_DOCUMENT_BYTES``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import httpx
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from apps.workflows.client import BlockedAddress, _CheckedTransport, blocked_reason
+from apps.core import netguard
 
 USER_AGENT = "Parley-Knowledge/1"
 MAX_REDIRECTS = 5
@@ -26,15 +26,14 @@ def fetch(url: str) -> tuple[bytes, str]:
     parsed = httpx.URL(url)
     if parsed.scheme not in ("http", "https"):
         raise FetchError(_("Only http and https addresses can be fetched."))
-    reason = blocked_reason(url)
+    reason = netguard.check_url(url)
     if reason:
         raise FetchError(_("The address may not be fetched: %(reason)s.") % {"reason": reason})
     limit = settings.KNOWLEDGE_MAX_DOCUMENT_BYTES
-    transport = _CheckedTransport(limits=httpx.Limits(max_connections=4))
     try:
         with (
-            httpx.Client(
-                transport=transport,
+            netguard.guarded_client(
+                limits=httpx.Limits(max_connections=4),
                 follow_redirects=True,
                 max_redirects=MAX_REDIRECTS,
                 timeout=settings.KNOWLEDGE_HTTP_TIMEOUT,
@@ -50,7 +49,7 @@ def fetch(url: str) -> tuple[bytes, str]:
                 if len(body) > limit:
                     raise FetchError(_("The page is larger than %(limit)s bytes.") % {"limit": limit})
             return bytes(body), response.headers.get("content-type", "")
-    except BlockedAddress as exc:
+    except netguard.OutboundRefused as exc:
         raise FetchError(_("The address may not be fetched: %(reason)s.") % {"reason": exc}) from exc
     except httpx.TooManyRedirects as exc:
         raise FetchError(_("The page redirected more than %(n)s times.") % {"n": MAX_REDIRECTS}) from exc

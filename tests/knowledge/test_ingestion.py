@@ -191,9 +191,10 @@ def test_url_sources_are_fetched_and_refreshed_only_when_due(kb, fake_server):
 
 
 def test_url_sources_go_through_the_blocked_network_guard(kb, fake_server, settings):
-    settings.PARLEY_WORKFLOW_BLOCKED_NETWORKS = "127.0.0.0/8,169.254.0.0/16"
+    settings.PARLEY_OUTBOUND_BLOCKED_NETWORKS = "127.0.0.0/8,169.254.0.0/16"
+    settings.PARLEY_OUTBOUND_ALLOWED_NETWORKS = ""
     doc = services.add_url(kb, url=fake_server.url + "/faq")
     doc.refresh_from_db()
     assert doc.state == Document.State.FAILED
-    assert "blocked network" in doc.error
+    assert "may not call" in doc.error
     assert fake_server.requests_to("/faq") == []
