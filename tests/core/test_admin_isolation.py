@@ -112,6 +112,7 @@ def _pages(client, model, model_admin, request_user, alpha_obj) -> list[str]:
     return urls
 
 
+@pytest.mark.timeout(900)  # a few hundred pages per role; a busy CI machine is slow
 @pytest.mark.parametrize("role", ROLES)
 def test_no_admin_widget_shows_another_tenants_names_or_ids(client, world, role):
     user = world["users"][role]

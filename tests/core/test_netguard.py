@@ -135,6 +135,7 @@ def _settings_of(tmp_path: Path, production: bool, **env: str) -> str:
     return done.stdout.strip()
 
 
+@pytest.mark.timeout(600)  # three fresh processes set Django up; slow on a busy machine
 def test_the_defaults_of_each_shape_and_the_earlier_workflow_setting(tmp_path):
     production = _settings_of(tmp_path, True)
     assert "127.0.0.0/8" in production and "10.0.0.0/8" in production and "169.254.0.0/16" in production

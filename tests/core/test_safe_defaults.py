@@ -37,6 +37,7 @@ def _settings_of(tmp_path: Path, *, production: bool, names: list[str], **env: s
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.timeout(600)  # three fresh processes set Django up; slow on a busy machine
 def test_metrics_are_private_by_default_in_production_only(tmp_path):
     names = ["PARLEY_METRICS_PUBLIC"]
     assert _settings_of(tmp_path, production=True, names=names) == {"PARLEY_METRICS_PUBLIC": False}
