@@ -17,6 +17,7 @@ from django.urls import NoReverseMatch, reverse
 from apps.bots.models import KnowledgeEntry
 from apps.conversations.models import Conversation, Feedback, InboundMessage, Message
 from apps.core.models import AuditLog
+from apps.knowledge.models import Document, KnowledgeBase
 from apps.tenants.models import Membership
 from apps.workflows.models import Workflow, WorkflowRun
 from tests.factories import PASSWORD, make_bot, make_channel, make_model, make_tenant, make_user
@@ -61,6 +62,16 @@ def _tenant_world(prefix: str, pk: int | None) -> dict:
         **next_pk(),
     )
     WorkflowRun.objects.create(workflow=workflow, error=f"{prefix} run error", **next_pk())
+    kb = KnowledgeBase.objects.create(tenant=tenant, name=f"{prefix} handbook", **next_pk())
+    Document.objects.create(
+        knowledge_base=kb,
+        title=f"{prefix} document",
+        kind="text",
+        text=f"{prefix} text",
+        state="failed",
+        error=f"{prefix} error",
+        **next_pk(),
+    )
     AuditLog.objects.create(
         action=f"{prefix}.changed", tenant=tenant, actor=owner, target=f"{prefix} target", **next_pk()
     )
