@@ -34,6 +34,7 @@ from apps.channels.connectors.base import Connector, ConnectorError, Link, wire_
 from apps.channels.platforms import http
 from apps.channels.platforms.base import Inbound, RawRequest
 from apps.channels.platforms.registry import get_adapter
+from apps.core import netguard
 
 #: apps.connections.open errors that no retry can fix: the operator must change the token or app.
 PERMANENT_ERRORS = {"invalid_auth", "not_authed", "not_allowed_token_type", "account_inactive", "token_revoked"}
@@ -71,6 +72,11 @@ class SlackConnector(Connector):
         if not token:
             raise ConnectorError("channel has no app_token", permanent=True)
         adapter = get_adapter("slack")
+        # slack_sdk connects with urllib, outside the guarded clients: the channel's own API base is
+        # checked (its host resolved) first (docs/security.md "Outbound calls").
+        refused = netguard.check_url(channel.api_base, resolve_host=True) if channel.api_base else ""
+        if refused:
+            raise ConnectorError(f"apps.connections.open: {refused}", permanent=True)
         # The SDK logs response bodies at DEBUG, and this one carries the socket's ticket.
         client = WebClient(
             token=token,
