@@ -81,11 +81,11 @@ def _tenant_world(prefix: str, pk: int | None) -> dict:
 @pytest.fixture
 def world():
     alpha = _tenant_world("alpha", None)
+    users = {"owner": alpha["owner"]}
+    for role in ("admin", "reviewer"):  # before bravo's: SQLite numbers new rows after the highest id
+        users[role] = make_user(f"alpha-{role}", tenant=alpha["tenant"], role=role)
     bravo = _tenant_world("bravo", 770001)
     get_user_model().objects.create_superuser("bravo-root", "bravo-root@operator.example", PASSWORD, pk=770099)
-    users = {"owner": alpha["owner"]}
-    for role in ("admin", "reviewer"):
-        users[role] = make_user(f"alpha-{role}", tenant=alpha["tenant"], role=role)
     return {"alpha": alpha, "bravo": bravo, "users": users}
 
 
