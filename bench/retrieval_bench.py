@@ -110,6 +110,11 @@ def synthetic(tenant, size: int, dims: int, embed_model, vocabulary: list[str]) 
     weights = 1 / np.arange(1, len(vocabulary) + 1)
     weights /= weights.sum()
     per_doc = 1000
+    lengths = rng.integers(60, 120, size=size)
+    drawn = rng.choice(len(vocabulary), size=int(lengths.sum()), p=weights)  # all at once: fast
+    vectors = rng.standard_normal((size, dims)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    offset = 0
     for start in range(0, size, per_doc):
         doc = Document.objects.create(
             knowledge_base=kb,
@@ -122,10 +127,9 @@ def synthetic(tenant, size: int, dims: int, embed_model, vocabulary: list[str]) 
         )
         rows = []
         for position in range(min(per_doc, size - start)):
-            length = int(rng.integers(60, 120))
-            tokens = " ".join(vocabulary[i] for i in rng.choice(len(vocabulary), size=length, p=weights))
-            vector = rng.standard_normal(dims).astype(np.float32)
-            vector /= np.linalg.norm(vector)
+            n = int(lengths[start + position])
+            tokens = " ".join(vocabulary[i] for i in drawn[offset : offset + n])
+            offset += n
             rows.append(
                 Chunk(
                     document=doc,
@@ -134,8 +138,8 @@ def synthetic(tenant, size: int, dims: int, embed_model, vocabulary: list[str]) 
                     position=position,
                     text=tokens[:400],
                     tokens=tokens,
-                    token_count=length,
-                    vector=embeddings.to_bytes(vector),
+                    token_count=n,
+                    vector=embeddings.to_bytes(vectors[start + position]),
                 )
             )
         Chunk.objects.bulk_create(rows, batch_size=1000)
@@ -178,6 +182,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--dims", type=int, default=256)
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-quality", action="store_true", help="no corpus, quality or ingestion figures")
     args = parser.parse_args()
     settings.TASKS_MODE = "eager"
     old = setup_databases(verbosity=0, interactive=False)
@@ -187,6 +192,15 @@ def main() -> None:
             tenant = make_tenant("bench")
             embed_model = make_model(tenant, "embed", purpose="embedding", endpoint=fake.url, model="fake")
             passages, questions = build()
+            if args.skip_quality:
+                speed(
+                    tenant,
+                    [int(s) for s in args.sizes.split(",") if s],
+                    [q.text for q in questions][: args.queries],
+                    args.dims,
+                    embed_model,
+                )
+                return
             kb = KnowledgeBase.objects.create(tenant=tenant, name="corpus", embedding_model=embed_model)
             started = time.perf_counter()
             key_of = {}
