@@ -4,6 +4,7 @@ so a dot product is the cosine similarity."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,28 @@ def model_stamp(config: Any) -> str:
     return f"{config.pk}@{stamp:.3f}"
 
 
+_clients: dict[tuple, Any] = {}
+_clients_lock = threading.Lock()
+#: Embedding clients kept per process (one per model and its settings; each pools its connections).
+CACHED_CLIENTS = 32
+
+
 def _client(config: Any):
+    """The model's client, reused while its settings are unchanged (questions are embedded one at
+    a time, and a new client would open a new connection for each)."""
+    key = (config.pk, model_stamp(config), config.endpoint, config.api_version)
+    with _clients_lock:
+        client = _clients.get(key)
+    if client is None:
+        client = _new_client(config)
+        with _clients_lock:
+            if len(_clients) >= CACHED_CLIENTS:
+                _clients.clear()
+            _clients[key] = client
+    return client
+
+
+def _new_client(config: Any):
     import openai
 
     common = {
@@ -59,8 +81,6 @@ def embed(config: Any, texts: list[str]) -> np.ndarray:
             _("The embedding model %(name)s could not be reached (%(error)s).")
             % {"name": config.name, "error": type(exc).__name__}
         ) from exc
-    finally:
-        client.close()
     rows = sorted(response.data, key=lambda item: item.index)
     if len(rows) != len(texts):
         raise EmbeddingError(
