@@ -6,6 +6,13 @@ import pytest
 
 from apps.knowledge import retrieval, services
 from apps.knowledge.models import Document, KnowledgeBase
+from tests.conversations.conftest import (  # noqa: F401 - the pipeline's fixtures, for test_answers.py
+    _clear_cache,
+    fakeim,
+    llm,
+    make_setup,
+    platform_api,
+)
 from tests.factories import make_model
 from tests.fakes.embeddings import FakeEmbeddings
 
