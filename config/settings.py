@@ -448,6 +448,9 @@ KNOWLEDGE_PROMPT_TOKENS = env.int("KNOWLEDGE_PROMPT_TOKENS", default=1500)
 KNOWLEDGE_EMBED_BATCH = env.int("KNOWLEDGE_EMBED_BATCH", default=64)
 KNOWLEDGE_HTTP_TIMEOUT = env.float("KNOWLEDGE_HTTP_TIMEOUT", default=20.0)
 KNOWLEDGE_REFRESH_INTERVAL = env.float("KNOWLEDGE_REFRESH_INTERVAL", default=600.0)
+# Seconds a process remembers whether a bot has any knowledge base (bots without one then cost no
+# query per message); an attachment made in another process applies within this time.
+KNOWLEDGE_ATTACHED_CACHE_SECONDS = env.float("KNOWLEDGE_ATTACHED_CACHE_SECONDS", default=5.0)
 
 # --- Metrics (docs/observability.md) ---------------------------------------------------------------
 # When set, /metrics asks for "Authorization: Bearer <token>". Without one, production answers 403

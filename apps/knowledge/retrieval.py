@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 
+from apps.core.ttlcache import TTLCache
+
 from . import embeddings
 from .models import Chunk, Document, KnowledgeBase
 from .services import live_chunks
@@ -183,8 +185,20 @@ def _index(kb: KnowledgeBase) -> _Index:
     return index
 
 
+#: Whether a bot has any knowledge base, remembered for a few seconds per process, so that the
+#: messages of the many bots without one cost no query; cleared here when an attachment changes.
+_attached: TTLCache[int, bool] = TTLCache(lambda: settings.KNOWLEDGE_ATTACHED_CACHE_SECONDS, max_keys=10_000)
+
+
+def forget_attachments() -> None:
+    _attached.clear()
+
+
 def knowledge_bases_for(bot: Any) -> list[KnowledgeBase]:
     """The knowledge bases ``bot`` answers from: attached to it and of its own tenant."""
+    attached = _attached.get(bot.pk, lambda: KnowledgeBase.objects.filter(bots=bot, tenant_id=bot.tenant_id).exists())
+    if not attached:
+        return []
     return list(
         KnowledgeBase.objects.filter(bots=bot, tenant_id=bot.tenant_id).select_related("embedding_model").order_by("id")
     )
@@ -320,3 +334,4 @@ def choose(hits: list[Hit], *, threshold: float, budget: int | None = None) -> l
 def clear_cache() -> None:
     with _cache_lock:
         _cache.clear()
+    _attached.clear()

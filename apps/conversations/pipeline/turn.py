@@ -24,6 +24,7 @@ from .sending import target_for
 
 if TYPE_CHECKING:
     from apps.bots.routing import NamedModels
+    from apps.knowledge.retrieval import Retrieval
     from apps.llm.types import Answer
 
     from .storage import Storage
@@ -60,7 +61,9 @@ class Turn:
     question: str | None = None  # context: the user's text when no earlier answer is in the context
     chain: list[Any] = field(default_factory=list)  # context: the models to try, in order
     cache_key: str = ""  # cached_answer: the answer cache's key for ``question`` ("" when none)
-    answer: Answer | None = None  # knowledge, cached_answer or generate
+    retrieval: Retrieval | None = None  # retrieve: what the bot's knowledge bases gave for the message
+    answer: Answer | None = None  # knowledge, retrieve, cached_answer or generate
+    knowledge_sources: list[dict] = field(default_factory=list)  # cite: the passages, kept on the reply
     reply: Message | None = None  # store
 
     @property

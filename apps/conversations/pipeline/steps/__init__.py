@@ -15,6 +15,7 @@ from collections.abc import Callable
 from ..turn import Outcome, Turn
 from . import (
     cached_answer,
+    cite,
     commands,
     context,
     deliver,
@@ -23,6 +24,7 @@ from . import (
     merge,
     refused,
     resume,
+    retrieve,
     session,
     store,
     user_turn,
@@ -40,9 +42,11 @@ STEPS: list[Step] = [
     user_turn.run,  # the user's turn is stored
     merge.run,  # the merge window; earlier messages folded in; a newer one takes over
     context.run,  # what the model is sent, and which models to try
-    knowledge.run,  # a knowledge entry answers a context-free question
+    knowledge.run,  # a knowledge entry (Q&A) answers, on any turn
+    retrieve.run,  # the bot's knowledge bases: passages into the prompt, or "I don't know"
     cached_answer.run,  # the answer cache answers a context-free question
     generate.run,  # the models answer (identical questions in flight share one call)
+    cite.run,  # the sources an answer cites are listed under it and kept on the reply
     store.run,  # the reply is stored, unless the sender wrote again
     deliver.run,  # the reply is sent and the message finished
 ]

@@ -1,5 +1,6 @@
-"""Knowledge: a context-free question that matches one of the bot's knowledge entries is answered
-with the entry, no model asked."""
+"""Knowledge: a message that matches one of the bot's knowledge entries (Q&A) is answered with the
+entry, no model asked — on any turn of the conversation: a first question (with the messages
+merged into it), or the newest message later on."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from ..turn import CONTINUE, Outcome, Turn
 
 
 def run(turn: Turn) -> Outcome:
-    question = turn.question
-    if turn.answer is not None or question is None or not question.strip():
+    question = turn.question if turn.question is not None else turn.text
+    if turn.answer is not None or not question or not question.strip():
         return CONTINUE
     started = time.monotonic()
     bot = turn.bot

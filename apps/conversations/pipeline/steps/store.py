@@ -26,6 +26,7 @@ def run(turn: Turn) -> Outcome:
         cached=answer.cached,
         source=answer.source,
         failed=answer.failed,
+        knowledge_sources=turn.knowledge_sources,
     )
     if reply is None or reply.interrupted:
         return DONE
