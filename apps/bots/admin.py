@@ -29,6 +29,7 @@ class BotAdmin(TenantScopedAdmin):
                     "context_max_tokens",
                     "context_max_turns",
                     "idle_timeout_minutes",
+                    "merge_mode",
                     "merge_window_ms",
                     "rate_limit_per_second",
                     "user_rate_limit_per_minute",

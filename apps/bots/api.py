@@ -32,6 +32,7 @@ class BotSerializer(serializers.ModelSerializer):
             "context_max_tokens",
             "context_max_turns",
             "idle_timeout_minutes",
+            "merge_mode",
             "merge_window_ms",
             "rate_limit_per_second",
             "user_rate_limit_per_minute",

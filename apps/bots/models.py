@@ -19,6 +19,10 @@ class Bot(models.Model):
         UNKNOWN = "unknown", "Say it does not know"
         GENERAL = "general", "Answer from the model's general knowledge"
 
+    class MergeMode(models.TextChoices):
+        BURST = "burst", "Answer at once; hold only a burst"
+        WINDOW = "window", "Hold every short message for the window"
+
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="bots")
     slug = models.CharField(max_length=63, validators=[slug_validator])
     name = models.CharField(max_length=200)
@@ -49,6 +53,14 @@ class Bot(models.Model):
     )
     idle_timeout_minutes = models.PositiveIntegerField(
         default=30, help_text="A conversation starts fresh after this idle time."
+    )
+    merge_mode = models.CharField(
+        max_length=8,
+        choices=MergeMode.choices,
+        default=MergeMode.BURST,
+        help_text="Burst: a lone message is answered at once; one written within the window after the sender's "
+        "previous message is held for the window, so a burst is answered once. Window: every short message "
+        "is held for the window.",
     )
     merge_window_ms = models.PositiveIntegerField(
         default=1500, help_text="Short messages within this window are answered together. 0 turns merging off."

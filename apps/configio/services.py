@@ -97,6 +97,7 @@ class BotIn(_Strict):
     context_max_tokens: int = Field(3000, ge=100)
     context_max_turns: int = Field(20, ge=1, le=200)
     idle_timeout_minutes: int = Field(30, ge=0)
+    merge_mode: Literal["burst", "window"] = "burst"
     merge_window_ms: int = Field(1500, ge=0, le=60_000)
     rate_limit_per_second: int = Field(100, ge=0)
     user_rate_limit_per_minute: int = Field(20, ge=0)

@@ -21,7 +21,7 @@ from apps.core.tasks import enqueue
 
 from .commands import interrupts_answer
 from .models import InboundMessage
-from .pipeline.steps.merge import merge_applies
+from .pipeline.steps.merge import holds_every_message, merge_applies
 from .pipeline.storage import MAX_ATTEMPTS, lease_seconds
 from .pipeline.turns import mark_latest
 from .tasks import handle_inbound
@@ -112,7 +112,10 @@ def accept_inbound(*, channel: Any, inbounds: list[Any], trace_id: str = "") -> 
             metrics.INBOUND_MESSAGES.labels(channel.platform, "accepted").inc()
             if interrupts:
                 transaction.on_commit(lambda row=row: mark_latest(row))
-        countdown = bot.merge_window_ms / 1000 if not refused_by and merge_applies(bot, row.text) else None
+        # The fixed-window rule delays the task by the window; the burst rule starts it at once (its
+        # merge step holds only a message written right after the sender's previous one).
+        held = not refused_by and holds_every_message(bot) and merge_applies(bot, row.text)
+        countdown = bot.merge_window_ms / 1000 if held else None
         enqueue(handle_inbound, row.pk, countdown=countdown)
         accepted.append(row)
     return accepted

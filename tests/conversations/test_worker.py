@@ -61,9 +61,41 @@ def test_message_delivered_five_times_is_answered_once(client, make_setup, celer
     assert platform_api.sent[0]["feedback_url"].startswith("http")
 
 
-def test_messages_inside_the_merge_window_make_one_model_call(client, make_setup, celery_worker, platform_api, llm):
-    # Long enough for three webhook calls on a busy CI machine; each sends at once, nothing waits it out.
+def test_a_lone_message_is_answered_without_waiting_for_the_merge_window(
+    client, make_setup, celery_worker, platform_api, llm
+):
+    # The default rule (burst): a message with no earlier one just before it starts at once. A window
+    # of 30 s makes any wait for it unmistakable: the answer must come long before the window ends.
+    _, channel = make_setup(merge_window_ms=30_000)
+    llm.set(text="We open at nine.")
+    started = time.monotonic()
+    post_message(client, channel, id="lone-1", text="When do you open?")
+    wait_for(lambda: platform_api.sent, what="the answer", timeout=20)
+    assert time.monotonic() - started < 20
+    assert platform_api.texts() == ["We open at nine."]
+    wait_for(lambda: status_of("lone-1") == S.ANSWERED, what="answered")
+
+
+def test_a_burst_is_answered_once_with_all_its_text(client, make_setup, celery_worker, platform_api, llm):
+    # The default rule (burst): the first message starts at once; the next ones, written right after,
+    # interrupt it or are held for the window, and the last is answered once with the whole burst.
     _, channel = make_setup(merge_window_ms=2500)
+    llm.set(text="Sure, order 42 is on its way.")
+    for i, text in enumerate(["hi", "about my order", "number 42"]):
+        post_message(client, channel, id=f"b-{i}", text=text)
+    wait_for(lambda: platform_api.sent, what="the answer")
+    wait_for(lambda: not InboundMessage.objects.filter(status__in=[S.RECEIVED, S.PROCESSING]).exists(), what="all done")
+    settle(1.2)
+    assert platform_api.texts() == ["Sure, order 42 is on its way."]
+    contents = [m["content"] for m in llm.requests[-1].json()["messages"] if m["role"] == "user"]
+    assert contents == ["hi", "about my order", "number 42"]
+    assert status_of("b-2") == S.ANSWERED
+
+
+def test_messages_inside_the_merge_window_make_one_model_call(client, make_setup, celery_worker, platform_api, llm):
+    # The fixed-window rule: every short message waits the window, so the burst makes one model call.
+    # Long enough for three webhook calls on a busy CI machine; each sends at once, nothing waits it out.
+    _, channel = make_setup(merge_window_ms=2500, merge_mode="window")
     llm.set(text="Sure, order 42 is on its way.")
     for i, text in enumerate(["hi", "about my order", "number 42"]):
         post_message(client, channel, id=f"m-{i}", text=text)

@@ -1,12 +1,22 @@
 """Merge: short messages written in quick succession are answered together.
 
-A short ordinary message is held until the bot's merge window after it arrived has passed. Then
-the database is asked, in one snapshot: does this worker still own the message, has the sender
-written again (that newer message is answered instead, with this one's text in its context), are
-earlier messages of theirs still waiting for their task (they are folded into this answer), and
-which turns make the context. Earlier messages claimed a moment ago by other workers store their
-turn within milliseconds; the answer waits for them (up to ``IN_FLIGHT_WAIT_S``) so their text is
-in it.
+Two rules, a bot setting (``Bot.merge_mode``):
+
+* **burst** (the default): a lone message is answered at once. A short message written less than
+  the bot's merge window after the sender's previous one is the middle of a burst: it is held
+  until the window after its own arrival has passed, so the burst's last message is answered once
+  with all of its text. An answer already being made when the sender writes again is interrupted
+  by the newer message (the store step stores nothing for it) and the newer one is answered with
+  both texts in its context.
+* **window**: every short ordinary message is held until the bot's merge window after it arrived
+  has passed (the rule before burst existed: every answer waits the whole window).
+
+Then the database is asked, in one snapshot: does this worker still own the message, has the
+sender written again (that newer message is answered instead, with this one's text in its
+context), are earlier messages of theirs still waiting for their task (they are folded into this
+answer), and which turns make the context. Earlier messages claimed a moment ago by other workers
+store their turn within milliseconds; the answer waits for them (up to ``IN_FLIGHT_WAIT_S``) so
+their text is in it.
 """
 
 from __future__ import annotations
@@ -31,23 +41,57 @@ MERGE_MAX_CHARS = 500
 
 
 def merge_applies(bot, text: str) -> bool:
-    """Whether a message is held for the bot's merge window (short ordinary messages only)."""
+    """Whether a message may be held for the bot's merge window (short ordinary messages only)."""
     return bot.merge_window_ms > 0 and len(text) <= MERGE_MAX_CHARS and parse_command(text) is None
 
 
-def run(turn: Turn) -> Outcome:
+def holds_every_message(bot) -> bool:
+    """The fixed-window rule: every short message waits the window (``merge_mode = window``)."""
+    return bot.merge_mode == bot.MergeMode.WINDOW
+
+
+def mid_burst(bot, received_at, previous_at) -> bool:
+    """Whether a message came less than the merge window after the sender's previous one."""
+    if previous_at is None:
+        return False
+    return (received_at - previous_at).total_seconds() * 1000 < bot.merge_window_ms
+
+
+def _hold_until_window_passed(turn: Turn) -> None:
+    inbound, bot = turn.inbound, turn.bot
+    wait = inbound.received_at.timestamp() + bot.merge_window_ms / 1000 - time.time()
+    if wait > 0:
+        time.sleep(min(wait, bot.merge_window_ms / 1000))
+
+
+def _settled_snapshot(turn: Turn):
+    """The snapshot, once earlier messages claimed by other workers have stored their turn."""
     inbound, bot, storage = turn.inbound, turn.bot, turn.storage
-    if merge_applies(bot, inbound.text):
-        wait = inbound.received_at.timestamp() + bot.merge_window_ms / 1000 - time.time()
-        if wait > 0:
-            time.sleep(min(wait, bot.merge_window_ms / 1000))
     in_flight_since = inbound.received_at - timedelta(milliseconds=bot.merge_window_ms + IN_FLIGHT_GRACE_MS)
     deadline = time.monotonic() + IN_FLIGHT_WAIT_S
     while True:
         snapshot = storage.snapshot(turn, in_flight_since=in_flight_since)
         if not snapshot.in_flight or snapshot.newer is not None or time.monotonic() >= deadline:
-            break
+            return snapshot
         time.sleep(IN_FLIGHT_POLL_S)
+
+
+def run(turn: Turn) -> Outcome:
+    inbound, bot, storage = turn.inbound, turn.bot, turn.storage
+    may_hold = merge_applies(bot, inbound.text)
+    if may_hold and holds_every_message(bot):
+        _hold_until_window_passed(turn)
+    snapshot = _settled_snapshot(turn)
+    if (
+        may_hold
+        and not holds_every_message(bot)
+        and snapshot.owned
+        and snapshot.newer is None
+        and mid_burst(bot, inbound.received_at, snapshot.previous_at)
+    ):
+        # The sender is writing a burst: give the next message of it the window to arrive.
+        _hold_until_window_passed(turn)
+        snapshot = _settled_snapshot(turn)
     if snapshot.newer is not None:
         # The sender wrote again before an answer was made: the newer message is answered with the
         # whole context, this turn included (merged), unless the newer one is /stop.

@@ -53,6 +53,9 @@ class Snapshot:
     # Earlier messages of the sender that another worker has claimed but whose turn is not stored
     # yet: their text belongs in this answer's context, so the merge step waits for it briefly.
     in_flight: list[int] = field(default_factory=list)
+    # When the sender's previous message of this conversation arrived (None: this is their first):
+    # the merge step holds a message written right after another (a burst).
+    previous_at: datetime | None = None
 
 
 class Storage(ABC):

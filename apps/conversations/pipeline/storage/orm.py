@@ -89,7 +89,14 @@ class OrmStorage(Storage):
             .order_by("pk")
             .values_list("pk", flat=True)
         )
+        previous_at = (
+            sender.filter(pk__lt=inbound.pk, received_at__gte=conv.started_at)
+            .order_by("-pk")
+            .values_list("received_at", flat=True)
+            .first()
+        )
         return Snapshot(
+            previous_at=previous_at,
             owned=self.owned(turn),
             newer=tuple(newer) if newer is not None else None,
             pending=pending,

@@ -133,14 +133,16 @@ class PostgresStorage(Storage):
                 "limit": turn.bot.context_max_turns,
             },
         )
-        owned, sender = rows[0][0], json.loads(rows[0][1])
+        owned, sender, previous_at = rows[0][0], json.loads(rows[0][1]), rows[0][2]
         shape = _turn_shape()
-        turns = [t for t in (shape.build(row[2:]) for row in rows) if t is not None]
+        turns = [t for t in (shape.build(row[3:]) for row in rows) if t is not None]
         turns.reverse()
         newer = next(((pk, text) for pk, text, _ in sender if pk > inbound.pk), None)
         pending = [pk for pk, _, status in sender if pk < inbound.pk and status == S.RECEIVED]
         in_flight = [pk for pk, _, status in sender if pk < inbound.pk and status == S.PROCESSING]
-        return Snapshot(owned=bool(owned), newer=newer, pending=pending, turns=turns, in_flight=in_flight)
+        return Snapshot(
+            owned=bool(owned), newer=newer, pending=pending, turns=turns, in_flight=in_flight, previous_at=previous_at
+        )
 
     # --- the reply and its delivery ---------------------------------------------------------------
 
@@ -280,7 +282,7 @@ def _snapshot_sql() -> str:
     inbound, message = sql.table(InboundMessage), sql.table(Message)
     not_context = ", ".join(f"'{source}'" for source in NOT_CONTEXT_SOURCES)
     return f"""
-SELECT s.owned, s.sender, {_turn_shape().sql}
+SELECT s.owned, s.sender, s.previous_at, {_turn_shape().sql}
 FROM (SELECT
     EXISTS (
         SELECT 1 FROM {inbound} o WHERE o.id = %(id)s AND o.status = %(processing)s AND o.attempts = %(attempt)s
@@ -293,7 +295,11 @@ FROM (SELECT
             OR (i.id < %(id)s AND i.status = %(received)s AND i.received_at >= %(since)s)
             OR (i.id < %(id)s AND i.status = %(processing)s AND i.received_at >= %(in_flight_since)s
                 AND NOT EXISTS (SELECT 1 FROM {message} u WHERE u.inbound_id = i.id AND u.role = %(user_role)s)))
-    ) AS sender
+    ) AS sender,
+    (SELECT max(p.received_at) FROM {inbound} p
+     WHERE p.channel_id = %(channel)s AND p.chat_id = %(chat)s AND p.user_id = %(user)s
+       AND p.interrupts AND p.refused_by = '' AND p.id < %(id)s AND p.received_at >= %(since)s
+    ) AS previous_at
 ) s
 LEFT JOIN LATERAL (
     SELECT * FROM {message} m
