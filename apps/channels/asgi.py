@@ -101,7 +101,7 @@ class WebhookLane:
 
     def __init__(self, app: Any, *, threads: int | None = None) -> None:
         self.app = app
-        self.threads = threads or int(getattr(settings, "PARLEY_WEBHOOK_THREADS", 8))
+        self.threads = threads or settings.PARLEY_WEBHOOK_THREADS
         self._pool = LazyPool("parley-webhook", lambda: self.threads)
 
     def close_connections(self, timeout: float = 10.0) -> None:

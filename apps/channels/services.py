@@ -18,7 +18,7 @@ from .models import Channel
 def channel_cache_seconds() -> float:
     """How long a process reuses a channel lookup (``PARLEY_CHANNEL_CACHE_SECONDS``, default 5; 0
     looks the channel up every time)."""
-    return max(0.0, float(getattr(settings, "PARLEY_CHANNEL_CACHE_SECONDS", 5)))
+    return max(0.0, settings.PARLEY_CHANNEL_CACHE_SECONDS)
 
 
 class ChannelLookups:

@@ -110,7 +110,7 @@ class LocalLocks:
 
 def make_locks(*, holder: str, ttl: float) -> RedisLocks | LocalLocks:
     """Redis locks when ``REDIS_URL`` is set, process-local ones otherwise."""
-    url = getattr(settings, "REDIS_URL", "")
+    url = settings.REDIS_URL
     if url:
         return RedisLocks(url, holder=holder, ttl=ttl)
     return LocalLocks(holder=holder, ttl=ttl)
