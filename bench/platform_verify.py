@@ -28,15 +28,11 @@ from django.test import RequestFactory  # noqa: E402
 
 from apps.channels.platforms.base import RawRequest  # noqa: E402
 from apps.channels.platforms.registry import get_adapter  # noqa: E402
-from tests.fakes.platforms import (  # noqa: E402
-    as_meta,
-    dingtalk_headers,
-    feishu_event,
-    sample,
-    sample_json,
-    wecom_callback,
-)
+from tests.fakes.platforms import as_meta, sample, sample_json  # noqa: E402
 from tests.platforms.conftest import DINGTALK_CREDENTIALS, FEISHU_CREDENTIALS, WECOM_CREDENTIALS  # noqa: E402
+from tests.platforms.dingtalk.fake import dingtalk_headers  # noqa: E402
+from tests.platforms.feishu.fake import feishu_event  # noqa: E402
+from tests.platforms.wecom.fake import wecom_callback  # noqa: E402
 
 
 def requests(platform: str, n: int):

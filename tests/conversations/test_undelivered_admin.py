@@ -52,9 +52,7 @@ def test_a_tenant_admin_sees_its_undelivered_replies_and_why_and_retries_them(cl
     assert "globex" not in page.lower() and "Globex" not in page
 
     # Selecting another tenant's row (a forged POST) retries nothing of theirs.
-    resp = client.post(
-        reverse(URL), {"action": "retry_now", "_selected_action": [mine.pk, theirs.pk]}, follow=True
-    )
+    resp = client.post(reverse(URL), {"action": "retry_now", "_selected_action": [mine.pk, theirs.pk]}, follow=True)
     assert resp.status_code == 200 and "1 reply is being sent again." in resp.content.decode()
     assert platform_api.texts() == ["answer for acme"]
     mine.refresh_from_db()

@@ -9,8 +9,9 @@ import pytest
 
 from apps.conversations.models import Conversation, Message
 from tests.factories import make_bot, make_channel, make_knowledge, make_tenant, make_user
-from tests.fakes.platforms import as_meta, feishu_event, install_feishu, sample_json
+from tests.fakes.platforms import as_meta, sample_json
 from tests.platforms.conftest import ANSWER, FEISHU_CREDENTIALS, QUESTION
+from tests.platforms.feishu.fake import feishu_event, install_feishu
 
 URL = "/webhooks/feishu/feishu-main/"
 KEY = FEISHU_CREDENTIALS["encrypt_key"]

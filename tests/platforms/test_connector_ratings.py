@@ -13,10 +13,10 @@ from apps.channels.models import Channel
 from apps.channels.platforms.base import rating_buttons_enabled
 from apps.conversations.models import Feedback, InboundMessage
 from tests.factories import make_channel
-from tests.fakes.connectors import FakeFeishuLongConnection, wait_until
-from tests.fakes.platforms import install_feishu
+from tests.fakes.connectors import wait_until
 from tests.fakes.server import FakeServer
 from tests.platforms.conftest import FEISHU_CREDENTIALS
+from tests.platforms.feishu.fake import FakeFeishuLongConnection, install_feishu
 from tests.platforms.test_connectors import feishu_message, supervisor
 from tests.platforms.test_rating_buttons import card_buttons, card_click
 

@@ -33,25 +33,21 @@ from apps.channels.platforms.feishu.connector import Frame, decode_frame, encode
 from apps.conversations.models import Feedback, InboundMessage
 from apps.core import metrics
 from tests.factories import make_channel
-from tests.fakes.connectors import (
+from tests.fakes.connectors import FakeSocketServer, wait_until
+from tests.fakes.platforms import sample_json
+from tests.fakes.server import FakeServer
+from tests.platforms.conftest import ANSWER, DINGTALK_CREDENTIALS, FEISHU_CREDENTIALS, QUESTION
+from tests.platforms.dingtalk.fake import FakeDingTalkStream, dingtalk_callback_frame, dingtalk_ping_frame
+from tests.platforms.feishu.fake import FakeFeishuLongConnection, install_feishu
+from tests.platforms.slack.fake import (
     SLACK_APP_TOKEN,
     SLACK_BOT_TOKEN,
     SLACK_HELLO,
-    FakeDingTalkStream,
-    FakeFeishuLongConnection,
     FakeSlackSocketMode,
-    FakeSocketServer,
-    FakeTelegramPolling,
-    dingtalk_callback_frame,
-    dingtalk_ping_frame,
     slack_envelope,
     slack_rating_envelope,
-    telegram_update,
-    wait_until,
 )
-from tests.fakes.platforms import install_feishu, sample_json
-from tests.fakes.server import FakeServer
-from tests.platforms.conftest import ANSWER, DINGTALK_CREDENTIALS, FEISHU_CREDENTIALS, QUESTION
+from tests.platforms.telegram.fake import FakeTelegramPolling, telegram_update
 
 ROOT = Path(__file__).resolve().parents[2]
 #: How long a wait for a condition may take before the test fails: generous, since it only bounds a

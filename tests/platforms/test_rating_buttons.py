@@ -25,25 +25,22 @@ from apps.conversations.models import Conversation, Feedback, InboundMessage, Me
 from apps.conversations.review import record_feedback
 from apps.core import metrics
 from tests.factories import make_bot, make_channel, make_knowledge, make_tenant
-from tests.fakes.connectors import FakeTelegramPolling, telegram_update, wait_until
-from tests.fakes.platforms import (
-    TELEGRAM_ASKER,
-    FakeTelegramBot,
-    as_meta,
-    feishu_event,
-    install_feishu,
-    install_slack,
-    sample,
-    sample_json,
-    slack_interaction,
-    slack_signed,
-    telegram_callback,
-)
+from tests.fakes.connectors import wait_until
+from tests.fakes.platforms import as_meta, sample, sample_json
 from tests.fakes.server import FakeServer
 from tests.platforms.conftest import FEISHU_CREDENTIALS, QUESTION
+from tests.platforms.feishu.fake import feishu_event, install_feishu
 from tests.platforms.feishu.test_feishu import BOT_OPEN_ID, message
 from tests.platforms.feishu.test_feishu import post as feishu_post
+from tests.platforms.slack.fake import install_slack, slack_interaction, slack_signed
 from tests.platforms.slack.test_slack import BOT_TOKEN, SECRET, make_slack_channel
+from tests.platforms.telegram.fake import (
+    TELEGRAM_ASKER,
+    FakeTelegramBot,
+    FakeTelegramPolling,
+    telegram_callback,
+    telegram_update,
+)
 from tests.platforms.telegram.test_telegram import BOT_TOKEN as TG_TOKEN
 from tests.platforms.telegram.test_telegram import SECRET as TG_SECRET
 

@@ -21,8 +21,11 @@ from hypothesis import strategies as st
 from apps.channels.platforms.registry import get_adapter, platforms
 from apps.conversations.models import InboundMessage
 from tests.factories import make_bot, make_channel, make_tenant
-from tests.fakes.platforms import as_meta, dingtalk_headers, feishu_event, wecom_callback
+from tests.fakes.platforms import as_meta
 from tests.platforms.conftest import DINGTALK_CREDENTIALS, FEISHU_CREDENTIALS, WECOM_CREDENTIALS
+from tests.platforms.dingtalk.fake import dingtalk_headers
+from tests.platforms.feishu.fake import feishu_event
+from tests.platforms.wecom.fake import wecom_callback
 
 FUZZ = settings(
     max_examples=int(os.environ.get("PARLEY_FUZZ_EXAMPLES", "40")),

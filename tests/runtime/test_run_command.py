@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.connectors import FakeTelegramPolling, telegram_update, wait_until
+from tests.fakes.connectors import wait_until
 from tests.fakes.server import FakeServer
+from tests.platforms.telegram.fake import FakeTelegramPolling, telegram_update
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 TOKEN = "7026491234:AAHfakeTokenForTheRunCommand_0123456789"

@@ -16,9 +16,10 @@ from apps.channels.platforms.base import PlatformError, Target
 from apps.channels.platforms.dingtalk.adapter import DingTalkAdapter, sign
 from apps.channels.platforms.registry import get_adapter
 from apps.conversations.models import InboundMessage
-from tests.fakes.platforms import as_meta, dingtalk_headers, install_dingtalk, sample_json
+from tests.fakes.platforms import as_meta, sample_json
 from tests.fakes.server import FakeServer
 from tests.platforms.conftest import ANSWER, DINGTALK_CREDENTIALS, QUESTION
+from tests.platforms.dingtalk.fake import dingtalk_headers, install_dingtalk
 
 URL = "/webhooks/dingtalk/dingtalk-main/"
 SECRET = DINGTALK_CREDENTIALS["client_secret"]

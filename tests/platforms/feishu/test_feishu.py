@@ -14,8 +14,9 @@ from apps.channels.platforms.feishu import crypto
 from apps.channels.platforms.feishu.adapter import FeishuAdapter
 from apps.channels.platforms.registry import get_adapter
 from apps.conversations.models import InboundMessage
-from tests.fakes.platforms import as_meta, feishu_event, install_feishu, sample, sample_json
+from tests.fakes.platforms import as_meta, sample, sample_json
 from tests.platforms.conftest import ANSWER, FEISHU_CREDENTIALS, QUESTION
+from tests.platforms.feishu.fake import feishu_event, install_feishu
 
 KEY = FEISHU_CREDENTIALS["encrypt_key"]
 URL = "/webhooks/feishu/feishu-main/"

@@ -17,8 +17,8 @@ from apps.channels.platforms.telegram.adapter import TelegramAdapter
 from apps.channels.platforms.telegram.formatting import utf16_len
 from apps.conversations.models import InboundMessage
 from tests.factories import make_bot, make_channel, make_knowledge, make_tenant
-from tests.fakes.platforms import FakeTelegramBot
 from tests.platforms.strategies import json_values
+from tests.platforms.telegram.fake import FakeTelegramBot
 
 SAMPLES = Path(__file__).resolve().parents[3] / "apps/channels/platforms/telegram/samples"
 

@@ -15,8 +15,9 @@ from apps.channels.platforms.wecom import crypto
 from apps.channels.platforms.wecom.adapter import WeComAdapter
 from apps.conversations.models import InboundMessage
 from tests.factories import make_channel
-from tests.fakes.platforms import install_wecom, sample, sample_json, wecom_callback, xml_encrypt_value
+from tests.fakes.platforms import sample, sample_json
 from tests.platforms.conftest import ANSWER, QUESTION, WECOM_CREDENTIALS
+from tests.platforms.wecom.fake import install_wecom, wecom_callback, xml_encrypt_value
 
 URL = "/webhooks/wecom/wecom-main/"
 VECTORS = {case["id"]: case for case in sample_json("wecom", "official_vectors.json")["cases"]}
