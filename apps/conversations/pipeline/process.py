@@ -50,7 +50,9 @@ def process_inbound(inbound_id: int) -> None:
 
 
 def handle(turn: Turn) -> None:
-    """Run the steps on a claimed turn until one says the handling is over."""
-    for step in STEPS:
-        if step(turn) is DONE:
-            return
+    """Run the steps on a claimed turn until one says the handling is over. What the steps add to
+    the log context (the conversation) ends with the turn."""
+    with log_context():
+        for step in STEPS:
+            if step(turn) is DONE:
+                return
