@@ -20,6 +20,7 @@ from . import (
     context,
     deliver,
     generate,
+    handoff_gate,
     knowledge,
     merge,
     refused,
@@ -36,6 +37,7 @@ Step = Callable[[Turn], Outcome]
 STEPS: list[Step] = [
     resume.run,  # an answer stored before a crash is sent (once), not made again
     session.run,  # the conversation, and the language to answer in
+    handoff_gate.run,  # a person holds the conversation (the bot is silent), or /human asks for one
     workflows.run,  # a workflow trigger or a confirmation's "yes"/"no"
     commands.run,  # /help, /reset, /stop, /lang …
     refused.run,  # over a rate limit: the notice only
