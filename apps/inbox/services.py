@@ -115,6 +115,12 @@ def opening(cfg: HandoffSettings, *, now: datetime | None = None) -> Opening:
     return Opening(False, None)
 
 
+def _opened_at(cfg: HandoffSettings, now: datetime) -> datetime:
+    """When today's opening hours began (call while open)."""
+    local = now.astimezone(_zone(cfg))
+    return datetime.combine(local.date(), _as_time(cfg.opens_at), tzinfo=local.tzinfo)
+
+
 def requested_text(cfg: HandoffSettings, language: str, *, now: datetime | None = None) -> str:
     """ "A colleague will reply", with the hours, or when they open next if outside them."""
     hours = f"{_as_time(cfg.opens_at):%H:%M}–{_as_time(cfg.closes_at):%H:%M}"
@@ -447,15 +453,24 @@ def _handed_back(handoff: Handoff, key: str) -> None:
 
 def handoffs_sweep(*, now: datetime | None = None) -> int:
     """Hand back every open handoff silent (no message either way) for longer than its bot's
-    ``idle_timeout_minutes``, telling the user. Returns how many were handed back."""
+    ``idle_timeout_minutes``, telling the user. A conversation still waiting for a person is not
+    timed out outside the opening hours, and its silence counts from the opening. Returns how many
+    were handed back."""
     now = now or timezone.now()
     count = 0
     candidates = Handoff.objects.filter(state__in=Handoff.OPEN_STATES).select_related(
         "conversation", "tenant", "bot__handoff_settings"
     )
     for handoff in candidates.iterator():
-        timeout = timedelta(minutes=settings_for(handoff.bot).idle_timeout_minutes)
-        if handoff.last_activity_at >= now - timeout:
+        cfg = settings_for(handoff.bot)
+        since = handoff.last_activity_at
+        if handoff.state == H.WAITING:
+            # Nobody can claim it while the team is away: the user was told when they will reply.
+            # The silence counts from the opening, not from the evening before.
+            if not opening(cfg, now=now).open_now:
+                continue
+            since = max(since, _opened_at(cfg, now))
+        if since >= now - timedelta(minutes=cfg.idle_timeout_minutes):
             continue
         if not _end(handoff, ended_by=Handoff.EndedBy.TIMEOUT, states=Handoff.OPEN_STATES, now=now):
             continue

@@ -104,8 +104,9 @@ def test_hand_back_resumes_the_bot(client, feishu, fake_server, agents, model):
     assert contents[-4:-2] == ["My parcel is late.", "Sorted!"]
 
 
-def test_a_timeout_hands_back_and_the_bot_answers_again(client, feishu, fake_server, model):
+def test_a_timeout_hands_back_and_the_bot_answers_again(client, feishu, fake_server, model, agents):
     user_writes(client, "ev-1", "/human")
+    services.handoff_claim(handoff_id=Handoff.objects.get().pk, user=agents["ann"])  # then nobody wrote
     assert services.handoffs_sweep(now=timezone.now() + timedelta(minutes=31)) == 1
     assert "quiet for a while" in feishu_sends(fake_server)[-1]["text"]
     user_writes(client, "ev-2", QUESTION)

@@ -133,7 +133,7 @@ def test_resolve_tells_the_user_with_the_feedback_link(client, feishu, fake_serv
 
 def test_silence_hands_back_to_the_bot(client, feishu, fake_server, agents):
     bot, _ = feishu
-    HandoffSettings.objects.create(bot=bot, idle_timeout_minutes=10)
+    HandoffSettings.objects.create(bot=bot, idle_timeout_minutes=10, open_days="1234567", timezone="UTC")
     handoff = two_thumbs_down(client)
     services.handoff_claim(handoff_id=handoff.pk, user=agents["ann"])
     assert services.handoffs_sweep(now=timezone.now() + timedelta(minutes=9)) == 0
@@ -143,6 +143,17 @@ def test_silence_hands_back_to_the_bot(client, feishu, fake_server, agents):
     assert "quiet for a while" in feishu_sends(fake_server)[-1]["text"]
     assert AuditLog.objects.filter(action="handoff.timeout").count() == 1
     assert services.handoffs_sweep(now=timezone.now() + timedelta(minutes=30)) == 0  # once
+
+
+def test_a_conversation_waiting_overnight_is_not_handed_back_before_the_team_is_in(client, feishu):
+    bot, _ = feishu
+    HandoffSettings.objects.create(bot=bot, idle_timeout_minutes=30, open_days="12345", timezone="UTC")
+    handoff = two_thumbs_down(client)
+    friday_evening = datetime(2026, 12, 4, 20, 0, tzinfo=ZoneInfo("UTC"))
+    Handoff.objects.filter(pk=handoff.pk).update(requested_at=friday_evening, last_activity_at=friday_evening)
+    assert services.handoffs_sweep(now=datetime(2026, 12, 6, 12, 0, tzinfo=ZoneInfo("UTC"))) == 0  # Sunday
+    assert services.handoffs_sweep(now=datetime(2026, 12, 7, 9, 20, tzinfo=ZoneInfo("UTC"))) == 0  # Monday 09:20
+    assert services.handoffs_sweep(now=datetime(2026, 12, 7, 9, 31, tzinfo=ZoneInfo("UTC"))) == 1  # nobody came
 
 
 def test_agents_of_another_tenant_see_nothing(client, feishu, agents):
