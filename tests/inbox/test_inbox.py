@@ -165,3 +165,20 @@ def test_handoff_times_on_the_dashboard_and_in_prometheus(client, feishu, agents
     assert 'parley_handoff_waiting{tenant="im-co"} 1.0' in metrics
     ann_id = agents["ann"].pk
     assert f'parley_handoff_resolution_seconds_count{{agent="{ann_id}",bot="support",tenant="im-co"}}' in metrics
+
+
+def test_owners_set_up_handoff_and_agents_do_not(client, feishu, agents):
+    bot, channel = feishu
+    owner = signed_in(agents["owner"])
+    assert owner.get("/admin/inbox/handoffsettings/add/").status_code == 200
+    refused = owner.post(
+        "/admin/inbox/handoffsettings/add/",
+        data={"bot": bot.pk, "enabled": "on", "phrases": "转人工", "opens_at": "18:00", "closes_at": "09:00",
+              "open_days": "12389", "timezone": "Mars/Base", "idle_timeout_minutes": "30",
+              "notify_channel": channel.pk, "notify_chat_id": ""},
+    )  # fmt: skip
+    assert refused.status_code == 200  # the form again, with what is wrong
+    form = refused.context["adminform"].form
+    assert set(form.errors) == {"timezone", "open_days", "closes_at", "notify_chat_id"}
+    assert signed_in(agents["ann"]).get("/admin/inbox/handoffsettings/add/").status_code == 403
+    assert signed_in(agents["ann"]).get("/admin/inbox/cannedreply/").status_code == 403
