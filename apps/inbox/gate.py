@@ -37,7 +37,7 @@ def handoff_gate(turn: Any) -> bool:
     """True when the message was handled here (held, or a person asked for); False: carry on.
     ``turn``: the pipeline's ``Turn``, its conversation found (the session step)."""
     inbound, conv, storage = turn.inbound, turn.conversation, turn.storage
-    handoff = services.open_handoff(conv)
+    handoff = services.sender_handoff(conv)
     cfg = services.settings_for(conv.bot)
     if handoff is not None:
         language = answer_language(conv, inbound.text)

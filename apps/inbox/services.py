@@ -159,6 +159,26 @@ def open_handoff(conversation: Conversation) -> Handoff | None:
     return Handoff.objects.filter(conversation=conversation, state__in=Handoff.OPEN_STATES).first()
 
 
+def sender_handoff(conversation: Conversation) -> Handoff | None:
+    """The open handoff of ``conversation``'s sender (channel + chat + user). When it belongs to an
+    earlier conversation of theirs (closed by the bot's idle timeout while they waited), it moves to
+    this one, so a person keeps holding it. One query when nothing is open."""
+    handoff = (
+        Handoff.objects.filter(
+            state__in=Handoff.OPEN_STATES,
+            conversation__channel_id=conversation.channel_id,
+            conversation__chat_id=conversation.chat_id,
+            conversation__user_id=conversation.user_id,
+        )
+        .order_by("-requested_at")
+        .first()
+    )
+    if handoff is not None and handoff.conversation_id != conversation.pk:
+        Handoff.objects.filter(pk=handoff.pk).update(conversation=conversation)
+        handoff.conversation = conversation
+    return handoff
+
+
 def handoff_for(user: Any, handoff_id: int) -> Handoff:
     """The handoff ``handoff_id`` if ``user`` may handle its tenant. Raises ``HandoffError`` (404)."""
     handoff = (

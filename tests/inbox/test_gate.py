@@ -112,3 +112,17 @@ def test_a_timeout_hands_back_and_the_bot_answers_again(client, feishu, fake_ser
     user_writes(client, "ev-2", QUESTION)
     assert feishu_sends(fake_server)[-1]["text"] in (ANSWER, "Bot again.")  # the bot, from knowledge or its model
     assert Handoff.objects.get().ended_by == "timeout"
+
+
+def test_the_handoff_follows_the_user_into_a_new_conversation(client, feishu, fake_server, agents):
+    """The bot's idle timeout closed the conversation while the user waited overnight: their next
+    message starts a new one, and the person still holds it."""
+    from apps.conversations.models import Conversation
+
+    user_writes(client, "ev-1", "/human")
+    Conversation.objects.update(last_activity_at=timezone.now() - timedelta(days=1))
+    sent = len(feishu_sends(fake_server))
+    user_writes(client, "ev-2", QUESTION)
+    assert len(feishu_sends(fake_server)) == sent  # held: the bot said nothing
+    new = Conversation.objects.get(status="active")
+    assert Handoff.objects.get().conversation == new
