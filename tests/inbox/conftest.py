@@ -12,6 +12,7 @@ from tests.factories import make_bot, make_channel, make_knowledge, make_tenant,
 from tests.fakes.platforms import as_meta, sample_json
 from tests.platforms.conftest import ANSWER, FEISHU_CREDENTIALS, QUESTION
 from tests.platforms.feishu.fake import feishu_event, install_feishu
+from tests.platforms.web.conftest import _fresh_layer  # noqa: F401 - a channel layer of its own per test
 
 URL = "/webhooks/feishu/feishu-main/"
 KEY = FEISHU_CREDENTIALS["encrypt_key"]

@@ -17,7 +17,7 @@ from django.core.cache import cache
 
 from tests.factories import PASSWORD, make_bot, make_channel, make_model, make_tenant, make_user
 from tests.fakes.llm import FakeOpenAI
-from tests.webchat.live import LiveParley
+from tests.platforms.web.live import LiveParley
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

@@ -7,7 +7,6 @@ import json
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
-from channels.layers import get_channel_layer
 from django.test import Client
 
 from apps.conversations.models import Feedback
@@ -19,14 +18,6 @@ from .conftest import QUESTION, answers, feishu_sends, user_writes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HOST = "testserver"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_layer():
-    yield
-    layer = get_channel_layer()
-    if hasattr(layer, "flush"):
-        async_to_sync(layer.flush)()
 
 
 def signed_in(user) -> Client:
