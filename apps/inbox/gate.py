@@ -38,7 +38,7 @@ def handoff_gate(turn: Any) -> bool:
     ``turn``: the pipeline's ``Turn``, its conversation found (the session step)."""
     inbound, conv, storage = turn.inbound, turn.conversation, turn.storage
     handoff = services.sender_handoff(conv)
-    cfg = services.settings_for(conv.bot)
+    cfg = services.gate_settings(conv.bot)
     if handoff is not None:
         language = answer_language(conv, inbound.text)
         storage.store_user_turn(turn, language=language)

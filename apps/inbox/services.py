@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings as django_settings
 from django.db import IntegrityError, transaction
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -34,6 +35,7 @@ from apps.core.audit import audit_record
 from apps.core.language import detect_language
 from apps.core.pii import mask_text
 from apps.core.tasks import enqueue
+from apps.core.ttlcache import TTLCache
 from apps.tenants.selectors import HANDOFF_ROLES, can_handle_handoffs, can_manage, tenant_ids_for
 
 from . import live, metrics
@@ -79,6 +81,27 @@ def settings_for(bot: Bot) -> HandoffSettings:
         return bot.handoff_settings
     except HandoffSettings.DoesNotExist:
         return HandoffSettings(bot=bot)
+
+
+#: Handoff settings by bot id, for the gate every message passes (a few seconds old is good enough;
+#: saving or deleting settings clears it at once in this process).
+_gate_settings: TTLCache[int, HandoffSettings | None] = TTLCache(
+    lambda: django_settings.PARLEY_CHANNEL_CACHE_SECONDS, max_keys=10_000
+)
+
+
+def gate_settings(bot: Bot) -> HandoffSettings:
+    """``settings_for(bot)`` as the pipeline's gate reads it: from a short per-process cache."""
+    row = _gate_settings.get(bot.pk, lambda: HandoffSettings.objects.filter(bot_id=bot.pk).first())
+    return row if row is not None else HandoffSettings(bot=bot)
+
+
+def forget_gate_settings(**_: Any) -> None:
+    _gate_settings.clear()
+
+
+post_save.connect(forget_gate_settings, sender=HandoffSettings, dispatch_uid="inbox-forget-gate-settings")
+post_delete.connect(forget_gate_settings, sender=HandoffSettings, dispatch_uid="inbox-forget-gate-settings-del")
 
 
 def _zone(cfg: HandoffSettings) -> ZoneInfo:

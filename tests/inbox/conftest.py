@@ -21,6 +21,15 @@ USER_OPEN_ID = "ou_84aad35d084aa403a838cf73ee18467"
 __all__ = ["ANSWER", "QUESTION"]
 
 
+@pytest.fixture(autouse=True)
+def _forget_gate_settings():
+    from apps.inbox.services import forget_gate_settings
+
+    forget_gate_settings()  # rows rolled back between tests send no signal
+    yield
+    forget_gate_settings()
+
+
 @pytest.fixture
 def feishu(transactional_db, fake_server):
     """``(bot, channel)``: a bot that answers QUESTION with ANSWER, on a Feishu channel."""
