@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install install-test worker beat bench clean
+.PHONY: run test lint install install-test worker beat bench clean messages
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,13 @@ lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/lint-imports --no-logo
+
+## Translations (docs/i18n.md): collect every marked text into locale/zh_Hans/LC_MESSAGES/django.po,
+## then compile the .mo that is committed beside it. Fill in the new empty msgstr entries in between.
+MESSAGES_IGNORE := --ignore=.venv --ignore=var --ignore=tests --ignore=bench --ignore=docs --ignore=deploy --ignore=static
+messages: install
+	$(BIN)/python manage.py makemessages -l zh_Hans --no-location --no-wrap --no-obsolete $(MESSAGES_IGNORE)
+	$(BIN)/python manage.py compilemessages -l zh_Hans $(MESSAGES_IGNORE)
 
 worker: install
 	$(BIN)/celery -A config worker -P threads -c 32 -Q default,llm,webhooks -l INFO

@@ -160,9 +160,13 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apps.core.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The page's language: the browser's (Accept-Language) or the language cookie, then (below,
+    # once the user is known) a signed-in staff user's stored choice (docs/i18n.md).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.accounts.middleware.StaffLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.setup.middleware.SetupRedirectMiddleware",
@@ -181,6 +185,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
@@ -255,7 +260,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en"
+# Each language named in itself (the switch shows them so). Catalogues: locale/ (docs/i18n.md).
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_NAME = "parley_language"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
@@ -549,6 +557,8 @@ UNFOLD = {
     "SITE_URL": "/admin/",
     "SHOW_HISTORY": False,
     "SHOW_VIEW_ON_SITE": False,
+    # The language switch in the user menu; choosing stores the signed-in user's preference.
+    "SHOW_LANGUAGES": True,
     "DASHBOARD_CALLBACK": "apps.console.dashboard.dashboard_callback",
     "STYLES": ["apps.console.dashboard.stylesheet"],
     "SIDEBAR": {"show_search": False, "show_all_applications": False, "navigation": "apps.console.navigation.sidebar"},

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from apps.accounts.signin import AdminSignInForm
-from apps.accounts.views import SessionTokenView, admin_login, admin_logout
+from apps.accounts.views import SessionTokenView, admin_login, admin_logout, set_language
 from apps.core import metrics_views
 from apps.core import views as core_views
 from apps.setup import views as setup_views
@@ -16,6 +16,7 @@ urlpatterns = [
     path("feedback/", include("apps.conversations.feedback_urls")),
     path("", include("apps.channels.platforms.web.urls")),
     path("metrics", metrics_views.metrics_view, name="metrics"),
+    path("i18n/setlang/", set_language, name="set_language"),
     path("auth/oidc/", include("apps.accounts.urls")),
     path("api/v1/auth/session-token/", SessionTokenView.as_view(), name="session_token"),
     path("api/", include("config.api_urls")),

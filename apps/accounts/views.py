@@ -293,3 +293,21 @@ def admin_login(request: HttpRequest) -> HttpResponse:
         response.status_code = 429
         response["Retry-After"] = str(math.ceil(locked))
     return response
+
+
+@require_POST
+def set_language(request: HttpRequest) -> HttpResponse:
+    """The language switch (the console's user menu, the sign-in page): Django's ``set_language``
+    (cookie, redirect to ``next``), and for a signed-in staff user the choice is stored too, so it
+    follows them to another browser (docs/i18n.md)."""
+    from django.views.i18n import set_language as django_set_language
+
+    from .middleware import SESSION_KEY
+    from .models import StaffPreference
+
+    language = request.POST.get("language", "")
+    valid = language in {code for code, _name in settings.LANGUAGES}
+    if valid and request.user.is_authenticated:
+        StaffPreference.objects.update_or_create(user=request.user, defaults={"language": language})
+        request.session[SESSION_KEY] = language
+    return django_set_language(request)

@@ -69,8 +69,6 @@ def _shoot(page, name: str) -> None:
 
 @pytest.mark.parametrize("lang", ["en", "zh-hans"])
 def test_first_hour_walk(lang, settings):
-    if lang != "en" and "django.middleware.locale.LocaleMiddleware" not in settings.MIDDLEWARE:
-        pytest.skip("the admin follows the browser's language only with LocaleMiddleware (console i18n work)")
     from playwright.sync_api import expect, sync_playwright
 
     from apps.setup.services import setup_token
