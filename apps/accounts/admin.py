@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
+from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
@@ -21,14 +22,15 @@ class StaffUserAdmin(UserAdmin, ModelAdmin):
     change_password_form = AdminPasswordChangeForm
     actions = ["unlock_signin"]
 
-    @admin.action(description="Clear failed sign-ins and end a lockout")
+    @admin.action(description=_("Clear failed sign-ins and end a lockout"))
     def unlock_signin(self, request, queryset):
         names = list(queryset.values_list("username", flat=True))
         for username in names:
             unlock_signin(username=username, actor=request.user)
         self.message_user(
             request,
-            f"Sign-in unlocked for {len(names)} user(s): {', '.join(names[:20])}{' …' if len(names) > 20 else ''}.",
+            _("Sign-in unlocked for %(count)d user(s): %(names)s.")
+            % {"count": len(names), "names": ", ".join(names[:20]) + (" …" if len(names) > 20 else "")},
             messages.SUCCESS,
         )
 

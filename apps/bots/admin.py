@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin_mixins import TenantScopedAdmin, TenantScopedInline
 
@@ -8,8 +9,8 @@ from .models import Bot, BotFallback, KnowledgeEntry
 class BotFallbackInline(TenantScopedInline):
     model = BotFallback
     fields = ("position", "model")
-    verbose_name = "fallback model"
-    verbose_name_plural = "fallback models (tried in order when the primary fails or is slow)"
+    verbose_name = _("fallback model")
+    verbose_name_plural = _("fallback models (tried in order when the primary fails or is slow)")
 
 
 @admin.register(Bot)
@@ -20,10 +21,10 @@ class BotAdmin(TenantScopedAdmin):
     search_fields = ("name", "slug", "system_prompt")
     fieldsets = (
         (None, {"fields": ("tenant", "slug", "name", "enabled")}),
-        ("Persona", {"fields": ("system_prompt", "greeting", "help_text", "failure_text")}),
-        ("Models", {"fields": ("model", "language_routes")}),
+        (_("Persona"), {"fields": ("system_prompt", "greeting", "help_text", "failure_text")}),
+        (_("Models"), {"fields": ("model", "language_routes")}),
         (
-            "Conversation rules",
+            _("Conversation rules"),
             {
                 "fields": (
                     "context_max_tokens",
@@ -38,7 +39,7 @@ class BotAdmin(TenantScopedAdmin):
                 )
             },
         ),
-        ("Privacy and feedback", {"fields": ("pii_policy", "retention_days", "feedback_links")}),
+        (_("Privacy and feedback"), {"fields": ("pii_policy", "retention_days", "feedback_links")}),
     )
 
 

@@ -3,6 +3,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 from unfold.decorators import action
 
 from apps.core.admin_mixins import TenantScopedAdmin
@@ -24,40 +25,40 @@ class ChannelAdmin(TenantScopedAdmin):
     readonly_fields = ("webhook_url_display", "connection_status", "send_test_link")
     fieldsets = (
         (None, {"fields": ("bot", "platform", "key", "name", "mode", "enabled")}),
-        ("Platform", {"fields": ("credentials", "api_base", "allowed_origins")}),
-        ("Connect", {"fields": ("webhook_url_display", "connection_status", "send_test_link")}),
+        (_("Platform"), {"fields": ("credentials", "api_base", "allowed_origins")}),
+        (_("Connect"), {"fields": ("webhook_url_display", "connection_status", "send_test_link")}),
     )
 
-    @admin.display(description="Webhook / chat URL")
+    @admin.display(description=_("Webhook / chat URL"))
     def webhook_link(self, obj: Channel) -> str:
         return obj.webhook_url
 
-    @admin.display(description="URL to paste into the platform console")
+    @admin.display(description=_("URL to paste into the platform console"))
     def webhook_url_display(self, obj: Channel) -> str:
         if not obj.pk:
-            return "Shown after the channel is saved."
+            return _("Shown after the channel is saved.")
         if obj.mode == Channel.Mode.LONG_CONNECTION:
-            return "None needed: Parley connects out to the platform (see Long connection below)."
+            return _("None needed: Parley connects out to the platform (see Long connection below).")
         return format_html("<code>{}</code>", obj.webhook_url)
 
-    @admin.display(description="Long connection")
+    @admin.display(description=_("Long connection"))
     def connection(self, obj: Channel) -> str:
         return connection_status.describe(obj)
 
-    @admin.display(description="Long connection")
+    @admin.display(description=_("Long connection"))
     def connection_status(self, obj: Channel) -> str:
         if not obj.pk:
-            return "Shown after the channel is saved."
+            return _("Shown after the channel is saved.")
         if obj.mode != Channel.Mode.LONG_CONNECTION:
-            return "Not used: the platform calls the webhook URL."
+            return _("Not used: the platform calls the webhook URL.")
         return connection_status.describe(obj)
 
-    @admin.display(description="Test")
+    @admin.display(description=_("Test"))
     def send_test_link(self, obj: Channel) -> str:
         if not obj.pk or obj.platform == Channel.Platform.WEB:
             return "—"
         url = reverse("admin:im_channels_channel_send_test", args=[obj.pk])
-        return format_html('<a class="button" href="{}">Send a test message</a>', url)
+        return format_html('<a class="button" href="{}">{}</a>', url, _("Send a test message"))
 
     actions_detail = ["send_test_message"]
 
@@ -70,7 +71,7 @@ class ChannelAdmin(TenantScopedAdmin):
             return []
         return super().get_actions_detail(request, object_id)
 
-    @action(description="Send a test message", url_path="test-message", icon="send")
+    @action(description=_("Send a test message"), url_path="test-message", icon="send")
     def send_test_message(self, request, object_id):
         """The change page's "Test" button: the send-test form below (same service as before)."""
         return redirect("admin:im_channels_channel_send_test", int(object_id))
@@ -104,7 +105,7 @@ class ChannelAdmin(TenantScopedAdmin):
             return redirect("admin:im_channels_channel_change", pk)
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Send a test message — {channel}",
+            "title": _("Send a test message — %(channel)s") % {"channel": channel},
             "form": form,
             "channel": channel,
             "opts": self.model._meta,

@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.crypto import mask_secret
 
@@ -26,8 +27,10 @@ class ChannelForm(forms.ModelForm):
 
     credentials = CredentialsField(
         required=False,
-        help_text='JSON object, e.g. {"app_id": "…", "app_secret": "…"}. Saved secrets appear masked; '
-        "leave a masked value as it is to keep it.",
+        help_text=_(
+            'JSON object, e.g. {"app_id": "…", "app_secret": "…"}. Saved secrets appear masked; '
+            "leave a masked value as it is to keep it."
+        ),
     )
 
     class Meta:
@@ -44,9 +47,12 @@ class ChannelForm(forms.ModelForm):
         try:
             value = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from exc
+            raise forms.ValidationError(
+                _("Not valid JSON: %(error)s (line %(line)d, column %(column)d).")
+                % {"error": exc.msg, "line": exc.lineno, "column": exc.colno}
+            ) from exc
         if not isinstance(value, dict) or not all(isinstance(v, str | int) for v in value.values()):
-            raise forms.ValidationError("Credentials must be a JSON object of names to text values.")
+            raise forms.ValidationError(_("Credentials must be a JSON object of names to text values."))
         saved = self.instance.credentials if self.instance.pk else {}
         masks = masked_credentials(saved)
         merged = {}
@@ -74,6 +80,6 @@ class ChannelForm(forms.ModelForm):
 
 
 class SendTestForm(forms.Form):
-    chat_id = forms.CharField(max_length=200, help_text="Chat, group or conversation id on the platform.")
-    user_id = forms.CharField(max_length=200, required=False, help_text="User id, where the platform needs one.")
+    chat_id = forms.CharField(max_length=200, help_text=_("Chat, group or conversation id on the platform."))
+    user_id = forms.CharField(max_length=200, required=False, help_text=_("User id, where the platform needs one."))
     is_group = forms.BooleanField(required=False)

@@ -2,13 +2,14 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from apps.core import netguard
 from apps.core.fields import EncryptedJSONField
 
 from .platforms.registry import choices as platform_choices
 
-key_validator = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$", "3–64 letters, digits, '-' or '_'.")
+key_validator = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$", _("3–64 letters, digits, '-' or '_'."))
 
 
 class Channel(models.Model):
@@ -18,28 +19,37 @@ class Channel(models.Model):
     Platform = models.TextChoices("Platform", [(name.upper(), (name, label)) for name, label in platform_choices()])
 
     class Mode(models.TextChoices):
-        WEBHOOK = "webhook", "Webhook (platform calls Parley)"
-        LONG_CONNECTION = "long_connection", "Long connection (Parley connects out)"
+        WEBHOOK = "webhook", _("Webhook (platform calls Parley)")
+        LONG_CONNECTION = "long_connection", _("Long connection (Parley connects out)")
 
-    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="channels")
-    platform = models.CharField(max_length=16, choices=Platform.choices)
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="channels", verbose_name=_("bot"))
+    platform = models.CharField(max_length=16, choices=Platform.choices, verbose_name=_("platform"))
     key = models.CharField(
         max_length=64,
         unique=True,
         validators=[key_validator],
-        help_text="Public key used in /webhooks/<platform>/<key>/ and /ws/chat/<key>/.",
+        help_text=_("Public key used in /webhooks/<platform>/<key>/ and /ws/chat/<key>/."),
+        verbose_name=_("key"),
     )
-    name = models.CharField(max_length=200, blank=True)
-    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.WEBHOOK)
-    credentials = EncryptedJSONField(help_text="Platform secrets; stored encrypted.")
-    api_base = models.URLField(max_length=300, blank=True, help_text="Override of the platform's API base URL.")
-    allowed_origins = models.TextField(blank=True, help_text="Web chat: origins allowed to embed it, one per line.")
-    enabled = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    name = models.CharField(max_length=200, blank=True, verbose_name=_("name"))
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.WEBHOOK, verbose_name=_("mode"))
+    credentials = EncryptedJSONField(help_text=_("Platform secrets; stored encrypted."), verbose_name=_("credentials"))
+    api_base = models.URLField(
+        max_length=300, blank=True, help_text=_("Override of the platform's API base URL."), verbose_name=_("api base")
+    )
+    allowed_origins = models.TextField(
+        blank=True,
+        help_text=_("Web chat: origins allowed to embed it, one per line."),
+        verbose_name=_("allowed origins"),
+    )
+    enabled = models.BooleanField(default=True, verbose_name=_("enabled"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
         ordering = ["key"]
+        verbose_name = _("channel")
+        verbose_name_plural = _("channels")
 
     def __str__(self) -> str:
         return f"{self.key} ({self.platform})"

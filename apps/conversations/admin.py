@@ -38,9 +38,9 @@ REVEAL_SESSION_KEY = "parley_reveal"
 REVEAL_SECONDS = 15 * 60
 
 
-PII_SEARCH_REFUSED = (
+PII_SEARCH_REFUSED = _(
     "Searching for personal data (phone numbers, e-mail addresses, id or card numbers) needs the "
-    "“reveal PII” permission. 按个人信息（手机号、邮箱、证件号、卡号）搜索需要“查看个人信息”权限。"
+    "“reveal PII” permission."
 )
 
 
@@ -61,7 +61,7 @@ class ConversationLogAdmin(TenantScopedAdmin):
 
 # --- list filters -------------------------------------------------------------------------------
 class RatingFilter(admin.SimpleListFilter):
-    title = "rating"
+    title = _("rating")
     parameter_name = "rating"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
@@ -75,20 +75,20 @@ class _AnswerFlagFilter(admin.SimpleListFilter):
     flag = ""
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
-        return (("1", "Yes"), ("0", "No"))
+        return (("1", _("Yes")), ("0", _("No")))
 
     def queryset(self, request: HttpRequest, queryset: Any) -> Any:
         return selectors.filter_by_answer_flag(queryset, self.flag, self.value())
 
 
 class FallbackFilter(_AnswerFlagFilter):
-    title = "fallback used"
+    title = _("fallback used")
     parameter_name = "fallback"
     flag = "fallback_used"
 
 
 class FailedFilter(_AnswerFlagFilter):
-    title = "failed answer"
+    title = _("failed answer")
     parameter_name = "failed"
     flag = "failed"
 
@@ -96,7 +96,7 @@ class FailedFilter(_AnswerFlagFilter):
 class DateRangeFilter(admin.ListFilter):
     """From / to dates (inclusive) in a small form on the filter sidebar."""
 
-    title = "date range"
+    title = _("date range")
     template = "admin/conversations/date_range_filter.html"
     parameter_names = ("date_from", "date_to")
 
@@ -149,18 +149,18 @@ class ConversationAdmin(ConversationLogAdmin):
     )
     # Message text only: searching names would let anyone probe for a person's presence.
     search_fields = ("messages__text",)
-    search_help_text = "Search the text of the messages."
+    search_help_text = _("Search the text of the messages.")
     list_select_related = ("tenant", "bot", "channel")
     change_list_template = "admin/conversations/conversation/change_list.html"
 
-    @admin.display(description="platform", ordering="channel__platform")
+    @admin.display(description=_("platform"), ordering="channel__platform")
     def platform(self, obj: Conversation) -> str:
         return obj.channel.get_platform_display()
 
-    @admin.display(description="user")
+    @admin.display(description=_("user"))
     def user(self, obj: Conversation) -> str:
         if obj.is_group:
-            return "(group)"
+            return _("(group)")
         return selectors.masked_name(obj.user_name, reveal=False) or mask_text(obj.user_id)
 
     def get_urls(self) -> list:
@@ -218,7 +218,7 @@ class ConversationAdmin(ConversationLogAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"Conversation #{conv.pk}",
+            "title": _("Conversation #%(number)s") % {"number": conv.pk},
             "subtitle": None,
             "original": conv,
             "conversation": conv,
@@ -288,7 +288,7 @@ class ConversationAdmin(ConversationLogAdmin):
             raise PermissionDenied(str(exc))
         except review.ReviewError as exc:
             return HttpResponseBadRequest(str(exc))
-        self.message_user(request, f"Review of answer #{message.pk} saved.", messages.SUCCESS)
+        self.message_user(request, _("Review of answer #%(number)s saved.") % {"number": message.pk}, messages.SUCCESS)
         return self._back(message.conversation_id, message.pk)
 
     def knowledge_view(self, request: HttpRequest, object_id: int, message_id: int) -> HttpResponse:
@@ -306,7 +306,7 @@ class ConversationAdmin(ConversationLogAdmin):
         self.message_user(
             request,
             format_html(
-                "Knowledge entry #{} added to {}: the bot now answers this question with the correction.",
+                _("Knowledge entry #{} added to {}: the bot now answers this question with the correction."),
                 entry.pk,
                 message.conversation.bot,
             ),
@@ -320,15 +320,15 @@ class ConversationAdmin(ConversationLogAdmin):
         row per message) or JSON Lines (one conversation per line). Masked unless ``unmasked`` and
         the user may reveal PII; every export is audited."""
         if fmt not in ("csv", "jsonl"):
-            return HttpResponseBadRequest("format must be csv or jsonl")
+            return HttpResponseBadRequest(_("The export format must be csv or jsonl."))
         if not self.has_view_permission(request):
             raise PermissionDenied
         if unmasked and not review.can_reveal_pii(request.user):
-            raise PermissionDenied("exporting unmasked data needs the conversations.reveal_pii permission")
+            raise PermissionDenied(_("exporting unmasked data needs the conversations.reveal_pii permission"))
         try:
             cl = self.get_changelist_instance(request)
         except IncorrectLookupParameters:
-            return HttpResponseBadRequest("unknown filter")
+            return HttpResponseBadRequest(_("Unknown filter."))
         qs = cl.get_queryset(request)
         # Reveal per tenant: a revealer sees unmasked text only for tenants they can read, which
         # the changelist queryset already guarantees.
@@ -348,7 +348,9 @@ class ConversationAdmin(ConversationLogAdmin):
             response = StreamingHttpResponse(
                 selectors.export_jsonl(qs, reveal=unmasked), content_type="application/x-ndjson; charset=utf-8"
             )
-        response["Content-Disposition"] = f'attachment; filename="conversations-{stamp}.{fmt}"'
+        # The file says what it holds: a masked and an unmasked export never share a name.
+        kind = "unmasked" if unmasked else "masked"
+        response["Content-Disposition"] = f'attachment; filename="conversations-{stamp}-{kind}.{fmt}"'
         response["Cache-Control"] = "no-store"
         return response
 
@@ -401,7 +403,7 @@ class MessageAdmin(_OpensTranscript, ConversationLogAdmin):
     search_fields = ("text",)
     list_select_related = ("conversation",)
 
-    @admin.display(description="text")
+    @admin.display(description=_("text"))
     def short_text(self, obj: Message) -> str:
         return mask_text(obj.text[:200])[:80]
 
@@ -417,7 +419,7 @@ class FeedbackAdmin(_OpensTranscript, ConversationLogAdmin):
     search_fields = ("comment",)
     list_select_related = ("message",)
 
-    @admin.display(description="comment")
+    @admin.display(description=_("comment"))
     def short_comment(self, obj: Feedback) -> str:
         return mask_text(obj.comment[:200])[:80]
 
@@ -436,11 +438,11 @@ class InboundMessageAdmin(ConversationLogAdmin):
     exclude = ("raw", "text", "user_name", "reply_context")
     readonly_fields = ("masked_text", "masked_user_name")
 
-    @admin.display(description="text")
+    @admin.display(description=_("text"))
     def masked_text(self, obj: InboundMessage) -> str:
         return mask_text(obj.text)
 
-    @admin.display(description="user name")
+    @admin.display(description=_("user name"))
     def masked_user_name(self, obj: InboundMessage) -> str:
         return selectors.masked_name(obj.user_name, reveal=False)
 

@@ -7,24 +7,32 @@ class Conversation(models.Model):
     """A session keyed by channel + chat + user (one per chat in group chats). Its context lives here."""
 
     class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        CLOSED = "closed", "Closed"
+        ACTIVE = "active", _("Active")
+        CLOSED = "closed", _("Closed")
 
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="conversations")
-    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="conversations")
-    channel = models.ForeignKey("im_channels.Channel", on_delete=models.CASCADE, related_name="conversations")
-    chat_id = models.CharField(max_length=200)
-    user_id = models.CharField(max_length=200, blank=True, help_text="Empty for group conversations.")
-    user_name = models.CharField(max_length=200, blank=True)
-    is_group = models.BooleanField(default=False)
-    language = models.CharField(max_length=8, blank=True)
-    language_pinned = models.BooleanField(
-        default=False, help_text="Set by /lang: answer in this language whatever the user writes in."
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="conversations", verbose_name=_("tenant")
     )
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
-    flagged = models.BooleanField(default=False)
-    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    last_activity_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="conversations", verbose_name=_("bot"))
+    channel = models.ForeignKey(
+        "im_channels.Channel", on_delete=models.CASCADE, related_name="conversations", verbose_name=_("channel")
+    )
+    chat_id = models.CharField(max_length=200, verbose_name=_("chat id"))
+    user_id = models.CharField(
+        max_length=200, blank=True, help_text=_("Empty for group conversations."), verbose_name=_("user id")
+    )
+    user_name = models.CharField(max_length=200, blank=True, verbose_name=_("user name"))
+    is_group = models.BooleanField(default=False, verbose_name=_("is group"))
+    language = models.CharField(max_length=8, blank=True, verbose_name=_("language"))
+    language_pinned = models.BooleanField(
+        default=False,
+        help_text=_("Set by /lang: answer in this language whatever the user writes in."),
+        verbose_name=_("language pinned"),
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE, verbose_name=_("status"))
+    flagged = models.BooleanField(default=False, verbose_name=_("flagged"))
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("started at"))
+    last_activity_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("last activity at"))
 
     class Meta:
         ordering = ["-last_activity_at"]
@@ -37,6 +45,8 @@ class Conversation(models.Model):
                 name="uniq_active_conversation",
             ),
         ]
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.channel_id}:{self.chat_id}"
@@ -56,48 +66,66 @@ class Message(models.Model):
     """One turn: what a user said, or what the bot answered with the figures of how it got there."""
 
     class Role(models.TextChoices):
-        USER = "user", "User"
-        ASSISTANT = "assistant", "Assistant"
-        SYSTEM = "system", "System"
+        USER = "user", _("User")
+        ASSISTANT = "assistant", _("Assistant")
+        SYSTEM = "system", _("System")
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages", verbose_name=_("conversation")
+    )
     inbound = models.ForeignKey(
         "InboundMessage",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="messages",
-        help_text="The inbound message this turn came from or answers.",
+        help_text=_("The inbound message this turn came from or answers."),
+        verbose_name=_("inbound"),
     )
-    role = models.CharField(max_length=16, choices=Role.choices)
-    text = models.TextField()
-    author_id = models.CharField(max_length=200, blank=True, help_text="The end user who wrote it (group chats).")
-    author_name = models.CharField(max_length=200, blank=True)
-    language = models.CharField(max_length=8, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    role = models.CharField(max_length=16, choices=Role.choices, verbose_name=_("role"))
+    text = models.TextField(verbose_name=_("text"))
+    author_id = models.CharField(
+        max_length=200, blank=True, help_text=_("The end user who wrote it (group chats)."), verbose_name=_("author id")
+    )
+    author_name = models.CharField(max_length=200, blank=True, verbose_name=_("author name"))
+    language = models.CharField(max_length=8, blank=True, verbose_name=_("language"))
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("created at"))
     # Answer figures (assistant messages).
     model_config = models.ForeignKey(
-        "llm.ModelConfig", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "llm.ModelConfig",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("model config"),
     )
-    model_name = models.CharField(max_length=200, blank=True)
-    provider = models.CharField(max_length=16, blank=True)
-    latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    tokens_in = models.PositiveIntegerField(default=0)
-    tokens_out = models.PositiveIntegerField(default=0)
-    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
-    attempts = models.JSONField(default=list, blank=True, help_text="Every model attempt: model, outcome, latency.")
+    model_name = models.CharField(max_length=200, blank=True, verbose_name=_("model name"))
+    provider = models.CharField(max_length=16, blank=True, verbose_name=_("provider"))
+    latency_ms = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("latency ms"))
+    tokens_in = models.PositiveIntegerField(default=0, verbose_name=_("tokens in"))
+    tokens_out = models.PositiveIntegerField(default=0, verbose_name=_("tokens out"))
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0, verbose_name=_("cost"))
+    attempts = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_("Every model attempt: model, outcome, latency."),
+        verbose_name=_("attempts"),
+    )
     knowledge_sources = models.JSONField(
         default=list,
         blank=True,
-        help_text="Knowledge-base passages the answer was given: number, document, section, scores.",
+        help_text=_("Knowledge-base passages the answer was given: number, document, section, scores."),
+        verbose_name=_("knowledge sources"),
     )
-    fallback_used = models.BooleanField(default=False)
-    cached = models.BooleanField(default=False)
-    source = models.CharField(max_length=16, blank=True, help_text="model, knowledge, cache, command, system.")
-    failed = models.BooleanField(default=False)
-    interrupted = models.BooleanField(default=False)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    platform_message_id = models.CharField(max_length=200, blank=True)
+    fallback_used = models.BooleanField(default=False, verbose_name=_("fallback used"))
+    cached = models.BooleanField(default=False, verbose_name=_("cached"))
+    source = models.CharField(
+        max_length=16, blank=True, help_text=_("model, knowledge, cache, command, system."), verbose_name=_("source")
+    )
+    failed = models.BooleanField(default=False, verbose_name=_("failed"))
+    interrupted = models.BooleanField(default=False, verbose_name=_("interrupted"))
+    delivered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("delivered at"))
+    platform_message_id = models.CharField(max_length=200, blank=True, verbose_name=_("platform message id"))
     # Delivery apart from the message's claims (apps/conversations/delivery.py): a reply the platform
     # did not take at once is handed over (pending) and retried with growing backoff for hours.
     delivery_state = models.CharField(
@@ -107,8 +135,10 @@ class Message(models.Model):
     next_delivery_at = models.DateTimeField(_("next delivery attempt"), null=True, blank=True)
     delivery_error = models.TextField(_("delivery error"), blank=True)
     # Review.
-    flagged = models.BooleanField(default=False)
-    correction = models.TextField(blank=True, help_text="The answer a reviewer says it should have been.")
+    flagged = models.BooleanField(default=False, verbose_name=_("flagged"))
+    correction = models.TextField(
+        blank=True, help_text=_("The answer a reviewer says it should have been."), verbose_name=_("correction")
+    )
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -121,6 +151,8 @@ class Message(models.Model):
                 condition=models.Q(delivery_state="pending"),
             ),
         ]
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:60]}"
@@ -144,42 +176,62 @@ class InboundMessage(models.Model):
     """
 
     class Status(models.TextChoices):
-        RECEIVED = "received", "Received"
-        PROCESSING = "processing", "Processing"
-        ANSWERED = "answered", "Answered"
-        MERGED = "merged", "Merged into a later message"
-        INTERRUPTED = "interrupted", "Interrupted by a newer message"
-        RATE_LIMITED = "rate_limited", "Refused by a rate limit"
-        IGNORED = "ignored", "Ignored"
-        HELD = "held", "Held for a person (human handoff)"
-        FAILED = "failed", "Failed"
+        RECEIVED = "received", _("Received")
+        PROCESSING = "processing", _("Processing")
+        ANSWERED = "answered", _("Answered")
+        MERGED = "merged", _("Merged into a later message")
+        INTERRUPTED = "interrupted", _("Interrupted by a newer message")
+        RATE_LIMITED = "rate_limited", _("Refused by a rate limit")
+        IGNORED = "ignored", _("Ignored")
+        HELD = "held", _("Held for a person (human handoff)")
+        FAILED = "failed", _("Failed")
 
-    channel = models.ForeignKey("im_channels.Channel", on_delete=models.CASCADE, related_name="inbound")
-    platform_message_id = models.CharField(max_length=200)
-    chat_id = models.CharField(max_length=200)
-    user_id = models.CharField(max_length=200, blank=True)
-    user_name = models.CharField(max_length=200, blank=True)
-    is_group = models.BooleanField(default=False)
-    text = models.TextField(blank=True)
-    raw = models.JSONField(default=dict, blank=True, help_text="The platform's payload (minus secrets).")
-    reply_context = models.JSONField(default=dict, blank=True, help_text="What the adapter needs to reply.")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    channel = models.ForeignKey(
+        "im_channels.Channel", on_delete=models.CASCADE, related_name="inbound", verbose_name=_("channel")
+    )
+    platform_message_id = models.CharField(max_length=200, verbose_name=_("platform message id"))
+    chat_id = models.CharField(max_length=200, verbose_name=_("chat id"))
+    user_id = models.CharField(max_length=200, blank=True, verbose_name=_("user id"))
+    user_name = models.CharField(max_length=200, blank=True, verbose_name=_("user name"))
+    is_group = models.BooleanField(default=False, verbose_name=_("is group"))
+    text = models.TextField(blank=True, verbose_name=_("text"))
+    raw = models.JSONField(
+        default=dict, blank=True, help_text=_("The platform's payload (minus secrets)."), verbose_name=_("raw")
+    )
+    reply_context = models.JSONField(
+        default=dict, blank=True, help_text=_("What the adapter needs to reply."), verbose_name=_("reply context")
+    )
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True, verbose_name=_("status")
+    )
+    attempts = models.PositiveSmallIntegerField(default=0, verbose_name=_("attempts"))
     interrupts = models.BooleanField(
-        default=True, help_text="A newer message that makes its sender's answer in progress obsolete (not a command)."
+        default=True,
+        help_text=_("A newer message that makes its sender's answer in progress obsolete (not a command)."),
+        verbose_name=_("interrupts"),
     )
     refused_by = models.CharField(
-        max_length=8, blank=True, help_text="The rate limit that refused it when it arrived: user or bot."
+        max_length=8,
+        blank=True,
+        help_text=_("The rate limit that refused it when it arrived: user or bot."),
+        verbose_name=_("refused by"),
     )
-    error = models.TextField(blank=True)
-    trace_id = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True, verbose_name=_("error"))
+    trace_id = models.CharField(max_length=64, blank=True, verbose_name=_("trace id"))
     conversation = models.ForeignKey(
-        Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound"
+        Conversation,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="inbound",
+        verbose_name=_("conversation"),
     )
-    reply = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    reply = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("reply")
+    )
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("received at"))
+    claimed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("claimed at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
 
     class Meta:
         ordering = ["-received_at"]
@@ -190,6 +242,8 @@ class InboundMessage(models.Model):
             models.Index(fields=["status", "claimed_at"], name="inbound_sweep_idx"),
             models.Index(fields=["channel", "chat_id", "user_id"], name="inbound_sender_idx"),
         ]
+        verbose_name = _("inbound message")
+        verbose_name_plural = _("inbound messages")
 
     def __str__(self) -> str:
         return f"{self.channel_id}:{self.platform_message_id} ({self.status})"
@@ -199,18 +253,23 @@ class Feedback(models.Model):
     """An end user's rating of one answer (1–5 stars, or thumbs: up = 5, down = 1)."""
 
     class Source(models.TextChoices):
-        PAGE = "page", "Feedback page"
-        BUTTON = "button", "Inline button"
+        PAGE = "page", _("Feedback page")
+        BUTTON = "button", _("Inline button")
 
-    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="feedback")
-    rating = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(5)])
-    comment = models.TextField(blank=True, max_length=2000)
-    source = models.CharField(max_length=8, choices=Source.choices, default=Source.PAGE)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    message = models.OneToOneField(
+        Message, on_delete=models.CASCADE, related_name="feedback", verbose_name=_("message")
+    )
+    rating = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(5)], verbose_name=_("rating")
+    )
+    comment = models.TextField(blank=True, max_length=2000, verbose_name=_("comment"))
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.PAGE, verbose_name=_("source"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
-        verbose_name_plural = "feedback"
+        verbose_name_plural = _("feedback")
+        verbose_name = _("feedback")
 
     def __str__(self) -> str:
         return f"{self.rating}★ on message {self.message_id}"

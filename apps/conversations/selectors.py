@@ -35,6 +35,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Trunc
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.cache import soft_get, soft_set
 from apps.core.pii import mask_text
@@ -64,9 +65,9 @@ RATING_CHOICES = (
     ("3", "★★★ 3"),
     ("2", "★★ 2"),
     ("1", "★ 1"),
-    ("low", "Low (1–2)"),
-    ("rated", "Any rating"),
-    ("unrated", "No rating"),
+    ("low", _("Low (1–2)")),
+    ("rated", _("Any rating")),
+    ("unrated", _("No rating")),
 )
 
 
@@ -370,8 +371,8 @@ class Window:
 
 
 WINDOWS = (
-    Window("24h", "Last 24 hours", timedelta(hours=24), "hour", 24),
-    Window("7d", "Last 7 days", timedelta(days=7), "day", 7),
+    Window("24h", _("Last 24 hours"), timedelta(hours=24), "hour", 24),
+    Window("7d", _("Last 7 days"), timedelta(days=7), "day", 7),
 )
 #: Answers that are not replies to a question (commands, system notices) don't count in the rates.
 NON_ANSWER_SOURCES = ("command", "system")

@@ -17,6 +17,7 @@ from django.contrib.admin.utils import get_fields_from_path
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 
 from apps.core.crypto import mask_secret
@@ -123,7 +124,7 @@ class TenantScopedAdmin(ModelAdmin):  # Unfold's ModelAdmin: the console's theme
 
     def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
         if not self._allows(self._manage_ids(request), tenant_id_of(obj, self.tenant_path)):
-            raise PermissionDenied("You cannot save objects of another tenant.")
+            raise PermissionDenied(_("You cannot save objects of another tenant."))
         super().save_model(request, obj, form, change)
 
 
@@ -241,7 +242,11 @@ class SecretFieldsFormMixin:
             field = self.fields[name]
             field.widget = SecretInput()
             field.required = False
-            hint = f"Saved: {mask_secret(saved)}. Leave empty to keep it." if saved else "Not set."
+            hint = (
+                _("Saved: %(masked)s. Leave empty to keep it.") % {"masked": mask_secret(saved)}
+                if saved
+                else _("Not set.")
+            )
             field.help_text = f"{hint} {field.help_text}".strip()
 
     def clean(self) -> dict:

@@ -4,6 +4,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils.translation import gettext_lazy as _
 from unfold.decorators import action
 
 from apps.core.admin_mixins import SecretFieldsFormMixin, TenantScopedAdmin
@@ -35,21 +36,23 @@ class ModelConfigAdmin(TenantScopedAdmin):
     search_fields = ("name", "model", "endpoint")
     fieldsets = (
         (None, {"fields": ("tenant", "name", "enabled", "tier")}),
-        ("Provider", {"fields": ("provider", "endpoint", "api_key", "model", "api_version")}),
-        ("Generation", {"fields": ("max_tokens", "temperature", "timeout_s")}),
-        ("Cost", {"fields": ("cost_input_per_1k", "cost_output_per_1k")}),
+        (_("Provider"), {"fields": ("provider", "endpoint", "api_key", "model", "api_version")}),
+        (_("Generation"), {"fields": ("max_tokens", "temperature", "timeout_s")}),
+        (_("Cost"), {"fields": ("cost_input_per_1k", "cost_output_per_1k")}),
     )
 
-    @admin.display(description="Circuit breaker")
+    @admin.display(description=_("Circuit breaker"))
     def breaker_state(self, obj: ModelConfig) -> str:
         state = breaker.state_of(obj)
         if state.state == breaker.OPEN:
-            return f"open — skipped, next try in {state.retry_in_s:g} s"
+            return _("open — skipped, next try in %(seconds)s s") % {"seconds": f"{state.retry_in_s:g}"}
         if state.state == breaker.HALF_OPEN:
-            return "half-open — next call probes"
-        return f"closed ({state.failures} recent failures)" if state.failures else "closed"
+            return _("half-open — next call probes")
+        if state.failures:
+            return _("closed (%(failures)d recent failures)") % {"failures": state.failures}
+        return _("closed")
 
-    @admin.action(description="Test this model (makes a real call)", permissions=["change"])
+    @admin.action(description=_("Test this model (makes a real call)"), permissions=["change"])
     def test_models(self, request, queryset):
         for cfg in queryset[:5]:  # real calls, one after another: keep the request short
             self._test_one(request, cfg)
@@ -74,7 +77,7 @@ class ModelConfigAdmin(TenantScopedAdmin):
             return []
         return super().get_actions_detail(request, object_id)
 
-    @action(description="Test this model", url_path="test", icon="network_check")
+    @action(description=_("Test this model"), url_path="test", icon="network_check")
     def test_this_model(self, request, object_id):
         """The change page's "Test" button: the same real call as the bulk action, for this model."""
         cfg = self.get_object(request, str(object_id))
@@ -95,7 +98,7 @@ class ModelConfigAdmin(TenantScopedAdmin):
         rows = usage_by_day(tenant_ids=ids)[:500]
         context = {
             **self.admin_site.each_context(request),
-            "title": "AI usage and cost",
+            "title": _("AI usage and cost"),
             "opts": self.model._meta,
             "rows": rows,
             "totals": usage_totals(rows),

@@ -1,20 +1,23 @@
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
-slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]{0,62}$", "Use lowercase letters, digits and dashes (max 63).")
+slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]{0,62}$", _("Use lowercase letters, digits and dashes (max 63)."))
 
 
 class Tenant(models.Model):
     """A company using Parley. Every tenant-owned row reaches its tenant through a foreign key."""
 
-    slug = models.CharField(max_length=63, unique=True, validators=[slug_validator])
-    name = models.CharField(max_length=200)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    slug = models.CharField(max_length=63, unique=True, validators=[slug_validator], verbose_name=_("slug"))
+    name = models.CharField(max_length=200, verbose_name=_("name"))
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
         ordering = ["slug"]
+        verbose_name = _("tenant")
+        verbose_name_plural = _("tenants")
 
     def __str__(self) -> str:
         return self.name
@@ -22,19 +25,23 @@ class Tenant(models.Model):
 
 class Membership(models.Model):
     class Role(models.TextChoices):
-        OWNER = "owner", "Owner"
-        ADMIN = "admin", "Admin"
-        REVIEWER = "reviewer", "Reviewer (read-only)"
+        OWNER = "owner", _("Owner")
+        ADMIN = "admin", _("Admin")
+        REVIEWER = "reviewer", _("Reviewer (read-only)")
         #: Takes over live conversations in the inbox (human handoff); sees nothing else.
-        AGENT = "agent", "Agent (human handoff)"
+        AGENT = "agent", _("Agent (human handoff)")
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
-    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ADMIN)
-    created_at = models.DateTimeField(auto_now_add=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("user")
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("tenant"))
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ADMIN, verbose_name=_("role"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="uniq_membership")]
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.tenant} ({self.role})"

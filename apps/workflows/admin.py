@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin_mixins import SecretFieldsFormMixin, TenantScopedAdmin
 from apps.core.audit import audit_record
@@ -51,7 +52,7 @@ class WorkflowAdmin(TenantScopedAdmin):
     search_fields = ("name", "trigger_value", "url")
     actions = ["send_test_call"]
 
-    @admin.action(description="Send a test call (a real call with sample values)", permissions=["change"])
+    @admin.action(description=_("Send a test call (a real call with sample values)"), permissions=["change"])
     def send_test_call(self, request, queryset):
         # Real calls, one after another while the page waits: a few at a time keeps the request short.
         selected = list(queryset.select_related("tenant")[: TEST_CALL_LIMIT + 1])
@@ -63,9 +64,15 @@ class WorkflowAdmin(TenantScopedAdmin):
             more = total - TEST_CALL_LIMIT - len(skipped)
             self.message_user(
                 request,
-                f"Only the first {TEST_CALL_LIMIT} of the {total} selected workflows were called (a test call "
-                f"waits for each answer). Not called: {', '.join(skipped)}{f' and {more} more' if more else ''} "
-                f"— select them and send their test calls again.",
+                _(
+                    "Only the first %(limit)d of the %(total)d selected workflows were called (a test call "
+                    "waits for each answer). Not called: %(names)s — select them and send their test calls again."
+                )
+                % {
+                    "limit": TEST_CALL_LIMIT,
+                    "total": total,
+                    "names": ", ".join(skipped) + (_(" and %(more)d more") % {"more": more} if more else ""),
+                },
                 messages.WARNING,
             )
         for wf in selected[:TEST_CALL_LIMIT]:
@@ -113,26 +120,26 @@ class WorkflowRunAdmin(TenantScopedAdmin):
     )
     readonly_fields = fields
 
-    @admin.display(description="Status", ordering="status")
+    @admin.display(description=_("Status"), ordering="status")
     def state(self, obj: WorkflowRun) -> str:
         if (
             obj.status == WorkflowRun.Status.PENDING_CONFIRMATION
             and obj.expires_at
             and obj.expires_at <= timezone.now()
         ):
-            return "Confirmation expired (never run)"
+            return _("Confirmation expired (never run)")
         return obj.get_status_display()
 
-    @admin.display(description="Request body")
+    @admin.display(description=_("Request body"))
     def request_display(self, obj: WorkflowRun) -> str:
         text = json.dumps(obj.request_body or obj.context, ensure_ascii=False, indent=2)
         return format_html("<pre>{}</pre>", self._shown(obj, text))
 
-    @admin.display(description="Response body")
+    @admin.display(description=_("Response body"))
     def response_display(self, obj: WorkflowRun) -> str:
         return format_html("<pre>{}</pre>", self._shown(obj, obj.response_body or ""))
 
-    @admin.display(description="Told the user")
+    @admin.display(description=_("Told the user"))
     def reply_display(self, obj: WorkflowRun) -> str:
         return self._shown(obj, obj.reply.text) if obj.reply_id and obj.reply else "—"
 

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from apps.core.cache import soft_get, soft_set
 
 KEY_PREFIX = "parley:connector:status:"
@@ -51,17 +53,21 @@ def describe(channel: Any) -> str:
     if channel.mode != "long_connection":
         return "—"
     if not channel.enabled:
-        return "Not connected: the channel is disabled."
+        return _("Not connected: the channel is disabled.")
     status = read(channel.pk)
     if status is None:
-        return (
+        return _(
             "Not connected: no process holds this channel. Is `manage.py run_connectors` running "
             "(or `manage.py run`, which holds them on a single node)?"
         )
     since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(status.since))
     if status.state == "connected":
-        return f"Connected since {since} (process {status.holder})."
+        return _("Connected since %(since)s (process %(holder)s).") % {"since": since, "holder": status.holder}
     if status.state == "reconnecting":
         why = f": {status.reason}" if status.reason else ""
-        return f"Reconnecting since {since}{why} (process {status.holder})."
-    return f"Connecting since {since} (process {status.holder})."
+        return _("Reconnecting since %(since)s%(why)s (process %(holder)s).") % {
+            "since": since,
+            "why": why,
+            "holder": status.holder,
+        }
+    return _("Connecting since %(since)s (process %(holder)s).") % {"since": since, "holder": status.holder}

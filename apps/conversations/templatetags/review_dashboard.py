@@ -6,6 +6,7 @@ from typing import Any
 
 from django import template
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.tenants.selectors import READ_ROLES, tenant_ids_for
 
@@ -53,38 +54,41 @@ def tenant_panels(data: dict[str, Any]) -> list[dict[str, Any]]:
             )
             charts.append(
                 {
-                    "caption": f"Messages · {window.label.lower()}",
+                    "caption": _("Messages · %(window)s") % {"window": window.label},
                     "svg": review_charts.bar_chart(
-                        f["volume_series"], labels, title=f"{tenant}: messages per {window.bucket}, {window.label}"
+                        f["volume_series"],
+                        labels,
+                        title=_("%(tenant)s: messages, %(window)s") % {"tenant": tenant, "window": window.label},
                     ),
                 }
             )
             charts.append(
                 {
-                    "caption": f"Response time · {window.label.lower()}",
+                    "caption": _("Response time · %(window)s") % {"window": window.label},
                     "svg": review_charts.line_chart(
                         {"p50": f["p50_series"], "p99": f["p99_series"]},
                         labels,
-                        title=f"{tenant}: response time p50 and p99, {window.label}",
+                        title=_("%(tenant)s: response time p50 and p99, %(window)s")
+                        % {"tenant": tenant, "window": window.label},
                         unit="ms",
                     ),
                 }
             )
             charts.append(
                 {
-                    "caption": f"Rates · {window.label.lower()}",
+                    "caption": _("Rates · %(window)s") % {"window": window.label},
                     "svg": review_charts.rate_bars(
                         [
-                            ("Model success", f["success_rate"]),
-                            ("Fallback", f["fallback_rate"]),
-                            ("Cache hit", f["cache_hit_rate"]),
+                            (_("Model success"), f["success_rate"]),
+                            (_("Fallback"), f["fallback_rate"]),
+                            (_("Cache hit"), f["cache_hit_rate"]),
                             (
-                                "Avg rating",
+                                _("Avg rating"),
                                 None if rating is None else rating / 5,
                                 "—" if rating is None else f"{rating:.1f}/5",
                             ),
                         ],
-                        title=f"{tenant}: rates, {window.label}",
+                        title=_("%(tenant)s: rates, %(window)s") % {"tenant": tenant, "window": window.label},
                     ),
                 }
             )

@@ -31,3 +31,21 @@ def answer_markdown(text: str):
 @register.filter
 def source_label(source: str):
     return SOURCE_LABELS.get(source, source)
+
+
+#: A conversation's language code (detected, or chosen with /lang) as a reviewer reads it.
+LANGUAGE_LABELS = {
+    "zh": _("Chinese"),
+    "en": _("English"),
+    "ja": _("Japanese"),
+    "ko": _("Korean"),
+    "fr": _("French"),
+    "de": _("German"),
+    "es": _("Spanish"),
+    "ru": _("Russian"),
+}
+
+
+@register.filter
+def language_label(code: str):
+    return LANGUAGE_LABELS.get((code or "").split("-")[0].lower(), code)
