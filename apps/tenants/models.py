@@ -1,9 +1,21 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.language import DEFAULT_LANGUAGES, SUPPORTED, parse_languages
+
 slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]{0,62}$", _("Use lowercase letters, digits and dashes (max 63)."))
+
+
+def validate_languages(value: str) -> None:
+    unknown = [c.strip() for c in value.split(",") if c.strip() and c.strip().lower() not in SUPPORTED]
+    if unknown or not value.strip():
+        raise ValidationError(
+            _("Use language codes Parley knows, separated by commas: %(known)s. Not known: %(unknown)s."),
+            params={"known": ", ".join(SUPPORTED), "unknown": ", ".join(unknown) or "—"},
+        )
 
 
 class Tenant(models.Model):
@@ -12,6 +24,16 @@ class Tenant(models.Model):
     slug = models.CharField(max_length=63, unique=True, validators=[slug_validator], verbose_name=_("slug"))
     name = models.CharField(max_length=200, verbose_name=_("name"))
     is_active = models.BooleanField(default=True, verbose_name=_("is active"))
+    languages = models.CharField(
+        _("languages"),
+        max_length=200,
+        default=",".join(DEFAULT_LANGUAGES),
+        validators=[validate_languages],
+        help_text=_(
+            "The languages your users write in, as ISO 639-1 codes separated by commas (e.g. zh, en, ja). "
+            "Parley detects each message's language among these and answers in it."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
@@ -21,6 +43,11 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def language_codes(self) -> tuple[str, ...]:
+        """The enabled languages, as detection takes them."""
+        return parse_languages(self.languages)
 
 
 class Membership(models.Model):

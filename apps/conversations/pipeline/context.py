@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from apps.core.language import detect_language
+from apps.core.language import DOMINANT_WINDOW, detect, dominant_language, reply_language_instruction
 from apps.core.pii import mask_text
 
 from ..models import Conversation, Message
@@ -44,8 +44,8 @@ def build_context(
     bot = conv.bot
     budget = bot.context_max_tokens
     system = (bot.system_prompt or "").strip()
-    if language and conv.language_pinned:
-        system = (system + "\n\n" if system else "") + _language_instruction(language)
+    if language:  # always, not only after /lang: models drift to the prompt's language otherwise
+        system = (system + "\n\n" if system else "") + reply_language_instruction(language)
     head = [{"role": "system", "content": system}] if system else []
     budget -= sum(estimate_tokens(m["content"]) for m in head)
 
@@ -74,12 +74,26 @@ def build_context(
     return head + chosen, question
 
 
-def _language_instruction(language: str) -> str:
-    return "请始终使用简体中文回答。" if language.startswith("zh") else "Always answer in English."
+def turn_languages(conv: Conversation, text: str) -> tuple[str, str]:
+    """``(own, conversation's)`` for a new user turn ``text``: the language the turn itself is in
+    (stored on the turn), and the language the conversation answers in — the pinned one (``/lang``),
+    else the dominant one over its recent user turns and this one (``apps.core.language``),
+    detected among the languages the tenant enables."""
+    enabled = conv.tenant.language_codes
+    # A text with no letters (a bare command, digits, emoji) keeps the conversation's language.
+    own = detect(text, enabled, default=conv.language or ("en" if "en" in enabled else enabled[0]))
+    if conv.language_pinned and conv.language:
+        return own, conv.language
+    earlier = list(
+        conv.messages.filter(role=Message.Role.USER)
+        .exclude(language="")
+        .order_by("-created_at", "-id")
+        .values_list("language", "text")[:DOMINANT_WINDOW]
+    )
+    earlier.reverse()
+    return own, dominant_language([*earlier, (own, text)], default=own)
 
 
 def answer_language(conv: Conversation, text: str) -> str:
-    """The pinned language (``/lang``), else the one ``text`` is written in, else the conversation's."""
-    if conv.language_pinned and conv.language:
-        return conv.language
-    return detect_language(text, default=conv.language or "en")
+    """The language to answer ``text`` in (``turn_languages``)."""
+    return turn_languages(conv, text)[1]

@@ -54,7 +54,8 @@ class Turn:
 
     # Filled by the steps, in order.
     conversation: Conversation | None = None  # session
-    language: str = ""  # session: the language to answer in
+    language: str = ""  # session: the language to answer in (the conversation's dominant or pinned one)
+    text_language: str = ""  # session: the language the message itself is in (stored on its turn)
     user_turn: Message | None = None  # user_turn (or the step that stored it with its own source)
     turns: list[Message] = field(default_factory=list)  # merge: the context turns, oldest first
     messages: list[dict] = field(default_factory=list)  # context: what the model is sent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apps.core.logging import bind
 
-from ..context import answer_language
+from ..context import turn_languages
 from ..turn import CONTINUE, Outcome, Turn
 
 
@@ -12,5 +12,5 @@ def run(turn: Turn) -> Outcome:
     conv = turn.storage.conversation(turn)
     turn.conversation = conv
     bind(conversation=conv.pk)
-    turn.language = answer_language(conv, turn.text)
+    turn.text_language, turn.language = turn_languages(conv, turn.text)
     return CONTINUE

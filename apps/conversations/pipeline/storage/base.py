@@ -182,7 +182,7 @@ class Storage(ABC):
             turn.user_turn = self._user_turn(
                 turn.conversation,
                 turn.inbound,
-                language=turn.language if language is None else language,
+                language=(turn.text_language or turn.language) if language is None else language,
                 source=source,
                 new=turn.attempt == 1,
             )
