@@ -66,7 +66,8 @@ def test_context_is_trimmed_to_the_token_budget(client, make_setup, llm):
         llm.set(text=f"answer {i}")
         post_message(client, channel, id=f"m-{i}", text=f"{i} {long}")
     messages = llm.requests[-1].json()["messages"]
-    assert messages[0] == {"role": "system", "content": "You are ACME's helpful assistant."}
+    system = "You are ACME's helpful assistant.\n\nAlways answer in English."
+    assert messages[0] == {"role": "system", "content": system}
     assert messages[-1]["content"].startswith("3 ")  # the newest turn
     assert not any(m["content"].startswith(("0 ", "1 ")) for m in messages)  # the oldest fell out
     assert sum(estimate_tokens(m["content"]) for m in messages) <= 120 + estimate_tokens(messages[-1]["content"])
@@ -78,7 +79,7 @@ def test_context_keeps_the_newest_turns_only(client, make_setup, llm):
     for i in range(4):
         llm.set(text=f"a{i}")
         post_message(client, channel, id=f"m-{i}", text=f"q{i}")
-    contents = [m["content"] for m in llm.requests[-1].json()["messages"]]
+    contents = [m["content"] for m in llm.requests[-1].json()["messages"] if m["role"] != "system"]
     assert contents == ["q2", "a2", "q3"]
 
 
