@@ -14,6 +14,8 @@ from functools import cache
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from django.utils.translation import gettext_lazy as _
+
 from .base import PlatformAdapter
 
 if TYPE_CHECKING:
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Platform:
     name: str  # the value stored in Channel.platform and used in /webhooks/<name>/<key>/
-    label: str  # how the admin names it
+    label: Any  # how the admin names it (a lazy translation)
     adapter: str  # dotted path of the PlatformAdapter subclass
     connector: str = ""  # dotted path of the long-connection Connector subclass; "" for none
     #: Why a channel of this platform cannot be put in long-connection mode (when ``connector`` is "").
@@ -37,25 +39,25 @@ PLATFORMS: dict[str, Platform] = {
     for p in (
         Platform(
             "web",
-            "Web chat",
+            _("Web chat"),
             f"{_BASE}.web.adapter.WebAdapter",
             no_connector="The web chat is served by Parley itself; it has no platform to connect to.",
         ),
         Platform(
             "feishu",
-            "Feishu / Lark",
+            _("Feishu / Lark"),
             f"{_BASE}.feishu.adapter.FeishuAdapter",
             f"{_BASE}.feishu.connector.FeishuConnector",
         ),
         Platform(
             "wecom",
-            "WeCom (企业微信)",
+            _("WeCom (企业微信)"),
             f"{_BASE}.wecom.adapter.WeComAdapter",
             no_connector="WeCom self-built apps deliver messages by HTTP callback only; use the webhook mode.",
         ),
         Platform(
             "dingtalk",
-            "DingTalk",
+            _("DingTalk"),
             f"{_BASE}.dingtalk.adapter.DingTalkAdapter",
             f"{_BASE}.dingtalk.connector.DingTalkConnector",
         ),
