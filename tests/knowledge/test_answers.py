@@ -37,7 +37,9 @@ def test_passages_go_to_the_model_and_the_answer_cites_them(client, answering, l
     post_message(client, channel, id="m-1", text="你们几点开门？")
     (request,) = llm.requests
     system = system_messages(request)
-    assert system[0] == "You are ACME's assistant."
+    # The bot's own prompt first (the reply-language instruction follows it), then the sources.
+    assert system[0].startswith("You are ACME's assistant.")
+    assert "简体中文" in system[0]
     assert system[1].startswith("请根据下面编号的资料回答")
     assert "[1] 员工手册 Staff handbook — 门店服务 › 营业时间\n我们每天上午九点开门" in system[1]
     (sent,) = platform_api.sent
@@ -63,8 +65,9 @@ def test_passages_go_to_the_model_and_the_answer_cites_them(client, answering, l
 
 def test_nothing_relevant_means_i_dont_know_in_the_users_language(client, answering, llm, platform_api):
     _, channel = answering
-    post_message(client, channel, id="m-1", text="What is the capital of Mongolia?")
-    post_message(client, channel, id="m-2", text="火星上有水吗？")
+    # Two users, each in their own language (a conversation answers in its dominant language).
+    post_message(client, channel, id="m-1", user="u-en", chat="c-en", text="What is the capital of Mongolia?")
+    post_message(client, channel, id="m-2", user="u-zh", chat="c-zh", text="火星上有水吗？")
     assert llm.calls == 0
     assert platform_api.texts() == [
         "Sorry, I don't know — I found nothing about that in my documents.",
@@ -80,7 +83,9 @@ def test_the_general_fallback_lets_the_model_answer_without_sources(client, answ
     llm.set(text="Ulaanbaatar.")
     post_message(client, channel, id="m-1", text="What is the capital of Mongolia?")
     (request,) = llm.requests
-    assert system_messages(request) == ["You are ACME's assistant."]
+    # No sources block: the bot's own prompt (with the reply-language instruction) only.
+    (system,) = system_messages(request)
+    assert system.startswith("You are ACME's assistant.") and "English" in system
     assert platform_api.texts() == ["Ulaanbaatar."]
 
 
