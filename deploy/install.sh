@@ -167,7 +167,8 @@ mkdir -p "$PREFIX"
 if [ "$(cd "$PREFIX" && pwd -P)" != "$(cd "$SRC" && pwd -P)" ]; then
   # --delete: a module or migration removed upstream must not linger; the virtualenv stays.
   rsync -a --delete --exclude=/.git --exclude=/.venv --exclude=/var --exclude=/node_modules \
-    --exclude=__pycache__ --exclude=.pytest_cache --exclude=.ruff_cache "$SRC/" "$PREFIX/"
+    --exclude=__pycache__ --exclude=.pytest_cache --exclude=.ruff_cache --exclude=.hypothesis \
+    --exclude=.import_linter_cache "$SRC/" "$PREFIX/"
 fi
 chown -R root:root "$PREFIX"
 # The distribution's Python (readable by the parley user), not whichever python3 is first on PATH.
