@@ -180,13 +180,17 @@ def test_the_snapshot_sees_ownership_newer_pending_and_in_flight_messages_and_th
     waiting = received(channel, "still queued")
     in_flight = received(channel, "claimed elsewhere")
     assert store.claim(in_flight.pk) is not None
-    turn = claimed(store, received(channel, "this one"))
+    turn = claimed(store, received(channel, "this one", user_name="Ann"))
+    turn.text_language = "zh"
     store.store_user_turn(turn)
     since = timezone.now() - timedelta(minutes=1)
     snap = store.snapshot(turn, in_flight_since=since)
     assert snap.owned and snap.newer is None
     assert (snap.pending, snap.in_flight) == ([waiting.pk], [in_flight.pk])
     assert [t.text for t in snap.turns] == ["first", "an answer", "this one"]  # no commands
+    # Each turn as stored (the conversation's language is worked out from them).
+    last = snap.turns[-1]
+    assert (last.role, last.author_id, last.author_name, last.language) == ("user", "u1", "Ann", "zh")
     newer = received(channel, "written again")
     received(channel, "other sender", user="u2")
     snap = store.snapshot(turn, in_flight_since=since)

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import re
-
 from apps.core.language import DOMINANT_WINDOW, detect, dominant_language, reply_language_instruction
 from apps.core.pii import mask_text
+from apps.llm.tokens import MESSAGE_OVERHEAD, estimate_tokens
 
 from ..models import Conversation, Message
 
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
-#: Per-message overhead of chat formats (role markers), in tokens.
-MESSAGE_OVERHEAD = 4
 #: Turns that are not part of what was said to the model: commands, refusals, canned notices.
 NOT_CONTEXT_SOURCES = ("command", "rate_limited", "system", "failure")
 
 
-def estimate_tokens(text: str) -> int:
-    """A model-independent token estimate: one per CJK character, one per four other characters.
-
-    Written by hand because every provider tokenizes differently and Parley only needs a budget
-    guard that errs on the generous side, not an exact count.
-    """
-    cjk = len(_CJK.findall(text))
-    return cjk + (len(text) - cjk + 3) // 4 + MESSAGE_OVERHEAD
+def turn_tokens(content: str) -> int:
+    """What one message of the context costs the budget: its text (``apps.llm.tokens``, the one
+    estimate of Parley) plus the chat format's per-message overhead."""
+    return estimate_tokens(content) + MESSAGE_OVERHEAD
 
 
 def build_context(
@@ -47,7 +39,7 @@ def build_context(
     if language:  # always, not only after /lang: models drift to the prompt's language otherwise
         system = (system + "\n\n" if system else "") + reply_language_instruction(language)
     head = [{"role": "system", "content": system}] if system else []
-    budget -= sum(estimate_tokens(m["content"]) for m in head)
+    budget -= sum(turn_tokens(m["content"]) for m in head)
 
     chosen: list[dict] = []
     texts: list[str] = []
@@ -57,7 +49,7 @@ def build_context(
             content = f"{turn.author_name or turn.author_id or 'user'}: {content}"
         if mask_pii and turn.role == Message.Role.USER:
             content = mask_text(content)
-        cost = estimate_tokens(content)
+        cost = turn_tokens(content)
         if chosen and cost > budget:
             break
         budget -= cost
@@ -74,14 +66,37 @@ def build_context(
     return head + chosen, question
 
 
+def own_language(conv: Conversation, text: str) -> str:
+    """The language the user turn ``text`` itself is in, among the tenant's enabled languages.
+    A text with no letters (a bare command, digits, emoji) keeps the conversation's language."""
+    enabled = conv.tenant.language_codes
+    return detect(text, enabled, default=conv.language or ("en" if "en" in enabled else enabled[0]))
+
+
+def session_languages(conv: Conversation, text: str) -> tuple[str, str]:
+    """``(own, conversation's so far)`` for a new user turn, without reading earlier turns: the
+    pinned language (``/lang``), else the one the conversation answered in last, else the turn's
+    own. The merge step refines the second with the turns its snapshot reads (``dominant_in``)."""
+    own = own_language(conv, text)
+    return own, conv.language or own
+
+
+def dominant_in(conv: Conversation, turns: list[Message], own: str) -> str:
+    """The language a conversation answers in, given its context ``turns`` (the new one among
+    them): the pinned one, else the dominant one over its recent user turns."""
+    if conv.language_pinned and conv.language:
+        return conv.language
+    spoken = [(t.language, t.text) for t in turns if t.role == Message.Role.USER and t.language]
+    return dominant_language(spoken[-DOMINANT_WINDOW:], default=own) if spoken else own
+
+
 def turn_languages(conv: Conversation, text: str) -> tuple[str, str]:
     """``(own, conversation's)`` for a new user turn ``text``: the language the turn itself is in
     (stored on the turn), and the language the conversation answers in — the pinned one (``/lang``),
     else the dominant one over its recent user turns and this one (``apps.core.language``),
-    detected among the languages the tenant enables."""
-    enabled = conv.tenant.language_codes
-    # A text with no letters (a bare command, digits, emoji) keeps the conversation's language.
-    own = detect(text, enabled, default=conv.language or ("en" if "en" in enabled else enabled[0]))
+    detected among the languages the tenant enables. (One read; the message pipeline gets the same
+    from ``session_languages`` and ``dominant_in`` without it.)"""
+    own = own_language(conv, text)
     if conv.language_pinned and conv.language:
         return own, conv.language
     earlier = list(

@@ -26,6 +26,7 @@ from datetime import timedelta
 
 from ...commands import parse_command
 from ...models import InboundMessage
+from ..context import dominant_in
 from ..turn import CONTINUE, DONE, Outcome, Turn
 
 S = InboundMessage.Status
@@ -104,4 +105,6 @@ def run(turn: Turn) -> Outcome:
     if snapshot.pending and storage.merge_pending(turn, snapshot.pending):
         # The merged turns belong in the context: read it again.
         turn.turns = storage.context_turns(turn.conversation, limit=bot.context_max_turns)
+    # The conversation's dominant language over the turns just read (this one among them).
+    turn.language = dominant_in(turn.conversation, turn.turns, turn.text_language or turn.language)
     return CONTINUE

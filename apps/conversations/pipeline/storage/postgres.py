@@ -274,7 +274,7 @@ def _turn_fields() -> list:
 
 @cache
 def _turn_shape() -> sql.Shape:
-    return sql.Shape(Message, "m", ["id", "role", "text", "author_id", "author_name"])
+    return sql.Shape(Message, "m", ["id", "role", "text", "language", "author_id", "author_name"])
 
 
 @cache

@@ -18,7 +18,9 @@ class Shape:
         self.model = model
         self.alias = alias
         meta = model._meta
-        self.fields = [meta.get_field(name) for name in fields] if fields else list(meta.concrete_fields)
+        concrete = list(meta.concrete_fields)
+        # In the model's own order: ``Model.from_db`` places a subset of values by that order.
+        self.fields = sorted((meta.get_field(name) for name in fields), key=concrete.index) if fields else concrete
         self.attnames = [f.attname for f in self.fields]
         self.sql = ", ".join(f'{alias}."{f.column}"' for f in self.fields)
         self.width = len(self.fields)
