@@ -1,4 +1,5 @@
-"""Lexical tokens for BM25, in Chinese and English, and the token estimate used for budgets.
+"""Lexical tokens for BM25, in Chinese and English (the token estimate for budgets is
+``apps.llm.tokens``'s, re-exported here).
 
 Chinese has no spaces between words, so it is segmented with jieba's search mode (a long word also
 yields its parts: "营业时间" → 营业, 时间, 营业时间), which lets a question's words meet a passage's
@@ -14,11 +15,10 @@ import re
 import threading
 import unicodedata
 
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+from apps.llm.tokens import estimate_tokens
+
 _WORD = re.compile(r"\w", re.UNICODE)
 _HAS_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-#: Per-message overhead of chat formats (role markers), in tokens (as the conversation context counts).
-MESSAGE_OVERHEAD = 4
 
 STOPWORDS = frozenset(
     """
@@ -67,11 +67,8 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
-def estimate_tokens(text: str) -> int:
-    """One token per CJK character, one per four other characters (a budget guard, not a count)."""
-    cjk = len(_CJK.findall(text))
-    return cjk + (len(text) - cjk + 3) // 4
-
-
 def is_chinese(text: str) -> bool:
     return bool(_HAS_CJK.search(text))
+
+
+__all__ = ["estimate_tokens", "is_chinese", "tokenize"]

@@ -11,7 +11,7 @@ from django.utils import timezone
 from apps.channels.platforms.base import PlatformError
 from apps.conversations import services
 from apps.conversations.models import Conversation, InboundMessage, Message
-from apps.conversations.pipeline.context import build_context, estimate_tokens
+from apps.conversations.pipeline.context import build_context, turn_tokens
 from apps.conversations.pipeline.process import handle, process_inbound
 from apps.conversations.pipeline.storage import storage
 
@@ -70,7 +70,7 @@ def test_context_is_trimmed_to_the_token_budget(client, make_setup, llm):
     assert messages[0] == {"role": "system", "content": system}
     assert messages[-1]["content"].startswith("3 ")  # the newest turn
     assert not any(m["content"].startswith(("0 ", "1 ")) for m in messages)  # the oldest fell out
-    assert sum(estimate_tokens(m["content"]) for m in messages) <= 120 + estimate_tokens(messages[-1]["content"])
+    assert sum(turn_tokens(m["content"]) for m in messages) <= 120 + turn_tokens(messages[-1]["content"])
     assert messages[1]["role"] == "user"  # never starts with an answer
 
 

@@ -7,7 +7,7 @@ from django.core import signing
 
 from apps.conversations.commands import interrupts_answer, parse_command
 from apps.conversations.feedback_links import FeedbackLinkInvalid, feedback_token_load, feedback_url
-from apps.conversations.pipeline.context import estimate_tokens
+from apps.conversations.pipeline.context import turn_tokens as estimate_tokens
 from apps.core import ratelimit
 
 
