@@ -37,7 +37,7 @@ class ModelConfigAdmin(TenantScopedAdmin):
     fieldsets = (
         (None, {"fields": ("tenant", "name", "enabled", "tier")}),
         (_("Provider"), {"fields": ("provider", "endpoint", "api_key", "model", "api_version")}),
-        (_("Generation"), {"fields": ("max_tokens", "temperature", "timeout_s")}),
+        (_("Generation"), {"fields": ("max_tokens", "temperature", "timeout_s", "supports_tools")}),
         (_("Cost"), {"fields": ("cost_input_per_1k", "cost_output_per_1k")}),
     )
 

@@ -94,6 +94,14 @@ class ModelConfig(models.Model):
         help_text=_("Seconds to wait for the first token before falling back."),
         verbose_name=_("timeout s"),
     )
+    supports_tools = models.BooleanField(
+        default=True,
+        help_text=_(
+            "The model understands tool calling (OpenAI tools / Anthropic tool_use). Off: it is never "
+            "offered the bot's tools and answers in text only."
+        ),
+        verbose_name=_("supports tools"),
+    )
     enabled = models.BooleanField(default=True, verbose_name=_("enabled"))
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))

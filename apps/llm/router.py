@@ -53,6 +53,7 @@ class ModelSpec:
     config: Any = None  # the ModelConfig, when there is one
     tenant_slug: str = ""
     api_version: str = ""
+    supports_tools: bool = True  # offered the bot's tools (a model config can say it does not understand them)
     breaker_clean: bool = False  # set by breaker.allow: no failure recorded, a success resets nothing
 
     def __repr__(self) -> str:  # never print the key
@@ -74,6 +75,7 @@ class ModelSpec:
             config=cfg,
             tenant_slug=cfg.tenant.slug if cfg.tenant_id else "",
             api_version=getattr(cfg, "api_version", ""),
+            supports_tools=getattr(cfg, "supports_tools", True),
         )
 
     @classmethod
@@ -218,6 +220,7 @@ def _call(
     language: str,
     on_token: Callable[[str], None] | None,
     cancelled: Callable[[], bool] | None,
+    tools: list[dict] | None = None,
 ) -> Completion:
     """One call of one model, abandoned at its deadline.
 
@@ -240,6 +243,10 @@ def _call(
     streaming = on_token is not None
     kwargs = {"model": spec.model, "max_tokens": spec.max_tokens, "timeout": spec.timeout_s}
     kwargs["temperature"] = spec.temperature
+    if tools and spec.supports_tools:
+        kwargs["tools"] = tools
+    elif not spec.supports_tools:
+        messages = without_tool_turns(messages)
 
     def work() -> None:
         try:
@@ -281,8 +288,10 @@ def _call(
             except queue.Empty:
                 continue
             if kind == "token":
-                received.append(value)
                 deadline = time.monotonic() + _stream_idle_s()
+                if not value:  # a tool call advanced: alive, nothing to show
+                    continue
+                received.append(value)
                 assert on_token is not None
                 on_token(value)
             elif kind == "done":
@@ -303,6 +312,23 @@ def _call(
             logger.debug("closing provider failed", exc_info=True)
 
 
+def without_tool_turns(messages: list[dict]) -> list[dict]:
+    """``messages`` for a model that does not understand tool turns (a fallback in the middle of a
+    tool-calling answer): what the tools gave is told to it as text."""
+    if not any(m["role"] == "tool" or m.get("tool_calls") for m in messages):
+        return messages
+    out: list[dict] = []
+    for m in messages:
+        if m["role"] == "tool":
+            out.append({"role": "user", "content": f"[Result of the tool {m.get('name', '')}]\n{m['content']}"})
+        elif m.get("tool_calls"):
+            if m.get("content"):
+                out.append({"role": "assistant", "content": m["content"]})
+        else:
+            out.append(m)
+    return out
+
+
 def _ms(since: float) -> int:
     return int((time.monotonic() - since) * 1000)
 
@@ -317,6 +343,7 @@ def _run_chain(
     fail_text: str,
     tenant: str,
     bot: str,
+    tools: list[dict] | None = None,
 ) -> Answer:
     attempts: list[Attempt] = []
     for index, spec in enumerate(specs):
@@ -329,7 +356,9 @@ def _run_chain(
             continue
         started = time.monotonic()
         try:
-            completion = _call(spec, messages, language=language, on_token=on_token, cancelled=cancelled)
+            completion = _call(
+                spec, messages, language=language, on_token=on_token, cancelled=cancelled, tools=tools
+            )
         except _Cancelled as exc:
             attempts.append(Attempt(spec.name, spec.provider, "cancelled", _ms(started)))
             breaker.release_probe(spec)  # a cancelled probe proves nothing; let the next caller probe
@@ -385,6 +414,7 @@ def _run_chain(
             latency_ms=latency_ms,
             attempts=attempts,
             fallback_used=index > 0,
+            tool_calls=completion.tool_calls,
         )
     logger.error("every model failed", extra={"attempts": [a.as_dict() for a in attempts]})
     if on_token is not None:
@@ -422,6 +452,7 @@ def generate(
     cancelled: Callable[[], bool] | None = None,
     tenant: str = "",
     bot: str = "",
+    tools: list[dict] | None = None,
 ) -> Answer:
     """Answer ``messages`` (system prompt + context + the new turn) with the first model of
     ``chain`` (``model_chain``) that answers, each within its deadline and past an open breaker.
@@ -429,6 +460,9 @@ def generate(
     ``on_token``: stream from the provider and call it with each text piece (the failure text
     arrives as one piece). ``cancelled()``: polled while waiting; when it returns True the call
     stops and the Answer has ``cancelled=True``. ``tenant`` and ``bot`` label the metrics.
+    ``tools`` (``[{"name", "description", "parameters"}]``) are offered to every model of the chain
+    that supports tools; the calls the answering model asks for are ``Answer.tool_calls`` (the
+    caller runs them and asks again with the results: ``apps.conversations.pipeline.tools``).
 
     Never raises for provider trouble: when every model fails, the Answer has ``failed=True`` and
     ``fail_text``. Every model attempt is in ``Answer.attempts``.
@@ -442,4 +476,5 @@ def generate(
         fail_text=fail_text,
         tenant=tenant,
         bot=bot,
+        tools=tools,
     )

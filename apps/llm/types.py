@@ -8,6 +8,19 @@ from typing import Any
 
 
 @dataclass
+class ToolCall:
+    """A tool the model asks to call: its call id (echoed with the result), the tool's name and
+    the arguments as the model wrote them (JSON text, not yet checked)."""
+
+    id: str
+    name: str
+    arguments: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+
+
+@dataclass
 class Completion:
     """What a provider returns for one call."""
 
@@ -16,6 +29,7 @@ class Completion:
     tokens_out: int = 0
     latency_ms: int = 0  # to the first token when streaming, else to the whole answer
     model: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)  # the model asks for these (tools offered)
 
 
 @dataclass
@@ -57,6 +71,7 @@ class Answer:
     failed: bool = False
     cancelled: bool = False
     truncated: bool = False  # a stream broke after some text was already shown; ``text`` is that part
+    tool_calls: list[ToolCall] = field(default_factory=list)  # the model asks for these instead of answering
 
 
 class ProviderError(Exception):

@@ -6,6 +6,10 @@
         fake.set(delay=10)                     # hang 10 s before answering (released when the fake stops)
         fake.set(first_token_delay=10)         # streaming: headers at once, then no token for 10 s
         fake.set(garbage=b"<html>oops")        # a 200 with a body that is not the provider's format
+        fake.then(tool_calls=[{"name": "create_ticket", "arguments": {"summary": "printer"}}])
+                                               # ask for tools (ids made up unless given; arguments a
+                                               # dict, or a str sent as written — malformed on purpose)
+        fake.set(text=lambda body: ...)        # the text made from the request (e.g. a tool's result)
         ... fake.url ...                       # the base URL a ModelConfig's endpoint takes
         fake.calls                             # number of completion requests
         fake.requests                          # RecordedRequest list (``.json()`` is the request body)
@@ -31,7 +35,8 @@ from tests.fakes.server import FakeServer, RecordedRequest, Response
 class Behaviour:
     """How the fake answers one call."""
 
-    text: str = "Hello from the fake model."
+    text: Any = "Hello from the fake model."  # or a callable: request body → text
+    tool_calls: list[dict] | None = None  # [{"name", "arguments", "id"?}]: the model asks for these tools
     status: int = 200
     error_message: str = ""  # the provider's error text for non-2xx statuses
     delay: float = 0.0  # seconds before the response starts
@@ -67,6 +72,33 @@ def _count_request_words(body: dict) -> int:
     if isinstance(system, str):
         words += len(system.split())
     return max(words, 1)
+
+
+def _tool_call(call: dict, n: int) -> dict:
+    arguments = call.get("arguments", {})
+    return {
+        "id": call.get("id") or f"call_{uuid.uuid4().hex[:10]}_{n}",
+        "name": call["name"],
+        "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False),
+    }
+
+
+def tool_results(body: dict) -> list[str]:
+    """The tool results a request carries (either wire format, or as text), oldest first."""
+    found: list[str] = []
+    for m in body.get("messages") or []:
+        if m.get("role") == "tool":
+            found.append(str(m.get("content")))
+        elif isinstance(m.get("content"), str) and m["content"].startswith("[Result of the tool"):
+            found.append(m["content"].split("\n", 1)[-1])  # told as text to a model asked without tools
+        elif isinstance(m.get("content"), list):
+            for block in m["content"]:
+                if isinstance(block, dict) and block.get("type") == "tool_result":
+                    content = block.get("content")
+                    if isinstance(content, list):
+                        content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+                    found.append(str(content))
+    return found
 
 
 class _FakeProvider:
@@ -147,6 +179,12 @@ class _FakeProvider:
             return Response(b.status, self.error_body(b.status, b.error_message or f"fake error {b.status}"), headers)
         if b.garbage is not None:
             return Response(200, b.garbage, {"Content-Type": "application/json", **(b.headers or {})})
+        if callable(b.text):
+            b = replace(b, text=b.text(body))
+        if b.tool_calls and not body.get("tools"):
+            b = replace(b, tool_calls=None)  # a model cannot call tools it was not offered
+        if b.tool_calls:
+            b = replace(b, tool_calls=[_tool_call(c, n) for n, c in enumerate(b.tool_calls)])
         tokens_in = b.tokens_in if b.tokens_in is not None else _count_request_words(body)
         tokens_out = b.tokens_out if b.tokens_out is not None else max(len(b.text.split()), 1)
         model = str(body.get("model") or "fake-model")
@@ -200,13 +238,25 @@ class FakeOpenAI(_FakeProvider):
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": b.text}, "finish_reason": "stop"}],
+            "choices": [
+                {"index": 0, "message": self._message(b), "finish_reason": "tool_calls" if b.tool_calls else "stop"}
+            ],
             "usage": {
                 "prompt_tokens": tokens_in,
                 "completion_tokens": tokens_out,
                 "total_tokens": tokens_in + tokens_out,
             },
         }
+
+    @staticmethod
+    def _message(b: Behaviour) -> dict:
+        message: dict[str, Any] = {"role": "assistant", "content": b.text or (None if b.tool_calls else "")}
+        if b.tool_calls:
+            message["tool_calls"] = [
+                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                for c in b.tool_calls
+            ]
+        return message
 
     def sse(self, b: Behaviour, *, model: str, tokens_in: int, tokens_out: int, body: dict) -> Iterator[bytes]:
         cid, created = "chatcmpl-" + uuid.uuid4().hex[:12], int(time.time())
@@ -219,9 +269,22 @@ class FakeOpenAI(_FakeProvider):
             return b"data: " + json.dumps(data).encode() + b"\n\n"
 
         yield chunk({"role": "assistant", "content": ""})
-        for piece in _pieces(b.text):
-            yield b"#token" + chunk({"content": piece})
-        yield chunk({}, "stop")
+        if b.text:
+            for piece in _pieces(b.text):
+                yield b"#token" + chunk({"content": piece})
+        for index, call in enumerate(b.tool_calls or []):
+            # As the real API streams them: id and name first, then the arguments in pieces.
+            head = {
+                "index": index,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["name"], "arguments": ""},
+            }
+            yield b"#token" + chunk({"tool_calls": [head]})
+            args = call["arguments"]
+            for start in range(0, len(args), 7):
+                yield chunk({"tool_calls": [{"index": index, "function": {"arguments": args[start : start + 7]}}]})
+        yield chunk({}, "tool_calls" if b.tool_calls else "stop")
         if (body.get("stream_options") or {}).get("include_usage"):
             usage = {
                 "prompt_tokens": tokens_in,
@@ -230,6 +293,13 @@ class FakeOpenAI(_FakeProvider):
             }
             yield chunk({}, usage=usage, choices=False)
         yield b"data: [DONE]\n\n"
+
+
+def _object(arguments: str) -> Any:
+    try:
+        return json.loads(arguments)
+    except ValueError:
+        return {"_raw": arguments}  # the Messages API always carries an object
 
 
 class FakeAnthropic(_FakeProvider):
@@ -257,8 +327,12 @@ class FakeAnthropic(_FakeProvider):
             "type": "message",
             "role": "assistant",
             "model": model,
-            "content": [{"type": "text", "text": b.text}],
-            "stop_reason": "end_turn",
+            "content": ([{"type": "text", "text": b.text}] if b.text or not b.tool_calls else [])
+            + [
+                {"type": "tool_use", "id": c["id"], "name": c["name"], "input": _object(c["arguments"])}
+                for c in b.tool_calls or []
+            ],
+            "stop_reason": "tool_use" if b.tool_calls else "end_turn",
             "stop_sequence": None,
             "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
         }
@@ -270,20 +344,33 @@ class FakeAnthropic(_FakeProvider):
         message = self.json_body(b, model=model, tokens_in=tokens_in, tokens_out=1)
         message.update(content=[], stop_reason=None)
         yield event("message_start", {"type": "message_start", "message": message})
-        yield event(
-            "content_block_start",
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        )
-        yield event("ping", {"type": "ping"})
-        for piece in _pieces(b.text):
-            delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
-            yield b"#token" + event("content_block_delta", delta)
-        yield event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        index = 0
+        if b.text or not b.tool_calls:
+            yield event(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            )
+            yield event("ping", {"type": "ping"})
+            for piece in _pieces(b.text):
+                delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
+                yield b"#token" + event("content_block_delta", delta)
+            yield event("content_block_stop", {"type": "content_block_stop", "index": 0})
+            index = 1
+        for n, call in enumerate(b.tool_calls or [], start=index):
+            block = {"type": "tool_use", "id": call["id"], "name": call["name"], "input": {}}
+            yield b"#token" + event(
+                "content_block_start", {"type": "content_block_start", "index": n, "content_block": block}
+            )
+            args = call["arguments"]
+            for start in range(0, len(args), 7):
+                delta = {"type": "input_json_delta", "partial_json": args[start : start + 7]}
+                yield event("content_block_delta", {"type": "content_block_delta", "index": n, "delta": delta})
+            yield event("content_block_stop", {"type": "content_block_stop", "index": n})
         yield event(
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "delta": {"stop_reason": "tool_use" if b.tool_calls else "end_turn", "stop_sequence": None},
                 "usage": {"output_tokens": tokens_out},
             },
         )

@@ -23,22 +23,41 @@ TextStream = Generator[str, None, Completion]
 
 
 class ChatProvider(Protocol):
-    """A model API. ``messages`` are ``{"role": "system"|"user"|"assistant", "content": str}``.
+    """A model API. ``messages`` are ``{"role": "system"|"user"|"assistant", "content": str}``, and
+    in a tool-calling answer also an assistant turn with ``"tool_calls": [{"id", "name",
+    "arguments"}]`` and ``{"role": "tool", "tool_call_id", "name", "content"}`` results.
 
-    ``complete`` returns the whole answer; ``stream`` yields non-empty text pieces as they arrive
-    and returns the ``Completion``. Both raise ``ProviderError`` (outcome timeout / error /
-    rate_limited). The router enforces the first-token deadline; ``timeout`` sets the HTTP
-    request's own timeouts as a backstop so an abandoned call ends by itself. A provider object
-    serves one call on a long-lived SDK client shared by the process; ``close`` abandons that call
-    (closes its streamed response) and leaves the client and its other connections alone.
+    ``complete`` returns the whole answer; ``stream`` yields text pieces as they arrive (an empty
+    piece when only a tool call advanced: the call is alive) and returns the ``Completion``. Both
+    raise ``ProviderError`` (outcome timeout / error / rate_limited). ``tools`` (``[{"name",
+    "description", "parameters"}]``) are offered to the model in its API's own form; the tools it
+    asks for are ``Completion.tool_calls``. The router enforces the first-token deadline;
+    ``timeout`` sets the HTTP request's own timeouts as a backstop so an abandoned call ends by
+    itself. A provider object serves one call on a long-lived SDK client shared by the process;
+    ``close`` abandons that call (closes its streamed response) and leaves the client and its
+    other connections alone.
     """
 
     def complete(
-        self, messages: list[dict], *, model: str, max_tokens: int, timeout: float, temperature: float | None = None
+        self,
+        messages: list[dict],
+        *,
+        model: str,
+        max_tokens: int,
+        timeout: float,
+        temperature: float | None = None,
+        tools: list[dict] | None = None,
     ) -> Completion: ...
 
     def stream(
-        self, messages: list[dict], *, model: str, max_tokens: int, timeout: float, temperature: float | None = None
+        self,
+        messages: list[dict],
+        *,
+        model: str,
+        max_tokens: int,
+        timeout: float,
+        temperature: float | None = None,
+        tools: list[dict] | None = None,
     ) -> TextStream: ...
 
     def close(self) -> None: ...

@@ -32,6 +32,7 @@ class BuiltinProvider:
         max_tokens: int = 0,
         timeout: float = 0,
         temperature: float | None = None,
+        tools: list[dict] | None = None,
     ) -> Completion:
         return Completion(text=not_configured_text(self.language), model="builtin")
 
@@ -43,6 +44,7 @@ class BuiltinProvider:
         max_tokens: int = 0,
         timeout: float = 0,
         temperature: float | None = None,
+        tools: list[dict] | None = None,
     ) -> TextStream:
         completion = self.complete(messages)
         yield completion.text

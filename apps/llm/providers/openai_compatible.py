@@ -17,9 +17,9 @@ import openai
 # call in a fresh worker would otherwise spend its fallback timeout importing. Import them now.
 import openai.resources.chat.completions
 
-from ..types import ProviderError
+from ..types import ProviderError, ToolCall
 from .base import redact, status_error
-from .sdk import Answer, Event, SDKProvider
+from .sdk import Answer, Event, SDKProvider, ToolDelta
 
 # Keyless servers (Ollama, a local vLLM) still get a bearer header; the client insists on a key.
 KEYLESS_PLACEHOLDER = "not-needed"
@@ -44,14 +44,24 @@ class OpenAICompatibleProvider(SDKProvider):
             return openai.AzureOpenAI(azure_endpoint=self.endpoint, api_version=self.api_version, **common)
         return openai.OpenAI(base_url=self.endpoint or None, **common)
 
-    def params(self, messages: list[dict], model: str, max_tokens: int, temperature: float | None) -> dict:
+    def params(
+        self, messages: list[dict], model: str, max_tokens: int, temperature: float | None, tools: list[dict] | None
+    ) -> dict:
         params: dict[str, Any] = {
             "model": model,
-            "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+            "messages": [to_openai(m) for m in messages],
             "max_tokens": max_tokens,
         }
         if temperature is not None:
             params["temperature"] = temperature
+        if tools:
+            params["tools"] = [
+                {
+                    "type": "function",
+                    "function": {"name": t["name"], "description": t["description"], "parameters": t["parameters"]},
+                }
+                for t in tools
+            ]
         return params
 
     def create(self, client: openai.OpenAI, params: dict, *, stream: bool, timeout: Any) -> Any:
@@ -65,9 +75,17 @@ class OpenAICompatibleProvider(SDKProvider):
 
     def read_answer(self, response: Any) -> Answer:
         try:
-            text = response.choices[0].message.content
+            message = response.choices[0].message
+            text = message.content
+            calls = [
+                ToolCall(id=c.id or "", name=c.function.name or "", arguments=c.function.arguments or "")
+                for c in (message.tool_calls or [])
+                if getattr(c, "function", None) is not None
+            ]
         except (TypeError, IndexError, AttributeError):
-            text = None
+            text, calls = None, []
+        if text is None and calls:
+            text = ""
         if not isinstance(text, str):
             raise ProviderError("malformed answer: no choices[0].message.content", outcome="error")
         usage = response.usage
@@ -76,6 +94,7 @@ class OpenAICompatibleProvider(SDKProvider):
             tokens_in=getattr(usage, "prompt_tokens", None),
             tokens_out=getattr(usage, "completion_tokens", None),
             model=response.model or "",
+            tool_calls=calls,
         )
 
     def read_event(self, chunk: Any) -> Event:
@@ -84,11 +103,43 @@ class OpenAICompatibleProvider(SDKProvider):
             event.tokens_in = chunk.usage.prompt_tokens
             event.tokens_out = chunk.usage.completion_tokens
         if chunk.choices and chunk.choices[0].delta:
-            event.text = chunk.choices[0].delta.content or ""
+            delta = chunk.choices[0].delta
+            event.text = delta.content or ""
+            for piece in delta.tool_calls or []:
+                function = piece.function
+                event.tool_deltas.append(
+                    ToolDelta(
+                        index=piece.index or 0,
+                        id=piece.id or "",
+                        name=(function.name if function else "") or "",
+                        arguments=(function.arguments if function else "") or "",
+                    )
+                )
         return event
 
     def error(self, exc: Exception) -> ProviderError:
         return openai_error(exc, self.api_key)
+
+
+def to_openai(message: dict) -> dict:
+    """One turn in the Chat Completions form (tool calls and tool results included)."""
+    role = message["role"]
+    if role == "tool":
+        return {"role": "tool", "tool_call_id": message["tool_call_id"], "content": str(message["content"])}
+    if role == "assistant" and message.get("tool_calls"):
+        return {
+            "role": "assistant",
+            "content": message.get("content") or None,
+            "tool_calls": [
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": c["arguments"] or "{}"},
+                }
+                for c in message["tool_calls"]
+            ],
+        }
+    return {"role": role, "content": message["content"]}
 
 
 def provider_message(body: Any, fallback: str) -> str:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..tokens import estimate_message_tokens, estimate_tokens
-from ..types import Completion, ProviderError
+from ..types import Completion, ProviderError, ToolCall
 from .base import CallHandle, TextStream, http_client, redact, request_timeout, shared_clients
 
 
@@ -28,17 +28,41 @@ class Answer:
     tokens_in: int | None = None
     tokens_out: int | None = None
     model: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+
+
+@dataclass
+class ToolDelta:
+    """A piece of a streamed tool call: which call (its position in the answer), and its id, name
+    and a piece of its arguments' JSON text as far as this event carries them."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
 
 
 @dataclass
 class Event:
-    """What a provider read from one streamed event (``read_event``): a text piece, usage figures
-    and the model's name, each when the event carries it."""
+    """What a provider read from one streamed event (``read_event``): a text piece, pieces of
+    tool calls, usage figures and the model's name, each when the event carries it."""
 
     text: str = ""
     tokens_in: int | None = None
     tokens_out: int | None = None
     model: str = ""
+    tool_deltas: list[ToolDelta] = field(default_factory=list)
+
+
+def joined_tool_calls(deltas: list[ToolDelta]) -> list[ToolCall]:
+    """The tool calls a stream's pieces add up to, in the order the model made them."""
+    calls: dict[int, ToolCall] = {}
+    for d in deltas:
+        call = calls.setdefault(d.index, ToolCall(id="", name=""))
+        call.id = call.id or d.id
+        call.name = call.name or d.name
+        call.arguments += d.arguments
+    return [calls[i] for i in sorted(calls) if calls[i].name]
 
 
 class SDKProvider:
@@ -59,7 +83,10 @@ class SDKProvider:
         """A new SDK client on ``http`` (the process's pooled HTTP client), without retries."""
         raise NotImplementedError
 
-    def params(self, messages: list[dict], model: str, max_tokens: int, temperature: float | None) -> dict:
+    def params(
+        self, messages: list[dict], model: str, max_tokens: int, temperature: float | None, tools: list[dict] | None
+    ) -> dict:
+        """The request: ``messages`` (tool turns included) and ``tools`` in the API's own form."""
         raise NotImplementedError
 
     def create(self, client: Any, params: dict, *, stream: bool, timeout: Any) -> Any:
@@ -90,11 +117,18 @@ class SDKProvider:
         self._call.close()
 
     def complete(
-        self, messages: list[dict], *, model: str, max_tokens: int, timeout: float, temperature: float | None = None
+        self,
+        messages: list[dict],
+        *,
+        model: str,
+        max_tokens: int,
+        timeout: float,
+        temperature: float | None = None,
+        tools: list[dict] | None = None,
     ) -> Completion:
         started = time.perf_counter()
         try:
-            params = self.params(messages, model, max_tokens, temperature)
+            params = self.params(messages, model, max_tokens, temperature, tools)
             answer = self.read_answer(
                 self.create(self.client(), params, stream=False, timeout=request_timeout(timeout, streaming=False))
             )
@@ -104,20 +138,29 @@ class SDKProvider:
                 tokens_out=answer.tokens_out or estimate_tokens(answer.text),
                 latency_ms=int((time.perf_counter() - started) * 1000),
                 model=answer.model or model,
+                tool_calls=answer.tool_calls,
             )
         except Exception as exc:
             raise self._redacted(exc) from exc
 
     def stream(
-        self, messages: list[dict], *, model: str, max_tokens: int, timeout: float, temperature: float | None = None
+        self,
+        messages: list[dict],
+        *,
+        model: str,
+        max_tokens: int,
+        timeout: float,
+        temperature: float | None = None,
+        tools: list[dict] | None = None,
     ) -> TextStream:
         started = time.perf_counter()
         first_ms = 0
         pieces: list[str] = []
+        deltas: list[ToolDelta] = []
         tokens_in = tokens_out = 0
         answered_model = model
         try:
-            params = self.params(messages, model, max_tokens, temperature)
+            params = self.params(messages, model, max_tokens, temperature, tools)
             events = self.create(self.client(), params, stream=True, timeout=request_timeout(timeout, streaming=True))
             self._call.attach(events)
             with events:
@@ -130,6 +173,11 @@ class SDKProvider:
                             first_ms = int((time.perf_counter() - started) * 1000)
                         pieces.append(event.text)
                         yield event.text
+                    elif event.tool_deltas:
+                        if not first_ms:
+                            first_ms = int((time.perf_counter() - started) * 1000)
+                        deltas.extend(event.tool_deltas)
+                        yield ""  # no text, but the answer is coming: the router's deadline moves on
         except GeneratorExit:
             raise
         except Exception as exc:
@@ -141,6 +189,7 @@ class SDKProvider:
             tokens_out=tokens_out or estimate_tokens(text),
             latency_ms=first_ms,
             model=answered_model,
+            tool_calls=joined_tool_calls(deltas),
         )
 
     def _read(self, events: Iterable[Any]) -> Iterable[Event]:
