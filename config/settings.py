@@ -445,6 +445,16 @@ PARLEY_WORKFLOW_REQUEUE_SECONDS = env.float("PARLEY_WORKFLOW_REQUEUE_SECONDS", d
 PARLEY_WORKFLOW_MAX_REQUEUES = env.int("PARLEY_WORKFLOW_MAX_REQUEUES", default=3)
 PARLEY_WORKFLOW_CACHE_SECONDS = env.float("PARLEY_WORKFLOW_CACHE_SECONDS", default=5.0)
 
+# --- Tool calling (docs/tools.md) -------------------------------------------------------------------
+# The loop model → tool calls → results → model: most rounds of tool calls per answer, most calls in
+# one answer, and the seconds the whole answer may take (model rounds and calls together); how long
+# a process remembers a tool server's tool list, and the seconds one tool-server request may take.
+PARLEY_TOOL_MAX_ROUNDS = env.int("PARLEY_TOOL_MAX_ROUNDS", default=4)
+PARLEY_TOOL_MAX_CALLS = env.int("PARLEY_TOOL_MAX_CALLS", default=8)
+PARLEY_TOOL_DEADLINE_SECONDS = env.float("PARLEY_TOOL_DEADLINE_SECONDS", default=60.0)
+PARLEY_TOOL_LIST_CACHE_SECONDS = env.float("PARLEY_TOOL_LIST_CACHE_SECONDS", default=300.0)
+PARLEY_TOOL_SERVER_TIMEOUT = env.float("PARLEY_TOOL_SERVER_TIMEOUT", default=15.0)
+
 # --- Knowledge bases (docs/knowledge.md) ------------------------------------------------------------
 # Largest document a tenant may upload or a URL may return (bytes); passage size aimed for (estimated
 # tokens: one per CJK character, one per four other characters); the share of a prompt the cited

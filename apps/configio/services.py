@@ -1,15 +1,18 @@
 """Config as code: ``manage.py apply -f parley.yaml`` and ``manage.py export``.
 
 The file describes tenants with their model configs, knowledge bases (documents: paths relative to
-the file, or URLs), bots (knowledge entries, knowledge bases, channels) and workflows. Applying
+the file, or URLs), bots (knowledge entries, knowledge bases, channels, tool servers), workflows and
+tool servers. Applying
 is idempotent (a second run changes nothing) and all-or-nothing (an invalid file changes nothing;
 every error names the file, the path inside it and the problem). ``${VAR}`` in a string value is
 read from the environment (``$$`` writes a literal ``$``). Export writes the same format with
-secrets (API keys, channel credentials, workflow signing secrets) left out; applying a file without
+secrets (API keys, channel credentials, workflow signing secrets, tool-server headers) left out;
+applying a file without
 them keeps the saved ones.
 
-What apply owns: the tenants, models, bots, channels and workflows it names are created or updated; a bot's
-knowledge entries, fallback list and knowledge bases are made to match the file. A knowledge base's
+What apply owns: the tenants, models, bots, channels, workflows and tool servers it names are created
+or updated; a bot's knowledge entries, fallback list, knowledge bases and tool servers are made to
+match the file. A knowledge base's
 documents named in the file are added, or replaced when the file's bytes changed (then indexed
 again; unchanged ones are not); documents added in the admin are left alone. Nothing else is ever
 deleted.
@@ -18,6 +21,7 @@ deleted.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -38,8 +42,8 @@ from apps.knowledge import services as knowledge
 from apps.knowledge.models import Document, KnowledgeBase
 from apps.llm.models import ModelConfig
 from apps.tenants.models import Tenant
-from apps.workflows.models import Workflow
-from apps.workflows.validation import workflow_errors
+from apps.workflows.models import BotToolServer, ToolServer, Workflow
+from apps.workflows.validation import tool_server_errors, workflow_errors
 
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 KEY = r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$"
@@ -62,6 +66,7 @@ class ModelSpecIn(_Strict):
     timeout_s: Decimal = Field(Decimal("3"), ge=Decimal("0.1"), le=300)
     cost_input_per_1k: Decimal = Field(Decimal("0"), ge=0)
     cost_output_per_1k: Decimal = Field(Decimal("0"), ge=0)
+    supports_tools: bool = True
     enabled: bool = True
 
 
@@ -80,6 +85,19 @@ class ChannelIn(_Strict):
     api_base: str | None = None
     credentials: dict[str, str] | None = None  # None: keep what is saved
     allowed_origins: list[str] = []
+    enabled: bool = True
+
+
+class BotToolServerIn(_Strict):
+    name: str = Field(min_length=1, max_length=100)  # a tool server of the tenant
+    tools: list[str] = []  # empty: every tool the server lists
+
+
+class ToolServerIn(_Strict):
+    name: str = Field(min_length=1, max_length=100)
+    url: str = Field(min_length=1, max_length=500)
+    headers: dict[str, str] | None = None  # secret; None: keep what is saved
+    timeout_s: int = Field(15, ge=1, le=60)
     enabled: bool = True
 
 
@@ -111,13 +129,16 @@ class BotIn(_Strict):
     knowledge: list[KnowledgeIn] = []
     knowledge_bases: list[str] = []
     channels: list[ChannelIn] = []
+    tool_servers: list[BotToolServerIn] = []  # the tools it may use on its tenant's tool servers
 
 
 class WorkflowIn(_Strict):
     name: str = Field(min_length=1, max_length=200)
     bot: str | None = None  # a bot slug of the tenant; None: every bot of the tenant
-    trigger: Literal["command", "keyword"] = "command"
-    trigger_value: str = Field(min_length=1, max_length=200)
+    trigger: Literal["command", "keyword", "tool"] = "command"
+    trigger_value: str = Field(min_length=1, max_length=200)  # a tool: its name
+    description: str = ""  # a tool: what it does, for the model
+    parameters: dict[str, Any] = {}  # a tool: the JSON Schema object of its arguments
     url: str = Field(min_length=1, max_length=500)
     payload_template: str = ""
     reply_template: str = ""
@@ -143,6 +164,7 @@ class TenantIn(_Strict):
     knowledge_bases: list[KnowledgeBaseIn] = []
     bots: list[BotIn] = []
     workflows: list[WorkflowIn] = []
+    tool_servers: list[ToolServerIn] = []  # Model Context Protocol servers (docs/tools.md)
 
 
 class ConfigIn(_Strict):
@@ -299,6 +321,7 @@ def _check_references(config: ConfigIn, filename: str) -> None:
                     for problem in validate_credentials(ch.platform, ch.credentials, enabled=ch.enabled):
                         errors.append(f"{cp}.credentials: {problem}")
         errors.extend(_check_workflows(tenant, tp, bot_slugs))
+        errors.extend(_check_tool_servers(tenant, tp))
     if errors:
         raise ConfigError([f"{filename}: {e}" for e in errors])
 
@@ -358,6 +381,28 @@ def _check_workflows(tenant: TenantIn, tp: str, bot_slugs: set[str]) -> list[str
         probe = Workflow(**wf.model_dump(exclude={"bot", "signing_secret"}))
         for name, problems in workflow_errors(probe).items():
             errors.extend(f"{wp}.{name}: {problem}" for problem in problems)
+    return errors
+
+
+def _check_tool_servers(tenant: TenantIn, tp: str) -> list[str]:
+    """Names unique, URL / headers / timeout as the admin checks them, bots naming servers that exist."""
+    errors: list[str] = []
+    names: set[str] = set()
+    for si, server in enumerate(tenant.tool_servers):
+        sp = f"{tp}.tool_servers[{si}]"
+        if server.name in names:
+            errors.append(f"{sp}.name: tool server '{server.name}' appears twice in this tenant")
+        names.add(server.name)
+        probe = ToolServer(
+            name=server.name, url=server.url, headers=json.dumps(server.headers or {}), timeout_s=server.timeout_s
+        )
+        for name, problems in tool_server_errors(probe).items():
+            errors.extend(f"{sp}.{name}: {problem}" for problem in problems)
+    known = names | set(ToolServer.objects.filter(tenant__slug=tenant.slug).values_list("name", flat=True))
+    for bi, bot in enumerate(tenant.bots):
+        for ci, choice in enumerate(bot.tool_servers):
+            if choice.name not in known:
+                errors.append(f"{tp}.bots[{bi}].tool_servers[{ci}].name: no tool server '{choice.name}' in tenant")
     return errors
 
 
@@ -444,16 +489,18 @@ def apply_config(config: ConfigIn, *, dry_run: bool = False) -> ApplyReport:
                 values["api_key"] = m.api_key
             models[m.name] = _sync(obj, values, f"model {t.slug}/{m.name}", report)
         _sync_knowledge_bases(config, tenant, t.knowledge_bases, models, report)
+        servers = _sync_tool_servers(tenant, t.tool_servers, report)
         for b in t.bots:
             bot = Bot.objects.filter(tenant=tenant, slug=b.slug).first() or Bot(tenant=tenant, slug=b.slug)
             values = b.model_dump(
-                exclude={"slug", "model", "fallback_models", "knowledge", "knowledge_bases", "channels"}
+                exclude={"slug", "model", "fallback_models", "knowledge", "knowledge_bases", "channels", "tool_servers"}
             )
             values["model"] = models[b.model] if b.model else None
             bot = _sync(bot, values, f"bot {t.slug}/{b.slug}", report)
             _sync_fallbacks(bot, [models[n] for n in b.fallback_models], report)
             _sync_knowledge(bot, b.knowledge, report)
             _sync_bot_knowledge_bases(bot, b.knowledge_bases, report)
+            _sync_bot_tool_servers(bot, b.tool_servers, servers, report)
             for c in b.channels:
                 ch = Channel.objects.filter(key=c.key).first() or Channel(key=c.key, bot=bot)
                 cvalues = c.model_dump(exclude={"key", "credentials", "allowed_origins", "api_base"})
@@ -467,6 +514,34 @@ def apply_config(config: ConfigIn, *, dry_run: bool = False) -> ApplyReport:
     if dry_run:
         transaction.set_rollback(True)
     return report
+
+
+def _sync_tool_servers(tenant: Tenant, servers: list[ToolServerIn], report: ApplyReport) -> dict[str, ToolServer]:
+    """Create or update the tool servers the file names (by name); the headers kept when left out."""
+    existing = {s.name: s for s in ToolServer.objects.filter(tenant=tenant)}
+    for srv in servers:
+        obj = existing.get(srv.name) or ToolServer(tenant=tenant, name=srv.name)
+        values = srv.model_dump(exclude={"name", "headers"})
+        if srv.headers is not None:
+            wanted = json.dumps(srv.headers, ensure_ascii=False, sort_keys=True)
+            if obj.pk is None or obj.header_dict() != srv.headers:
+                values["headers"] = wanted
+        existing[srv.name] = _sync(obj, values, f"tool server {tenant.slug}/{srv.name}", report)
+    return existing
+
+
+def _sync_bot_tool_servers(
+    bot: Bot, choices: list[BotToolServerIn], servers: dict[str, ToolServer], report: ApplyReport
+) -> None:
+    """The bot's tool servers become exactly the ones the file lists (with their tools)."""
+    wanted = {servers[c.name].pk: list(c.tools) for c in choices}
+    current = {link.server_id: link.tools for link in BotToolServer.objects.filter(bot=bot)}
+    if wanted == current:
+        return
+    BotToolServer.objects.filter(bot=bot).exclude(server_id__in=wanted).delete()
+    for server_id, tools in wanted.items():
+        BotToolServer.objects.update_or_create(bot=bot, server_id=server_id, defaults={"tools": tools})
+    report.updated.append(f"bot {bot.tenant.slug}/{bot.slug} (tool_servers)")
 
 
 def _sync_workflows(tenant: Tenant, workflows: list[WorkflowIn], report: ApplyReport) -> None:
@@ -542,6 +617,7 @@ def export_config(*, tenant_slugs: list[str] | None = None) -> dict[str, Any]:
                         "timeout_s": m.timeout_s,
                         "cost_input_per_1k": m.cost_input_per_1k,
                         "cost_output_per_1k": m.cost_output_per_1k,
+                        "supports_tools": m.supports_tools,
                         "enabled": m.enabled,
                     }.items()
                 }
@@ -551,7 +627,8 @@ def export_config(*, tenant_slugs: list[str] | None = None) -> dict[str, Any]:
             data = {
                 f: getattr(b, f)
                 for f in BotIn.model_fields
-                if f not in {"slug", "model", "fallback_models", "knowledge", "knowledge_bases", "channels"}
+                if f
+                not in {"slug", "model", "fallback_models", "knowledge", "knowledge_bases", "channels", "tool_servers"}
             }
             bots.append(
                 {
@@ -560,6 +637,12 @@ def export_config(*, tenant_slugs: list[str] | None = None) -> dict[str, Any]:
                     "model": b.model.name if b.model else None,
                     "fallback_models": [m.name for m in b.fallback_configs()],
                     "knowledge_bases": sorted(b.knowledge_bases.values_list("name", flat=True)),
+                    "tool_servers": [
+                        {"name": link.server.name, "tools": list(link.tools or [])}
+                        for link in BotToolServer.objects.filter(bot=b)
+                        .select_related("server")
+                        .order_by("server__name")
+                    ],
                     "knowledge": [
                         {"question": e.question, "answer": e.answer, "keywords": e.keywords, "enabled": e.enabled}
                         for e in b.knowledge.order_by("id")
@@ -606,6 +689,10 @@ def export_config(*, tenant_slugs: list[str] | None = None) -> dict[str, Any]:
                 ],
                 "bots": bots,
                 "workflows": workflows,
+                "tool_servers": [
+                    {"name": srv.name, "url": srv.url, "timeout_s": srv.timeout_s, "enabled": srv.enabled}
+                    for srv in tenant.tool_servers.order_by("name")
+                ],
             }
         )
     return {"tenants": out}

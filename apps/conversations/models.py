@@ -117,6 +117,12 @@ class Message(models.Model):
         help_text=_("Knowledge-base passages the answer was given: number, document, section, scores."),
         verbose_name=_("knowledge sources"),
     )
+    tool_calls = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_("Tools the model called for this answer, round by round: tool, arguments, outcome, latency."),
+        verbose_name=_("tool calls"),
+    )
     fallback_used = models.BooleanField(default=False, verbose_name=_("fallback used"))
     cached = models.BooleanField(default=False, verbose_name=_("cached"))
     source = models.CharField(

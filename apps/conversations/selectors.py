@@ -152,6 +152,7 @@ class Turn:
     flagged: bool = False
     correction: str = ""
     sources: list = field(default_factory=list)  # knowledge-base passages the answer was given
+    tools: list = field(default_factory=list)  # the tool calls the model made for the answer, round by round
 
     @property
     def is_answer(self) -> bool:
@@ -220,6 +221,19 @@ def turn_of(message: Message, *, reveal: bool) -> Turn:
             }
             for src in (message.knowledge_sources or [])
             if isinstance(src, dict)
+        ],
+        tools=[
+            {
+                "round": c.get("round"),
+                "tool": str(c.get("label") or c.get("tool", "")),
+                "arguments": str(c.get("arguments", "")),  # stored PII-masked
+                "result": str(c.get("result", "")),
+                "outcome": str(c.get("outcome", "")),
+                "latency_ms": c.get("latency_ms"),
+                "confirmed": bool(c.get("confirmed_by")),
+            }
+            for c in (message.tool_calls or [])
+            if isinstance(c, dict)
         ],
     )
 

@@ -81,6 +81,12 @@ WEBCHAT_SOCKETS = Gauge(
     "parley_webchat_sockets_open", "Open web-chat WebSocket connections.", multiprocess_mode="livesum"
 )
 WORKFLOW_CALLS = Counter("parley_workflow_calls_total", "Workflow webhook calls by outcome.", ["outcome"])
+TOOL_CALLS = Counter(
+    "parley_tool_calls_total",
+    "Tool calls a model asked for, by kind (workflow, mcp, builtin) and outcome (ok, error, invalid, unknown, "
+    "timeout, limit, pending, declined).",
+    ["kind", "outcome"],
+)
 RATE_LIMITED = Counter("parley_rate_limited_total", "Messages refused by a rate limit.", ["scope"])
 CONNECTORS_CONNECTED = Gauge(
     "parley_connector_channels_connected",

@@ -6,12 +6,12 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.admin_mixins import SecretFieldsFormMixin, TenantScopedAdmin
+from apps.core.admin_mixins import SecretFieldsFormMixin, TenantScopedAdmin, TenantScopedInline
 from apps.core.audit import audit_record
 from apps.core.pii import mask_text
 from apps.tenants.selectors import can_reveal_pii
 
-from .models import Workflow, WorkflowRun
+from .models import BotToolServer, ToolServer, Workflow, WorkflowRun
 from .services import workflow_test_call
 
 #: Workflows one "Send a test call" calls at most (each call may take up to its timeout).
@@ -29,6 +29,8 @@ class WorkflowForm(SecretFieldsFormMixin, forms.ModelForm):
             "name",
             "trigger",
             "trigger_value",
+            "description",
+            "parameters",
             "url",
             "payload_template",
             "reply_template",
@@ -41,6 +43,7 @@ class WorkflowForm(SecretFieldsFormMixin, forms.ModelForm):
         widgets = {
             "payload_template": forms.Textarea(attrs={"rows": 6, "style": "font-family: monospace"}),
             "reply_template": forms.Textarea(attrs={"rows": 2}),
+            "description": forms.Textarea(attrs={"rows": 3}),
         }
 
 
@@ -104,6 +107,7 @@ class WorkflowRunAdmin(TenantScopedAdmin):
         "workflow",
         "state",
         "conversation",
+        "call_key",
         "language",
         "request_display",
         "response_status",
@@ -152,3 +156,43 @@ class WorkflowRunAdmin(TenantScopedAdmin):
         if obj is not None:
             obj._reveal_pii = can_reveal_pii(request.user, obj.workflow.tenant_id)
         return obj
+
+
+class ToolServerForm(SecretFieldsFormMixin, forms.ModelForm):
+    secret_fields = ("headers",)
+
+    class Meta:
+        model = ToolServer
+        fields = ("tenant", "name", "url", "headers", "timeout_s", "enabled")
+
+
+class BotToolServerInline(TenantScopedInline):
+    model = BotToolServer
+    fields = ("bot", "tools")
+    verbose_name = _("bot")
+    verbose_name_plural = _("bots that may use its tools (tools: a list of names; empty: all of them)")
+
+
+@admin.register(ToolServer)
+class ToolServerAdmin(TenantScopedAdmin):
+    """Model Context Protocol servers (docs/tools.md): the headers are never shown again."""
+
+    form = ToolServerForm
+    inlines = (BotToolServerInline,)
+    list_display = ("name", "tenant", "url", "timeout_s", "enabled")
+    list_filter = ("enabled", "tenant")
+    search_fields = ("name", "url")
+    actions = ["list_tools"]
+
+    @admin.action(description=_("List its tools (a real call to the server)"), permissions=["change"])
+    def list_tools(self, request, queryset):
+        from .mcp import _server, _why, fetch_tools
+
+        for row in list(queryset[:TEST_CALL_LIMIT]):
+            try:
+                tools = fetch_tools(_server(row))
+            except Exception as exc:
+                self.message_user(request, f"{row.name}: {_why(exc)}", messages.ERROR)
+                continue
+            names = ", ".join(t["name"] for t in tools) or _("no tools")
+            self.message_user(request, f"{row.name}: {names}", messages.SUCCESS)

@@ -16,6 +16,7 @@ class Workflow(models.Model):
     class Trigger(models.TextChoices):
         COMMAND = "command", _("Command (e.g. /ticket)")
         KEYWORD = "keyword", _("Keyword in the message")
+        TOOL = "tool", _("Tool the model may call")
 
     tenant = models.ForeignKey(
         "tenants.Tenant", on_delete=models.CASCADE, related_name="workflows", verbose_name=_("tenant")
@@ -36,10 +37,29 @@ class Workflow(models.Model):
     trigger_value = models.CharField(
         max_length=200,
         help_text=_(
-            "The command (one word, e.g. ticket or /ticket) or the keyword (found anywhere in the "
-            "message, any case) that starts it."
+            "The command (one word, e.g. ticket or /ticket), the keyword (found anywhere in the "
+            "message, any case) that starts it, or the tool's name the model calls (e.g. create_ticket)."
         ),
         verbose_name=_("trigger value"),
+    )
+    description = models.TextField(
+        blank=True,
+        default="",
+        help_text=_(
+            "Tools only: what it does and when to use it, written for the model (e.g. 'Open a support "
+            "ticket when the user reports a fault')."
+        ),
+        verbose_name=_("description"),
+    )
+    parameters = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_(
+            'Tools only: a JSON Schema object for the arguments, e.g. {"type": "object", "properties": '
+            '{"summary": {"type": "string"}}, "required": ["summary"]}. Arguments are checked against it '
+            "before any call."
+        ),
+        verbose_name=_("parameters"),
     )
     url = models.URLField(
         max_length=500,
@@ -51,7 +71,7 @@ class Workflow(models.Model):
         default="",
         help_text=_(
             "JSON with {{placeholders}}: text, user_id, user_name, conversation_id, tenant, bot, platform, "
-            "language, run_id, workflow. Empty: a JSON object with all of them."
+            "language, run_id, workflow, arguments (a tool's arguments). Empty: a JSON object with all of them."
         ),
         verbose_name=_("payload template"),
     )
@@ -129,6 +149,13 @@ class WorkflowRun(models.Model):
         help_text=_("The user's message that confirmed it."),
         verbose_name=_("confirmed by"),
     )
+    call_key = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text=_("A tool call: the tool and its arguments, hashed (one run per message and call)."),
+        verbose_name=_("call key"),
+    )
     user_id = models.CharField(
         max_length=200, blank=True, help_text=_("Who started it (only they can confirm)."), verbose_name=_("user id")
     )
@@ -182,8 +209,11 @@ class WorkflowRun(models.Model):
         ]
         constraints = [
             # A message starts at most one run, however often it is handled (re-driven after a crash).
+            # A tool call: at most one run per message and call (the same tool with the same arguments).
             models.UniqueConstraint(
-                fields=["inbound"], condition=models.Q(inbound__isnull=False), name="uniq_wfrun_per_inbound"
+                fields=["inbound", "call_key"],
+                condition=models.Q(inbound__isnull=False),
+                name="uniq_wfrun_per_inbound_call",
             ),
         ]
         verbose_name = _("workflow run")
@@ -191,3 +221,86 @@ class WorkflowRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workflow} run {self.pk} ({self.status})"
+
+
+class ToolServer(models.Model):
+    """A Model Context Protocol server (streamable HTTP) whose tools the tenant's bots may call."""
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="tool_servers", verbose_name=_("tenant")
+    )
+    name = models.CharField(
+        max_length=100, help_text=_("Short name bots and configuration files refer to."), verbose_name=_("name")
+    )
+    url = models.URLField(
+        max_length=500,
+        help_text=_("The server's streamable HTTP endpoint, e.g. https://tools.acme.example/mcp"),
+        verbose_name=_("url"),
+    )
+    headers = EncryptedTextField(
+        blank=True,
+        help_text=_(
+            'HTTP headers sent with every request, as a JSON object, e.g. {"Authorization": "Bearer …"}. '
+            "Stored encrypted; never shown again."
+        ),
+        verbose_name=_("headers"),
+    )
+    timeout_s = models.PositiveSmallIntegerField(
+        default=15, help_text=f"Seconds per request to the server (1–{TIMEOUT_LIMIT_S}).", verbose_name=_("timeout s")
+    )
+    enabled = models.BooleanField(default=True, verbose_name=_("enabled"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
+
+    class Meta:
+        ordering = ["tenant", "name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="uniq_tool_server_name_per_tenant")]
+        verbose_name = _("tool server")
+        verbose_name_plural = _("tool servers")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def header_dict(self) -> dict[str, str]:
+        from .validation import parse_headers
+
+        return parse_headers(self.headers)[0]
+
+    def clean(self) -> None:
+        from .validation import tool_server_errors
+
+        errors = tool_server_errors(self)
+        if errors:
+            raise ValidationError(errors)
+
+
+class BotToolServer(models.Model):
+    """The tools of a tool server one bot may use."""
+
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="tool_servers", verbose_name=_("bot"))
+    server = models.ForeignKey(ToolServer, on_delete=models.CASCADE, related_name="bots", verbose_name=_("server"))
+    tools = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_(
+            'The names of the tools the bot may call, e.g. ["lookup_order"]. Empty: every tool the server lists.'
+        ),
+        verbose_name=_("tools"),
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bot", "server"], name="uniq_bot_tool_server")]
+        verbose_name = _("bot's tools")
+        verbose_name_plural = _("bots that may use its tools")
+
+    def __str__(self) -> str:
+        return f"{self.bot} → {self.server}"
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        if self.bot_id and self.server_id and self.bot.tenant_id != self.server.tenant_id:
+            errors["bot"] = [str(_("This bot belongs to another tenant."))]
+        if not isinstance(self.tools, list) or not all(isinstance(t, str) and t for t in self.tools):
+            errors["tools"] = [str(_('Enter a list of tool names, e.g. ["lookup_order"].'))]
+        if errors:
+            raise ValidationError(errors)

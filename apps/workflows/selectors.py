@@ -20,7 +20,7 @@ from apps.core.commands import parse_command
 from apps.core.ttlcache import TTLCache
 
 from .models import Workflow
-from .validation import normalize_command, normalize_keyword
+from .validation import normalize_keyword, trigger_key
 
 
 def workflow_cache_seconds() -> float:
@@ -36,6 +36,12 @@ class ActiveWorkflow:
     key: str  # the normalized command word or keyword
     confirmation_required: bool
     bot_specific: bool
+    description: str = ""  # tools: what the model is told it does
+    parameters: dict | None = None  # tools: the JSON Schema of its arguments
+
+    @property
+    def is_tool(self) -> bool:
+        return self.trigger == Workflow.Trigger.TOOL
 
 
 @dataclass(frozen=True)
@@ -48,19 +54,32 @@ def _load_workflows(bot) -> tuple[ActiveWorkflow, ...]:
     rows = (
         Workflow.objects.filter(enabled=True, tenant_id=bot.tenant_id)
         .filter(Q(bot_id=bot.pk) | Q(bot__isnull=True))
-        .values_list("id", "name", "trigger", "trigger_value", "confirmation_required", "bot_id")
+        .values_list(
+            "id", "name", "trigger", "trigger_value", "confirmation_required", "bot_id", "description", "parameters"
+        )
     )
     return tuple(
         ActiveWorkflow(
             id=pk,
             name=name,
             trigger=trigger,
-            key=normalize_command(value) if trigger == Workflow.Trigger.COMMAND else normalize_keyword(value),
+            key=trigger_key(trigger, value),
             confirmation_required=confirm,
             bot_specific=bot_id is not None,
+            description=description if trigger == Workflow.Trigger.TOOL else "",
+            parameters=(parameters or None) if trigger == Workflow.Trigger.TOOL else None,
         )
-        for pk, name, trigger, value, confirm, bot_id in rows
+        for pk, name, trigger, value, confirm, bot_id, description, parameters in rows
     )
+
+
+def tool_workflows(bot) -> tuple[ActiveWorkflow, ...]:
+    """The enabled workflows ``bot``'s models may call as tools (a bot's own wins over a tenant-wide
+    one of the same name)."""
+    found: dict[str, ActiveWorkflow] = {}
+    for f in sorted((f for f in active_workflows(bot) if f.is_tool), key=lambda f: (not f.bot_specific, f.name)):
+        found.setdefault(f.key, f)
+    return tuple(found.values())
 
 
 #: A bot's enabled workflows by bot id.

@@ -88,7 +88,7 @@ def workflow_run_start(
     wf = Workflow.objects.filter(pk=workflow_id, enabled=True).select_related("tenant").first()
     if wf is None:
         return None
-    existing = WorkflowRun.objects.filter(inbound=inbound).first()
+    existing = WorkflowRun.objects.filter(inbound=inbound, call_key="").first()
     if existing is not None:
         if existing.status == R.QUEUED:
             workflow_run_enqueue(existing)
@@ -149,16 +149,21 @@ def pending_run(*, conversation: Any, user_id: str) -> WorkflowRun | None:
 
 def run_by_inbound(inbound: Any) -> WorkflowRun | None:
     """The run a message started or confirmed (to pick up after a crash), or None."""
-    return WorkflowRun.objects.filter(Q(inbound=inbound) | Q(confirmed_by=inbound)).select_related("workflow").first()
+    return (
+        WorkflowRun.objects.filter(Q(inbound=inbound, call_key="") | Q(confirmed_by=inbound))
+        .select_related("workflow")
+        .first()
+    )
 
 
 def is_expired(run: WorkflowRun) -> bool:
     return run.expires_at is not None and run.expires_at <= timezone.now()
 
 
-def workflow_run_confirm(run: WorkflowRun, *, inbound: Any) -> bool:
+def workflow_run_confirm(run: WorkflowRun, *, inbound: Any, enqueue: bool = True) -> bool:
     """Queue the call of a pending, unexpired run. False when it was decided already (another
-    "yes" was first), expired, or its workflow has been disabled meanwhile."""
+    "yes" was first), expired, or its workflow has been disabled meanwhile. ``enqueue=False``: the
+    caller makes the call itself (a tool call, whose result goes back to the model)."""
     now = timezone.now()
     done = WorkflowRun.objects.filter(
         pk=run.pk, status=R.PENDING_CONFIRMATION, expires_at__gt=now, workflow__enabled=True
@@ -175,7 +180,8 @@ def workflow_run_confirm(run: WorkflowRun, *, inbound: Any) -> bool:
         workflow=wf.pk,
         conversation=run.conversation_id,
     )
-    workflow_run_enqueue(run)
+    if enqueue:
+        workflow_run_enqueue(run)
     return True
 
 
@@ -337,6 +343,7 @@ def workflow_runs_sweep(*, now: datetime | None = None) -> dict[str, int]:
             | Q(status=R.QUEUED, queued_at__isnull=True, created_at__lt=waited)  # queued before the sweeper
             | Q(status=R.RUNNING, claimed_at__lt=now - shortest_lease)
         )
+        .filter(call_key="")  # a tool call is made again by its message's own re-run, not here
         .select_related("workflow__tenant")
         .order_by("pk")
     )

@@ -31,6 +31,7 @@ PAYLOAD_FIELDS: dict[str, Any] = {
     "language": "en",
     "run_id": 1042,
     "workflow": "Create ticket",
+    "arguments": {"summary": "printer broken", "priority": "high"},
 }
 
 MISSING = {"en": "(not provided)", "zh": "（未提供）"}
@@ -53,8 +54,13 @@ def unknown_payload_placeholders(template: str) -> list[str]:
 
 
 def default_payload(values: dict[str, Any]) -> dict[str, Any]:
-    """The body sent when a workflow has no payload template: every field."""
-    return {name: values.get(name, "") for name in PAYLOAD_FIELDS}
+    """The body sent when a workflow has no payload template: every field (``arguments`` only for a
+    tool call: a command's body stays as it always was)."""
+    return {
+        name: values.get(name, "")
+        for name in PAYLOAD_FIELDS
+        if name != "arguments" or isinstance(values.get("arguments"), dict)
+    }
 
 
 def render_payload(template: str, values: dict[str, Any]) -> Any:

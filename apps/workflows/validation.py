@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,8 +25,37 @@ def normalize_keyword(value: str) -> str:
     return " ".join((value or "").split()).lower()
 
 
+#: A tool's name, as both model APIs accept one.
+TOOL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+#: Names the built-in tools take (docs/tools.md).
+BUILTIN_TOOL_NAMES = frozenset({"current_datetime", "search_knowledge", "handoff_to_human"})
+
+
 def trigger_key(trigger: str, value: str) -> str:
-    return normalize_command(value) if trigger == "command" else normalize_keyword(value)
+    if trigger == "command":
+        return normalize_command(value)
+    if trigger == "tool":
+        return (value or "").strip()
+    return normalize_keyword(value)
+
+
+def parameters_errors(schema: Any) -> list[str]:
+    """What is wrong with a tool's ``parameters`` (a JSON Schema object), for the admin."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    if schema in (None, {}):
+        return []
+    if not isinstance(schema, dict):
+        return ["Enter a JSON object (a JSON Schema), e.g. {\"type\": \"object\", \"properties\": {…}}."]
+    if schema.get("type") != "object":
+        return ['The arguments must be an object: the schema needs "type": "object".']
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.path)
+        return [f"Not a valid JSON Schema{f' at {where}' if where else ''}: {exc.message}"]
+    return []
 
 
 def workflow_errors(wf: Any) -> dict[str, list[str]]:
@@ -50,8 +80,21 @@ def workflow_errors(wf: Any) -> dict[str, list[str]]:
             )
         elif word in ALIASES:
             add("trigger_value", f"/{word} is a built-in command; choose another word.")
+    elif wf.trigger == Workflow.Trigger.TOOL:
+        if not TOOL_NAME.match(value):
+            add(
+                "trigger_value",
+                f"'{value}' is not a tool name: start with a letter, then letters, digits, _ or - "
+                "(at most 64), e.g. create_ticket.",
+            )
+        elif value in BUILTIN_TOOL_NAMES:
+            add("trigger_value", f"{value} is a built-in tool; choose another name.")
+        if not (wf.description or "").strip():
+            add("description", "Tell the model what this tool does and when to use it.")
     elif len(normalize_keyword(value)) < 2:
         add("trigger_value", "A keyword needs at least two characters.")
+    for problem in parameters_errors(wf.parameters):
+        add("parameters", problem)
 
     scheme = urlsplit(wf.url or "").scheme.lower()
     if wf.url and scheme not in ("http", "https"):
@@ -94,4 +137,37 @@ def workflow_errors(wf: Any) -> dict[str, list[str]]:
             if trigger_key(other.trigger, other.trigger_value) == key:
                 add("trigger_value", f"The enabled workflow '{other.name}' already uses this {wf.trigger}.")
                 break
+    return errors
+
+
+def parse_headers(text: str) -> tuple[dict[str, str], str]:
+    """A tool server's headers (a JSON object of text values) and what is wrong with them ("")."""
+    if not (text or "").strip():
+        return {}, ""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}, 'Enter the headers as a JSON object, e.g. {"Authorization": "Bearer …"}.'
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return {}, "The headers must be a JSON object whose values are text."
+    return value, ""
+
+
+def tool_server_errors(server: Any) -> dict[str, list[str]]:
+    """Field → problems of a tool server (its URL, headers and timeout)."""
+    from .models import TIMEOUT_LIMIT_S
+
+    errors: dict[str, list[str]] = {}
+    scheme = urlsplit(server.url or "").scheme.lower()
+    if server.url and scheme not in ("http", "https"):
+        errors["url"] = [f"The URL must start with http:// or https:// (not '{scheme or server.url[:20]}')."]
+    elif server.url:
+        blocked = blocked_reason(server.url)
+        if blocked and blocked != "invalid URL":
+            errors["url"] = [f"Parley does not call this URL: {blocked}."]
+    problem = parse_headers(server.headers)[1]
+    if problem:
+        errors["headers"] = [problem]
+    if server.timeout_s is not None and not 1 <= server.timeout_s <= TIMEOUT_LIMIT_S:
+        errors["timeout_s"] = [f"Between 1 and {TIMEOUT_LIMIT_S} seconds."]
     return errors

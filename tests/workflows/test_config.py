@@ -97,3 +97,81 @@ def test_invalid_workflows_change_nothing_and_name_the_path(tmp_path, capsys, mo
         apply(tmp_path, CONFIG.replace(*change), capsys, monkeypatch)
     assert f"parley.yaml: {says}" in str(exc.value)
     assert not Workflow.objects.exists()
+
+
+TOOL_CONFIG = """
+tenants:
+  - slug: acme
+    name: ACME Corp
+    models:
+      - name: primary
+        model: gpt-test
+        supports_tools: false
+    bots:
+      - slug: helpdesk
+        name: Helpdesk
+    workflows:
+      - name: Create ticket
+        bot: helpdesk
+        trigger: tool
+        trigger_value: create_ticket
+        description: Open a support ticket when the user reports a fault.
+        parameters:
+          type: object
+          properties:
+            summary: {type: string, description: What is wrong}
+            priority: {type: string, enum: [low, normal, high]}
+          required: [summary]
+        url: https://tickets.acme.example/api/tickets
+        confirmation_required: true
+"""
+
+
+def test_a_tool_workflow_applies_and_round_trips(tmp_path, capsys, monkeypatch):
+    from apps.llm.models import ModelConfig
+
+    out = apply(tmp_path, TOOL_CONFIG, capsys, monkeypatch)
+    assert "created workflow acme/Create ticket" in out
+    wf = Workflow.objects.get()
+    assert wf.trigger == "tool" and wf.trigger_value == "create_ticket" and wf.confirmation_required
+    assert wf.parameters["required"] == ["summary"] and wf.description.startswith("Open a support ticket")
+    assert ModelConfig.objects.get().supports_tools is False
+    call_command("export")
+    text = capsys.readouterr().out
+    (tenant,) = yaml.safe_load(text)["tenants"]
+    (exported,) = tenant["workflows"]
+    assert exported["trigger"] == "tool" and exported["parameters"] == wf.parameters
+    assert tenant["models"][0]["supports_tools"] is False
+    path = tmp_path / "exported.yaml"
+    path.write_text(text)
+    call_command("apply", "-f", str(path))
+    assert "No changes." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (
+            ("trigger_value: create_ticket", "trigger_value: create ticket!"),
+            "trigger_value: 'create ticket!' is not a tool name",
+        ),
+        (
+            ("trigger_value: create_ticket", "trigger_value: current_datetime"),
+            "trigger_value: current_datetime is a built-in tool",
+        ),
+        (
+            ("description: Open a support ticket when the user reports a fault.", "description: ''"),
+            "description: Tell the model",
+        ),
+        (("type: object\n", "type: array\n"), "parameters: The arguments must be an object"),
+        (
+            ("enum: [low, normal, high]", "enum: high"),
+            "parameters: Not a valid JSON Schema at properties/priority/enum",
+        ),
+    ],
+)
+def test_invalid_tools_change_nothing_and_name_the_path(tmp_path, capsys, monkeypatch, change, says):
+    with pytest.raises(CommandError) as exc:
+        apply(tmp_path, TOOL_CONFIG.replace(*change), capsys, monkeypatch)
+    assert f"parley.yaml: tenants[0].workflows[0].{says}" in str(exc.value)
+    assert not Workflow.objects.exists()

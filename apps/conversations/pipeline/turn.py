@@ -61,10 +61,14 @@ class Turn:
     messages: list[dict] = field(default_factory=list)  # context: what the model is sent
     question: str | None = None  # context: the user's text when no earlier answer is in the context
     chain: list[Any] = field(default_factory=list)  # context: the models to try, in order
+    tools: list[Any] = field(default_factory=list)  # context: the tools the model is offered (``..tools``)
     cache_key: str = ""  # cached_answer: the answer cache's key for ``question`` ("" when none)
     retrieval: Retrieval | None = None  # retrieve: what the bot's knowledge bases gave for the message
     answer: Answer | None = None  # knowledge, retrieve, cached_answer or generate
     knowledge_sources: list[dict] = field(default_factory=list)  # cite: the passages, kept on the reply
+    tool_log: list[dict] = field(default_factory=list)  # generate: the tool calls made, kept on the reply
+    tool_pending: Any = None  # generate: the tool call waiting for the user's confirmation (a WorkflowRun)
+    tool_prompt: str = ""  # generate: the confirmation prompt for it
     reply: Message | None = None  # store
 
     @property

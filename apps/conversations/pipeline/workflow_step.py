@@ -23,9 +23,10 @@ from apps.workflows.texts import confirm_prompt, decision, text_for
 
 from ..commands import parse_command
 from ..models import Conversation, InboundMessage
+from . import tools
 from .context import answer_language
 from .sending import reply_and_finish, send_reply
-from .turn import Turn
+from .turn import CONTINUE, Turn
 
 logger = logging.getLogger(__name__)
 S = InboundMessage.Status
@@ -45,6 +46,9 @@ def run_workflows(turn: Turn) -> bool:
     if turn.attempt > 1:
         earlier = workflows.run_by_inbound(inbound)
         if earlier is not None:  # handled before a crash: pick up where it stopped
+            if earlier.call_key and earlier.confirmed_by_id == inbound.pk:
+                _tool_answer(turn, earlier, confirmed=True)  # the confirmed tool call, and the answer
+                return True
             if earlier.status == workflows.R.PENDING_CONFIRMATION and earlier.inbound_id == inbound.pk:
                 # Its prompt was not stored (a stored one is re-sent by the pipeline's resume step).
                 _prompt(turn, earlier)
@@ -96,6 +100,24 @@ def _decide_pending(turn: Turn) -> bool:
         _store_user_turn(turn, language)
         _answer(turn, text_for("expired" if expired else "cancelled", language, name=name), language)
         return True
+    if said == "confirm" and run.call_key:
+        _store_user_turn(turn, language)
+        if workflows.workflow_run_confirm(run, inbound=inbound, enqueue=False):
+            _tool_answer(turn, run, confirmed=True)
+        elif workflows.is_expired(run) and workflows.workflow_run_cancel(
+            run, reason="confirmation expired", outcome="expired"
+        ):
+            _answer(turn, text_for("expired", language, name=name), language)
+        else:
+            storage.finish(turn, S.ANSWERED)
+        return True
+    if said == "cancel" and run.call_key:
+        _store_user_turn(turn, language)
+        if workflows.workflow_run_cancel(run, reason="cancelled by the user"):
+            _tool_answer(turn, run, confirmed=False)
+        else:
+            storage.finish(turn, S.ANSWERED)
+        return True
     if said == "confirm":
         _store_user_turn(turn, language)
         # False: decided by another message of theirs a moment ago (a second "yes"), or expired
@@ -120,6 +142,23 @@ def _decide_pending(turn: Turn) -> bool:
     if workflows.workflow_run_cancel(run, reason="the user wrote something else"):
         _notice(turn, text_for("superseded", answer_language(conv, inbound.text), name=name))
     return False
+
+
+def _tool_answer(turn: Turn, run, *, confirmed: bool) -> None:
+    """A model's tool call the user has just confirmed (made now) or refused: the model is asked
+    again with the result, and its answer is this message's reply."""
+    from .steps import deliver, store
+
+    answer = tools.resume(turn, run, confirmed=confirmed)
+    if answer is None:  # the model asked for another sensitive call: its prompt
+        _answer(turn, turn.tool_prompt, turn.language)
+        return
+    if answer.cancelled:
+        turn.storage.finish(turn, S.INTERRUPTED)
+        return
+    turn.answer = answer
+    if store.run(turn) is CONTINUE:
+        deliver.run(turn)
 
 
 def _store_user_turn(turn: Turn, language: str) -> None:

@@ -22,6 +22,8 @@ def run(turn: Turn) -> Outcome:
     question = turn.question
     if turn.answer is not None or question is None or not question.strip():
         return CONTINUE
+    if turn.tools:  # an answer that may act (open a ticket) is never a stored one, nor shared
+        return CONTINUE
     bot = turn.bot
     stamp = bot.updated_at.timestamp() if bot.updated_at else 0
     versions = f"bot@{stamp:.3f}|" + "|".join(spec.version for spec in turn.chain)

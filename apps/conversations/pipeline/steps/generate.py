@@ -6,6 +6,9 @@ in flight at once: the first asker leads, the others wait for its answer (single
 processes on Redis); the leader fills the answer cache when the bot caches answers. The answer
 stops when the sender writes again (or sends /stop) or another worker takes the message over; the
 message is then finished as interrupted.
+
+A bot with tools answers through the tool loop (``..tools``): the model may call them, round by
+round, before it answers; a sensitive tool's confirmation prompt ends the handling instead.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from apps.llm.types import Answer
 
 from ...answer_cache import from_shared, set_answer, shareable, single_flight
 from ...models import InboundMessage
+from .. import tools
+from ..sending import reply_and_finish
 from ..storage import lease_seconds
 from ..turn import CONTINUE, DONE, Outcome, Turn
 from ..turns import latest_id
@@ -65,7 +70,13 @@ def run(turn: Turn) -> Outcome:
     if turn.answer is not None:
         return CONTINUE
     cancelled = Canceller(turn)
-    answer = _shared(turn, cancelled) if turn.cache_key else _ask(turn, cancelled)
+    if turn.tools:
+        answer = tools.answer(turn, cancelled)
+        if answer is None:  # a sensitive tool waits for the user's "yes"
+            reply_and_finish(turn, text=turn.tool_prompt, source="system", status=S.ANSWERED, language=turn.language)
+            return DONE
+    else:
+        answer = _shared(turn, cancelled) if turn.cache_key else _ask(turn, cancelled)
     if answer.cancelled or cancelled.cancelled:
         turn.storage.finish(turn, S.INTERRUPTED)
         return DONE

@@ -27,6 +27,7 @@ def run(turn: Turn) -> Outcome:
         source=answer.source,
         failed=answer.failed,
         knowledge_sources=turn.knowledge_sources,
+        tool_calls=turn.tool_log,
     )
     if reply is None or reply.interrupted:
         return DONE
