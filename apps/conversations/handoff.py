@@ -9,8 +9,8 @@ import it. It plugs in instead: ``InboxConfig.ready()`` calls ``install`` with i
   conversation, and ``/human`` or a configured phrase asks for one;
 * the feedback path (``after_rating``, called by ``review.record_feedback``): the rule "two
   thumbs-down in a row";
-* the model's own decision (``request_from_model``): the hook the built-in "hand to a person" tool
-  calls once tool calling exists (issue 15). Nothing calls it yet.
+* the model's own decision (``request_from_model``): the built-in tool ``handoff_to_human`` of tool
+  calling (``pipeline.tools``), offered when ``model_may_hand_over`` says so.
 
 Without ``apps.inbox`` installed the default port does nothing and the bot answers everything.
 Plain calls, not Django signals: the message path stays readable from top to bottom.
@@ -33,6 +33,11 @@ class HandoffPort:
 
     def after_rating(self, *, message: Any, rating: int) -> None:
         """Called after an end user's rating of ``message`` was stored. Never raises."""
+
+    def model_may_hand_over(self, bot: Any) -> bool:
+        """Whether ``bot``'s model is offered the tool to hand a conversation to a person (cheap:
+        asked while the tools of every message of a bot with tools are put together)."""
+        return False
 
     def request_from_model(self, *, conversation: Any, note: str = "") -> Any:
         """The model decided a person should take over ``conversation`` (``note``: its reason, for

@@ -71,5 +71,8 @@ class InboxHandoffPort(HandoffPort):
         except Exception:
             logger.exception("handoff rule failed", extra={"message_id": message.pk})
 
+    def model_may_hand_over(self, bot: Any) -> bool:
+        return services.gate_settings(bot).enabled  # remembered per process
+
     def request_from_model(self, *, conversation: Any, note: str = "") -> Any:
         return services.request_by_model(conversation=conversation, note=note)

@@ -66,7 +66,7 @@ def test_the_model_calls_a_tool_of_the_bots_server(client, make_setup, platform_
     assert platform_api.texts() == ["Order status: shipped"]
     assert mcp_server.calls == [("lookup_order", {"order_id": "A-77"})]
     offered = [t["function"]["name"] for t in llm.requests[0].json()["tools"]]
-    assert offered == ["lookup_order", "current_datetime"]  # refund is not the bot's
+    assert offered == ["lookup_order", "current_datetime", "handoff_to_human"]  # refund is not the bot's
     assert set(mcp_server.seen_headers) == {f"Bearer {TOKEN}"}
     (entry,) = Message.objects.get(role="assistant").tool_calls
     assert entry["kind"] == "mcp" and entry["outcome"] == "ok"
@@ -84,7 +84,7 @@ def test_the_tool_list_is_fetched_once_and_cached(client, make_setup, platform_a
     post_message(client, channel, id="m-2", text="hello again")
     assert mcp_server.list_requests == 1
     offered = [t["function"]["name"] for t in llm.requests[1].json()["tools"]]
-    assert sorted(offered) == ["current_datetime", "lookup_order", "refund", "slow"]
+    assert sorted(offered) == ["current_datetime", "handoff_to_human", "lookup_order", "refund", "slow"]
 
 
 def test_a_hung_tool_times_out_into_an_answer(client, make_setup, platform_api, llm, mcp_server):

@@ -73,7 +73,7 @@ def test_a_plain_request_creates_one_ticket_and_the_user_gets_its_number(
     body = call.json()
     assert body["arguments"] == {"summary": "printer broken", "priority": "high"} and body["user_name"] == "Alice"
     first, second = (r.json() for r in llm.requests)
-    assert [t["function"]["name"] for t in first["tools"]] == ["create_ticket", "current_datetime"]
+    assert [t["function"]["name"] for t in first["tools"]] == ["create_ticket", "current_datetime", "handoff_to_human"]
     assert first["tools"][0]["function"]["parameters"] == TICKET_SCHEMA
     assert second["messages"][-2]["tool_calls"][0]["function"]["name"] == "create_ticket"
     assert last_result(second)["result"] == {"id": "T-1042"}
@@ -305,3 +305,26 @@ def test_a_bot_without_tools_offers_none(client, make_setup, make_workflow, busi
     make_workflow(bot)  # a command workflow only
     post_message(client, channel, id="m-1", text="hello")
     assert "tools" not in llm.requests[0].json()
+
+
+def test_the_model_hands_the_conversation_to_a_person(client, make_setup, make_workflow, business, platform_api, llm):
+    from apps.inbox.models import Handoff
+
+    bot, channel = make_setup()
+    make_tool(make_workflow, bot)
+    llm.set(text="A colleague will follow up with you shortly.")
+    llm.then(text="", tool_calls=[{"name": "handoff_to_human", "arguments": {"note": "wants a refund, very upset"}}])
+    post_message(client, channel, id="m-1", text="This is the third time!! I want to talk to someone")
+    handoff = Handoff.objects.get()
+    assert handoff.reason == Handoff.Reason.MODEL and handoff.note == "wants a refund, very upset"
+    texts = platform_api.texts()
+    assert (
+        texts[-1] == "A colleague will follow up with you shortly."
+        or "A colleague will follow up with you shortly." in texts
+    )
+    assert len(texts) == 2  # the queue notice (with the hours) and the model's answer
+    assert business.calls == []
+    # The bot is silent while the conversation waits for a person.
+    post_message(client, channel, id="m-2", text="hello?")
+    assert len(platform_api.texts()) == 2
+    assert InboundMessage.objects.get(platform_message_id="m-2").status == InboundMessage.Status.HELD

@@ -49,6 +49,7 @@ from apps.workflows.selectors import tool_workflows
 from apps.workflows.services import confirm_seconds
 from apps.workflows.texts import confirm_prompt
 
+from ..handoff import handoff_port
 from .context import build_context
 from .turn import Turn
 
@@ -102,7 +103,8 @@ def toolset(bot) -> list[Tool]:
     ]
     tools += _server_tools(bot, taken={t.name for t in tools})
     if tools:
-        tools += [t for t in BUILTINS if t.name not in {x.name for x in tools}]
+        builtins = [*BUILTINS, HANDOFF] if handoff_port().model_may_hand_over(bot) else BUILTINS
+        tools += [t for t in builtins if t.name not in {x.name for x in tools}]
     return tools
 
 
@@ -128,7 +130,33 @@ BUILTINS = [
 ]
 
 
+#: Offered when the bot's handoff is enabled (apps.inbox): the model hands the conversation to a person.
+HANDOFF = Tool(
+    name="handoff_to_human",
+    description=(
+        "Hand this conversation to a human colleague: when the user asks for a person, is upset, or "
+        "you cannot help. The user is told when a colleague will reply. Give the colleague a short note."
+    ),
+    parameters={
+        "type": "object",
+        "properties": {"note": {"type": "string", "description": "For the colleague: what the user needs"}},
+        "required": ["note"],
+    },
+    kind="builtin",
+    label="Hand to a person",
+)
+
+
 def _builtin(turn: Turn, tool: Tool, arguments: dict) -> tuple[bool, dict]:
+    if tool.name == "handoff_to_human":
+        handoff = handoff_port().request_from_model(conversation=turn.conversation, note=str(arguments.get("note", "")))
+        if handoff is None:
+            return False, {"ok": False, "error": "Handing over to a person is not available here."}
+        return True, {
+            "ok": True,
+            "result": "A colleague has been asked to take over, and the user has been told when they will "
+            "reply. Say briefly that a colleague will follow up; do not answer further.",
+        }
     if tool.name == "current_datetime":
         zone = ZoneInfo(settings.TIME_ZONE)
         now = datetime.now(zone)
