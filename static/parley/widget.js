@@ -449,6 +449,7 @@
     ".rate button[aria-pressed=true]{color:var(--accent);border-color:var(--accent);background:#eff6ff}" +
     ".typing{align-self:flex-start;display:none;gap:4px;padding:10px 12px;background:#fff;border:1px solid #e5e7eb;border-radius:12px}" +
     ".typing.show{display:flex}" +
+    ".typing em.typing-label{font-size:12px;color:#6b7280;margin-left:6px;align-self:center}" +
     ".typing span{width:6px;height:6px;border-radius:50%;background:#9ca3af;animation:bounce 1.2s infinite}" +
     ".typing span:nth-child(2){animation-delay:.2s}.typing span:nth-child(3){animation-delay:.4s}" +
     "@keyframes bounce{0%,60%,100%{transform:translateY(0)}30%{transform:translateY(-4px)}}" +
@@ -501,6 +502,8 @@
   typing.appendChild(el("span"));
   typing.appendChild(el("span"));
   typing.appendChild(el("span"));
+  var typingLabel = el("em", "typing-label");
+  typing.appendChild(typingLabel);
   var form = el("form");
   var input = el("textarea");
   input.rows = 1;
@@ -548,6 +551,7 @@
   function showTyping(on) {
     clearTimeout(typingTimer);
     typing.classList.toggle("show", !!on);
+    if (!on) typingLabel.textContent = "";
     if (on) {
       log.appendChild(typing);
       scrollDown();
@@ -884,6 +888,11 @@
       case "typing":
         var last = log.lastElementChild === typing ? typing.previousElementSibling : log.lastElementChild;
         if (last && last.classList.contains("user") && !Object.keys(streams).length) showTyping(true);
+        break;
+      case "status":
+        // A passing status while the answer is being made ("Calling Create ticket…").
+        typingLabel.textContent = f.text || "";
+        showTyping(true);
         break;
       case "token":
         onToken(f);

@@ -8,11 +8,13 @@ import json
 
 import pytest
 
+from apps.channels.platforms import registry
 from apps.conversations.models import InboundMessage, Message
 from apps.conversations.pipeline.process import process_inbound
 from apps.llm import router
 from apps.workflows.models import WorkflowRun
 from tests.conversations.conftest import post_message
+from tests.conversations.fake_platform import FakeIMAdapter
 from tests.factories import make_bot, make_channel, make_model, make_tenant
 from tests.fakes.llm import FakeAnthropic, FakeOpenAI, tool_results
 
@@ -328,3 +330,56 @@ def test_the_model_hands_the_conversation_to_a_person(client, make_setup, make_w
     post_message(client, channel, id="m-2", text="hello?")
     assert len(platform_api.texts()) == 2
     assert InboundMessage.objects.get(platform_message_id="m-2").status == InboundMessage.Status.HELD
+
+
+STATUS_PLATFORM = "fakestatus"
+shown: dict[str, list[str]] = {"tokens": [], "status": []}
+
+
+class StatusAdapter(FakeIMAdapter):
+    """The test platform, streaming answers and showing statuses (as the web chat does)."""
+
+    platform = STATUS_PLATFORM
+
+    def token_sink(self, channel, target, *, reply_ref):
+        return shown["tokens"].append
+
+    def status_sink(self, channel, target):
+        return shown["status"].append
+
+
+@pytest.fixture
+def status_platform():
+    registry.PLATFORMS[STATUS_PLATFORM] = registry.Platform(
+        STATUS_PLATFORM, STATUS_PLATFORM, f"{__name__}.StatusAdapter"
+    )
+    registry.get_adapter.cache_clear()
+    shown["tokens"].clear()
+    shown["status"].clear()
+    yield
+    registry.PLATFORMS.pop(STATUS_PLATFORM, None)
+    registry.get_adapter.cache_clear()
+
+
+@pytest.mark.parametrize("fake_class", [FakeOpenAI, FakeAnthropic])
+def test_streamed_answers_show_the_call_and_then_the_answer(
+    fake_class, make_workflow, business, platform_api, status_platform
+):
+    with fake_class() as fake:
+        tenant = make_tenant("acme")
+        provider = "anthropic" if fake_class is FakeAnthropic else "openai"
+        model = make_model(tenant, provider=provider, endpoint=fake.url, model="m", timeout_s=10)
+        bot = make_bot(tenant, model=model)
+        channel = make_channel(bot, platform=STATUS_PLATFORM, key="acme-status", api_base=platform_api.url)
+        make_tool(make_workflow, bot)
+        fake.set(text=tells_ticket)
+        fake.then(text="", tool_calls=[{"name": "create_ticket", "arguments": {"summary": "printer broken"}}])
+        row = InboundMessage.objects.create(
+            channel=channel, platform_message_id="s-1", chat_id="c", user_id="u", text="open a ticket please"
+        )
+        process_inbound(row.pk)
+        assert all(r.json().get("stream") for r in fake.requests)
+    assert shown["status"] == ["Calling Create ticket…"]
+    assert "".join(shown["tokens"]) == "Your ticket is T-1042."
+    assert platform_api.texts() == ["Your ticket is T-1042."]
+    assert len(business.calls) == 1

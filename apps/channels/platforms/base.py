@@ -339,6 +339,11 @@ class PlatformAdapter:
         answers as they are written (the web chat). None: the platform gets the finished answer only."""
         return None
 
+    def status_sink(self, channel: Any, target: Target) -> Callable[[str], None] | None:
+        """A callable that shows a short passing status while an answer is being made ("Calling
+        Create ticket…"), for platforms that can (the web chat). None: nothing is shown."""
+        return None
+
     def render(self, markdown: str) -> Any:
         """The platform's own dialect of ``markdown`` (within its length limits)."""
         return markdown

@@ -330,6 +330,7 @@ def _round(
                 jobs[call.id] = (prepared, lambda p=prepared: tool_runs.tool_run_http(p, deadline_s=_left(deadline)))
         else:
             jobs[call.id] = (tool, lambda t=tool, a=arguments: _server_call(t, a, _left(deadline)))
+    _show_calling(turn, [entries[cid].get("label", "") for cid in jobs])
     _run_together(jobs, results, entries, deadline)
     first_pending = sensitive[0] if sensitive else None
     for call, _tool, _args in sensitive[1:]:
@@ -365,6 +366,17 @@ def _round(
     minutes = max(1, confirm_seconds() // 60)
     turn.tool_prompt = confirm_prompt(tool.label, tool_runs.arguments_summary(arguments), turn.language, minutes)
     return done, True
+
+
+#: The status the web chat shows while a tool runs.
+CALLING = {"en": "Calling {label}…", "zh": "正在调用「{label}」…"}
+
+
+def _show_calling(turn: Turn, labels: list[str]) -> None:
+    if turn.on_status is None or not labels:
+        return
+    text = CALLING["zh" if turn.language.startswith("zh") else "en"]
+    turn.on_status(text.format(label=", ".join(dict.fromkeys(labels))))
 
 
 def _run_together(jobs: dict, results: dict, entries: dict, deadline: float) -> None:

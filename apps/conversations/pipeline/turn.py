@@ -97,6 +97,14 @@ class Turn:
         sink = adapter.token_sink(self.channel, target_for(self.inbound), reply_ref=f"inbound-{self.inbound.pk}")
         return guarded(sink)
 
+    @cached_property
+    def on_status(self) -> Callable[[str], None] | None:
+        """Where a passing status goes ("Calling Create ticket…"), or None (guarded like ``on_token``)."""
+        adapter = get_adapter(self.channel.platform)
+        if adapter is None:
+            return None
+        return guarded(adapter.status_sink(self.channel, target_for(self.inbound)))
+
     def stream(self, text: str) -> None:
         """Pass a whole answer (knowledge, cache) to the streaming sink as one piece."""
         if self.on_token is not None:

@@ -204,5 +204,15 @@ class WebAdapter(PlatformAdapter):
         the new piece, to append)."""
         return TokenSink(channel, target, reply_ref)
 
+    def status_sink(self, channel: Any, target: Target) -> Callable[[str], None] | None:
+        """Publishes ``status`` frames ``{type, reply_to, text}``: the widget shows the text beside its
+        typing dots until the answer comes."""
+        reply_to = str(target.reply_context.get("reply_to", ""))
+
+        def show(text: str) -> None:
+            publish(channel, target, {"type": "status", "reply_to": reply_to, "text": text[:200]})
+
+        return show
+
     def send_test_message(self, channel: Any, target: Target) -> SentRef:
         return self.send(channel, target, OutboundReply(markdown="**Parley** test message ✅"))
