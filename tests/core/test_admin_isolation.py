@@ -19,7 +19,7 @@ from apps.conversations.models import Conversation, Feedback, InboundMessage, Me
 from apps.core.models import AuditLog
 from apps.knowledge.models import Document, KnowledgeBase
 from apps.tenants.models import Membership
-from apps.workflows.models import Workflow, WorkflowRun
+from apps.workflows.models import BotToolServer, ToolServer, Workflow, WorkflowRun
 from tests.factories import PASSWORD, make_bot, make_channel, make_model, make_tenant, make_user
 
 pytestmark = pytest.mark.django_db
@@ -62,6 +62,10 @@ def _tenant_world(prefix: str, pk: int | None) -> dict:
         **next_pk(),
     )
     WorkflowRun.objects.create(workflow=workflow, error=f"{prefix} run error", **next_pk())
+    server = ToolServer.objects.create(
+        tenant=tenant, name=f"{prefix} tools", url=f"https://{prefix}.example/mcp", **next_pk()
+    )
+    BotToolServer.objects.create(bot=bot, server=server, tools=[f"{prefix}_lookup"], **next_pk())
     kb = KnowledgeBase.objects.create(tenant=tenant, name=f"{prefix} handbook", **next_pk())
     Document.objects.create(
         knowledge_base=kb,

@@ -383,3 +383,38 @@ def test_streamed_answers_show_the_call_and_then_the_answer(
     assert "".join(shown["tokens"]) == "Your ticket is T-1042."
     assert platform_api.texts() == ["Your ticket is T-1042."]
     assert len(business.calls) == 1
+
+
+def test_the_model_searches_the_knowledge_base(client, make_setup, make_workflow, business, platform_api, llm):
+    from apps.knowledge import services as knowledge
+    from apps.knowledge.models import KnowledgeBase
+
+    bot, channel = make_setup(knowledge_fallback="general")
+    make_tool(make_workflow, bot)
+    kb = KnowledgeBase.objects.create(tenant=bot.tenant, name="Handbook")
+    kb.bots.add(bot)
+    knowledge.add_text(kb, title="Returns", text="# Returns\nItems can be returned within 30 days with the receipt.")
+    llm.set(text=lambda body: json.loads(tool_results(body)[-1])["passages"][0]["text"] if tool_results(body) else "?")
+    llm.then(text="", tool_calls=[{"name": "search_knowledge", "arguments": {"query": "returned within days receipt"}}])
+    post_message(client, channel, id="m-1", text="can I bring this back?")
+    assert "within 30 days" in platform_api.texts()[-1]
+    offered = [t["function"]["name"] for t in llm.requests[0].json()["tools"]]
+    assert "search_knowledge" in offered
+
+
+def test_a_model_failing_mid_loop_falls_back(client, make_setup, make_workflow, business, platform_api, llm):
+    from apps.bots.models import BotFallback
+
+    bot, channel = make_setup()
+    spare = make_model(bot.tenant, "spare", endpoint=llm.url, model="spare-model", timeout_s=10)
+    BotFallback.objects.create(bot=bot, model=spare, position=1)
+    make_tool(make_workflow, bot)
+    llm.set(text=tells_ticket)
+    llm.then(text="", tool_calls=[{"name": "create_ticket", "arguments": {"summary": "printer broken"}}])
+    llm.then(status=500)  # the primary fails in the second round: the spare answers with the result
+    post_message(client, channel, id="m-1", text="please open a ticket")
+    assert platform_api.texts() == ["Your ticket is T-1042."]
+    assert [r.json()["model"] for r in llm.requests] == ["test-model", "test-model", "spare-model"]
+    reply = Message.objects.get(role="assistant")
+    assert reply.fallback_used and [a["outcome"] for a in reply.attempts] == ["ok", "error", "ok"]
+    assert len(business.calls) == 1

@@ -40,6 +40,8 @@ from jsonschema import Draft202012Validator
 from apps.bots.routing import chain, failure_text
 from apps.core import metrics
 from apps.core.pii import mask_text
+from apps.knowledge.prompt import source_label
+from apps.knowledge.retrieval import knowledge_bases_for, search_bot
 from apps.llm import router
 from apps.llm.types import Answer, ToolCall
 from apps.workflows import client as wf_client
@@ -103,7 +105,11 @@ def toolset(bot) -> list[Tool]:
     ]
     tools += _server_tools(bot, taken={t.name for t in tools})
     if tools:
-        builtins = [*BUILTINS, HANDOFF] if handoff_port().model_may_hand_over(bot) else BUILTINS
+        builtins = list(BUILTINS)
+        if knowledge_bases_for(bot):
+            builtins.append(SEARCH_KNOWLEDGE)
+        if handoff_port().model_may_hand_over(bot):
+            builtins.append(HANDOFF)
         tools += [t for t in builtins if t.name not in {x.name for x in tools}]
     return tools
 
@@ -147,7 +153,42 @@ HANDOFF = Tool(
 )
 
 
+#: Offered when the bot has knowledge bases: the model searches them again, with its own words.
+SEARCH_KNOWLEDGE = Tool(
+    name="search_knowledge",
+    description=(
+        "Search this assistant's knowledge base (documents, policies, manuals) and get the most relevant "
+        "passages. Use it for facts you are not given, with a short query in the user's language."
+    ),
+    parameters={
+        "type": "object",
+        "properties": {"query": {"type": "string", "description": "What to look for"}},
+        "required": ["query"],
+    },
+    kind="builtin",
+    label="Search the knowledge base",
+)
+#: Passages and characters of each given to the model at most.
+SEARCH_PASSAGES = 5
+SEARCH_CHARS = 1500
+
+
+def _search(turn: Turn, query: str) -> tuple[bool, dict]:
+    bot = turn.bot
+    if bot.pii_policy == bot.PiiPolicy.MASK:
+        query = mask_text(query)
+    result = search_bot(bot, query)
+    passages = [
+        {"source": source_label(h), "text": h.text.strip()[:SEARCH_CHARS]} for h in result.used[:SEARCH_PASSAGES]
+    ]
+    if not passages:
+        return True, {"ok": True, "passages": [], "note": "Nothing relevant was found."}
+    return True, {"ok": True, "passages": passages}
+
+
 def _builtin(turn: Turn, tool: Tool, arguments: dict) -> tuple[bool, dict]:
+    if tool.name == "search_knowledge":
+        return _search(turn, str(arguments.get("query", "")))
     if tool.name == "handoff_to_human":
         handoff = handoff_port().request_from_model(conversation=turn.conversation, note=str(arguments.get("note", "")))
         if handoff is None:
