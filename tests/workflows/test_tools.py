@@ -87,6 +87,23 @@ def test_a_plain_request_creates_one_ticket_and_the_user_gets_its_number(
     assert InboundMessage.objects.get().status == InboundMessage.Status.ANSWERED
 
 
+def test_the_review_transcript_shows_each_call(
+    client, make_setup, make_workflow, business, platform_api, llm, superuser
+):
+    from django.urls import reverse
+
+    bot, channel = make_setup()
+    make_tool(make_workflow, bot)
+    llm.set(text=tells_ticket)
+    llm.then(text="", tool_calls=[{"name": "create_ticket", "arguments": {"summary": "call me at 13812345678"}}])
+    post_message(client, channel, id="m-1", text="please open a ticket, call me at 13812345678")
+    reply = Message.objects.get(role="assistant")
+    client.force_login(superuser)
+    page = client.get(reverse("admin:conversations_conversation_change", args=[reply.conversation_id])).content.decode()
+    assert "1 tool call" in page and "Create ticket" in page and "T-1042" in page
+    assert "13812345678" not in json.dumps(reply.tool_calls)  # arguments and results are kept masked
+
+
 def test_in_chinese_with_an_anthropic_model(client, make_workflow, business, platform_api):
     with FakeAnthropic() as fake:
         tenant = make_tenant("acme")
