@@ -19,12 +19,12 @@ from .services import channel_send_test
 class ChannelAdmin(TenantScopedAdmin):
     form = ChannelForm
     tenant_path = "bot__tenant"
-    list_display = ("key", "platform", "bot", "mode", "enabled", "connection")
+    list_display = ("key", "platform", "bot", "mode", "enabled", "streaming", "connection")
     list_filter = ("platform", "mode", "enabled", "bot__tenant")
     search_fields = ("key", "name", "bot__name")
     readonly_fields = ("webhook_url_display", "connection_status", "send_test_link")
     fieldsets = (
-        (None, {"fields": ("bot", "platform", "key", "name", "mode", "enabled")}),
+        (None, {"fields": ("bot", "platform", "key", "name", "mode", "enabled", "streaming")}),
         (_("Platform"), {"fields": ("credentials", "api_base", "allowed_origins")}),
         (_("Connect"), {"fields": ("webhook_url_display", "connection_status", "send_test_link")}),
     )

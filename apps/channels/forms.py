@@ -35,7 +35,18 @@ class ChannelForm(forms.ModelForm):
 
     class Meta:
         model = Channel
-        fields = ("bot", "platform", "key", "name", "mode", "enabled", "credentials", "api_base", "allowed_origins")
+        fields = (
+            "bot",
+            "platform",
+            "key",
+            "name",
+            "mode",
+            "enabled",
+            "streaming",
+            "credentials",
+            "api_base",
+            "allowed_origins",
+        )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

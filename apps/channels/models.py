@@ -43,6 +43,14 @@ class Channel(models.Model):
         verbose_name=_("allowed origins"),
     )
     enabled = models.BooleanField(default=True, verbose_name=_("enabled"))
+    streaming = models.BooleanField(
+        default=True,
+        help_text=_(
+            "Show answers as they are written, on platforms where a sent message can be updated. "
+            "Off: each answer arrives as one finished message."
+        ),
+        verbose_name=_("stream answers"),
+    )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 

@@ -86,6 +86,7 @@ class ChannelIn(_Strict):
     credentials: dict[str, str] | None = None  # None: keep what is saved
     allowed_origins: list[str] = []
     enabled: bool = True
+    streaming: bool = True
 
 
 class BotToolServerIn(_Strict):
@@ -656,6 +657,7 @@ def export_config(*, tenant_slugs: list[str] | None = None) -> dict[str, Any]:
                             "api_base": c.api_base or None,
                             "allowed_origins": c.origin_list(),
                             "enabled": c.enabled,
+                            "streaming": c.streaming,
                         }
                         for c in b.channels.order_by("key")
                     ],

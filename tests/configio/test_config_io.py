@@ -138,3 +138,15 @@ def test_knowledge_follows_the_file(tmp_path, capsys, monkeypatch):
     out = run_apply(write(tmp_path, changed, "v2.yaml"), capsys)
     assert "deleted knowledge" in out
     assert list(KnowledgeEntry.objects.values_list("question", flat=True)) == ["Where are you?"]
+
+
+def test_a_channels_streaming_switch_is_applied_and_exported(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ACME_API_KEY", "k")
+    run_apply(write(tmp_path, CONFIG), capsys)
+    assert Channel.objects.get(key="acme-web").streaming  # on unless the file says otherwise
+    run_apply(
+        write(tmp_path, CONFIG.replace("credentials: {}", "credentials: {}\n            streaming: false")), capsys
+    )
+    assert not Channel.objects.get(key="acme-web").streaming
+    call_command("export")
+    assert yaml.safe_load(capsys.readouterr().out)["tenants"][0]["bots"][0]["channels"][0]["streaming"] is False

@@ -336,7 +336,42 @@ class PlatformAdapter:
 
     def token_sink(self, channel: Any, target: Target, *, reply_ref: str) -> Callable[[str], None] | None:
         """A callable that receives answer text as it streams from the model, for platforms that show
-        answers as they are written (the web chat). None: the platform gets the finished answer only."""
+        answers as they are written. The default: a ``streaming.MessageStream`` (a message sent at
+        the first piece and edited as the answer grows) when ``stream_interval`` gives an interval,
+        else None — the platform gets the finished answer only."""
+        interval = self.stream_interval(channel, target)
+        if interval is None:
+            return None
+        from .streaming import MessageStream
+
+        return MessageStream(self, channel, target, interval=interval)
+
+    # Streaming by message updates (``streaming.py``): a platform that can update a sent message
+    # gives an interval and the four methods below.
+
+    def stream_interval(self, channel: Any, target: Target) -> float | None:
+        """Seconds between updates of a streamed answer in this chat (within the platform's rate
+        limits), or None when answers cannot be streamed there (the default)."""
+        return None
+
+    def stream_start(self, channel: Any, target: Target, markdown: str) -> Any:
+        """Send the beginning of an answer as a new message; return what an update needs (its id).
+        Raises ``PlatformError``."""
+        raise NotImplementedError
+
+    def stream_update(self, channel: Any, target: Target, handle: Any, markdown: str) -> None:
+        """Replace the streamed message's text with ``markdown`` (the answer so far). Raises
+        ``PlatformError``."""
+        raise NotImplementedError
+
+    def stream_finish(self, channel: Any, target: Target, handle: Any, reply: OutboundReply) -> SentRef:
+        """Replace the streamed message with the finished ``reply`` as ``send`` would deliver it
+        (rating link and buttons included; more messages when it is too long for one). Raises
+        ``PlatformError``."""
+        raise NotImplementedError
+
+    def stream_abandon(self, channel: Any, target: Target, handle: Any) -> None:
+        """Remove a streamed message that will not be finished, where the platform allows."""
         return None
 
     def status_sink(self, channel: Any, target: Target) -> Callable[[str], None] | None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from apps.channels.platforms.base import OutboundReply, PlatformError, SentRef, Target
 from apps.channels.platforms.registry import get_adapter
+from apps.channels.platforms.streaming import MessageStream
 from apps.core import metrics
 
 from ..feedback_links import feedback_url
@@ -33,9 +34,10 @@ def target_for(inbound: InboundMessage) -> Target:
     )
 
 
-def send(inbound: InboundMessage, reply: Message) -> SentRef:
-    """Send ``reply`` to the sender of ``inbound`` (no bookkeeping). Raises ``PlatformError``
-    (``permanent`` says whether a retry can help)."""
+def send(inbound: InboundMessage, reply: Message, *, live: MessageStream | None = None) -> SentRef:
+    """Send ``reply`` to the sender of ``inbound`` (no bookkeeping); with ``live`` (the answer's
+    partial message, streamed) the finished reply replaces it instead of arriving as a new message.
+    Raises ``PlatformError`` (``permanent`` says whether a retry can help)."""
     channel = inbound.channel
     adapter = get_adapter(channel.platform)
     if adapter is None:
@@ -45,7 +47,7 @@ def send(inbound: InboundMessage, reply: Message) -> SentRef:
         link = feedback_url(reply)
     outbound = OutboundReply(markdown=reply.text, feedback_url=link, idempotency_key=f"parley-{reply.pk}")
     try:
-        sent = adapter.send(channel, target_for(inbound), outbound)
+        sent = live.finish(outbound) if live is not None else adapter.send(channel, target_for(inbound), outbound)
     except PlatformError:
         metrics.REPLIES.labels(channel.platform, "failed").inc()
         raise
@@ -69,7 +71,7 @@ def deliver(
 
     Raises ``PlatformError`` from the send (nothing is recorded then).
     """
-    sent = None if reply.delivered_at is not None else send(turn.inbound, reply)
+    sent = None if reply.delivered_at is not None else send(turn.inbound, reply, live=turn.live_message)
     return turn.storage.record_delivery(turn, reply, sent, status=status, conversation=conversation, language=language)
 
 

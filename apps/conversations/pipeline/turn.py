@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from apps.channels.platforms.registry import get_adapter
+from apps.channels.platforms.streaming import MessageStream
 from apps.llm.router import guarded
 
 from ..commands import Command, parse_command
@@ -88,14 +89,32 @@ class Turn:
         return parse_command(self.inbound.text)
 
     @cached_property
+    def sink(self) -> Callable[[str], None] | None:
+        """The platform's token sink for this answer (``PlatformAdapter.token_sink``), or None: the
+        platform cannot show answers as they are written, or the channel's streaming is off."""
+        adapter = get_adapter(self.channel.platform)
+        if adapter is None or not self.channel.streaming:
+            return None
+        return adapter.token_sink(self.channel, target_for(self.inbound), reply_ref=f"inbound-{self.inbound.pk}")
+
+    @cached_property
     def on_token(self) -> Callable[[str], None] | None:
         """Where an answer's text goes as it is made (streaming platforms), or None. A sink that
         fails stops being called; the answer is still stored and delivered the ordinary way."""
-        adapter = get_adapter(self.channel.platform)
-        if adapter is None:
-            return None
-        sink = adapter.token_sink(self.channel, target_for(self.inbound), reply_ref=f"inbound-{self.inbound.pk}")
-        return guarded(sink)
+        return guarded(self.sink)
+
+    @property
+    def live_message(self) -> MessageStream | None:
+        """The partial answer already in the chat (a started ``MessageStream``), which the finished
+        answer must replace instead of arriving as a second message; None when there is none."""
+        sink = self.__dict__.get("sink")
+        return sink if isinstance(sink, MessageStream) and sink.started else None
+
+    def drop_stream(self) -> None:
+        """The answer will not be delivered (interrupted, not ours any more): remove its partial
+        message from the chat where the platform allows."""
+        if (live := self.live_message) is not None:
+            live.abandon()
 
     @cached_property
     def on_status(self) -> Callable[[str], None] | None:
@@ -106,6 +125,8 @@ class Turn:
         return guarded(adapter.status_sink(self.channel, target_for(self.inbound)))
 
     def stream(self, text: str) -> None:
-        """Pass a whole answer (knowledge, cache) to the streaming sink as one piece."""
-        if self.on_token is not None:
+        """Pass a whole answer (knowledge, cache) to the streaming sink as one piece. Platforms
+        that stream by editing a sent message get it as one finished message instead (an instant
+        answer gains nothing from a partial message and one edit)."""
+        if self.on_token is not None and not isinstance(self.sink, MessageStream):
             self.on_token(text)

@@ -47,6 +47,80 @@ def install_feishu(
         )
 
 
+class FakeFeishuMessages:
+    """Sending, replying, updating (``PATCH``) and recalling (``DELETE``) card messages, as
+    open.feishu.cn answers them, keeping each card as the chat shows it (``versions``: the card's
+    markdown after each send or update). A card can be updated only when it is shared
+    (``config.update_multi``) before and after, and at most 5 times a second (Feishu's limit per
+    message); a faster update is refused with code 230020 and counted in ``refused``."""
+
+    UPDATES_PER_SECOND = 5
+
+    def __init__(self, server: FakeServer, *, token: str = "t-g1044qeGEDXTB6NDJOGV4JQCYDGHRBARFTGT1234") -> None:
+        install_feishu(server, token=token)
+        self.server, self.token = server, token
+        self.messages: dict[str, dict] = {}
+        self.refused = 0
+        self._updates: dict[str, list[float]] = {}
+        self._counter = itertools.count(1)
+        server.route("POST", "/open-apis/im/v1/messages", self._send)
+        server.route("PATCH", "/open-apis/im/v1/messages/", self._patch)
+        server.route("DELETE", "/open-apis/im/v1/messages/", self._delete)
+
+    def _authorised(self, req: RecordedRequest) -> bool:
+        return req.headers.get("Authorization") == f"Bearer {self.token}"
+
+    def _send(self, req: RecordedRequest):
+        if not self._authorised(req):
+            return 400, {"code": 99991663, "msg": "Invalid access token for authorization."}
+        body = req.json()
+        card = json.loads(body["content"])
+        message_id = f"om_sent{next(self._counter):04d}"
+        self.messages[message_id] = {"message_id": message_id, "card": card, "versions": [_card_text(card)]}
+        return 200, {"code": 0, "msg": "success", "data": {"message_id": message_id, "msg_type": "interactive"}}
+
+    def _patch(self, req: RecordedRequest):
+        if not self._authorised(req):
+            return 400, {"code": 99991663, "msg": "Invalid access token for authorization."}
+        message_id = req.path.rsplit("/", 1)[-1]
+        message = self.messages.get(message_id)
+        if message is None:
+            return 400, {"code": 230001, "msg": "message not found"}
+        card = json.loads(req.json()["content"])
+        if not (message["card"].get("config", {}).get("update_multi") and card.get("config", {}).get("update_multi")):
+            return 400, {"code": 230099, "msg": "only a shared card (config.update_multi) can be updated"}
+        now = time.monotonic()
+        recent = [t for t in self._updates.get(message_id, []) if now - t < 1.0]
+        if len(recent) >= self.UPDATES_PER_SECOND:
+            self.refused += 1
+            return 400, {"code": 230020, "msg": "This operation triggers the frequency limit."}
+        self._updates[message_id] = [*recent, now]
+        message["card"] = card
+        message["versions"].append(_card_text(card))
+        return 200, {"code": 0, "msg": "success", "data": {}}
+
+    def _delete(self, req: RecordedRequest):
+        if self.messages.pop(req.path.rsplit("/", 1)[-1], None) is None:
+            return 400, {"code": 230001, "msg": "message not found"}
+        return 200, {"code": 0, "msg": "success", "data": {}}
+
+    def chat(self) -> list[dict]:
+        """The bot's cards as the chat shows them now, oldest first."""
+        return [self.messages[k] for k in sorted(self.messages)]
+
+    @property
+    def sends(self) -> list[RecordedRequest]:
+        return [r for r in self.server.requests_to("/open-apis/im/v1/messages") if r.method == "POST"]
+
+    @property
+    def patches(self) -> list[RecordedRequest]:
+        return [r for r in self.server.requests_to("/open-apis/im/v1/messages/") if r.method == "PATCH"]
+
+
+def _card_text(card: dict) -> str:
+    return "".join(e.get("content", "") for e in card.get("elements", []) if e.get("tag") == "markdown")
+
+
 def feishu_event(
     payload: dict | str, *, encrypt_key: str = "", timestamp: str | None = None, nonce: str = "a1b2c3d4"
 ) -> tuple[bytes, dict[str, str]]:

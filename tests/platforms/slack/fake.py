@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 import uuid
 
@@ -32,6 +33,83 @@ def install_slack(server: FakeServer) -> None:
     server.route("POST", "/api/chat.postMessage", post_message)
     server.route("POST", "/api/chat.update", update)
     server.route("POST", "/api/chat.postEphemeral", ephemeral)
+
+
+class FakeSlackWorkspace:
+    """``chat.postMessage``, ``chat.update`` and ``chat.delete`` for one workspace, keeping each
+    message as the user sees it (its text, blocks and every version of its text) per conversation.
+
+    Rate limits as this fake models Slack's: a conversation takes at most two posts or updates
+    within any second (``chat.postMessage`` allows about one a second per conversation, with short
+    bursts); one more is answered 429 ``ratelimited`` with ``Retry-After`` and counted in ``refused``.
+    """
+
+    RATE_WINDOW_S = 1.0
+    RATE_BURST = 2
+
+    def __init__(self, server: FakeServer) -> None:
+        self.server = server
+        self.messages: dict[tuple[str, str], dict] = {}
+        self.refused = 0
+        self._calls: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+        self._counter = itertools.count(1)
+        server.route("POST", "/api/chat.postMessage", self._post)
+        server.route("POST", "/api/chat.update", self._update)
+        server.route("POST", "/api/chat.delete", self._delete)
+
+    def _flood(self, channel: str) -> Response | None:
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._calls.get(channel, []) if now - t < self.RATE_WINDOW_S]
+            if len(recent) >= self.RATE_BURST:
+                self.refused += 1
+                self._calls[channel] = recent
+                return Response(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
+            self._calls[channel] = [*recent, now]
+        return None
+
+    def _post(self, req: RecordedRequest) -> Response:
+        data = req.json()
+        if refused := self._flood(data["channel"]):
+            return refused
+        ts = f"1731405999.{next(self._counter):06d}"
+        message = {"ts": ts, "text": data.get("text", ""), "versions": [data.get("text", "")]}
+        if data.get("blocks"):
+            message["blocks"] = data["blocks"]
+        self.messages[(data["channel"], ts)] = message
+        return Response(200, {"ok": True, "channel": data["channel"], "ts": ts, "message": message})
+
+    def _update(self, req: RecordedRequest) -> Response:
+        data = req.json()
+        message = self.messages.get((data.get("channel"), data.get("ts")))
+        if message is None:
+            return Response(200, {"ok": False, "error": "message_not_found"})
+        if refused := self._flood(data["channel"]):
+            return refused
+        message["text"] = data.get("text", "")
+        message["versions"].append(message["text"])
+        if "blocks" in data:
+            message["blocks"] = data["blocks"]
+        return Response(200, {"ok": True, "channel": data["channel"], "ts": data["ts"], "text": message["text"]})
+
+    def _delete(self, req: RecordedRequest) -> Response:
+        data = req.json()
+        if self.messages.pop((data.get("channel"), data.get("ts")), None) is None:
+            return Response(200, {"ok": False, "error": "message_not_found"})
+        return Response(200, {"ok": True, "channel": data["channel"], "ts": data["ts"]})
+
+    def conversation(self, channel: str) -> list[dict]:
+        """The bot's messages in ``channel`` as the user sees them now, oldest first."""
+        return [m for (c, _), m in sorted(self.messages.items(), key=lambda kv: kv[0][1]) if c == channel]
+
+    @property
+    def posts(self) -> list[RecordedRequest]:
+        return self.server.requests_to("/api/chat.postMessage")
+
+    @property
+    def updates(self) -> list[RecordedRequest]:
+        return self.server.requests_to("/api/chat.update")
 
 
 def slack_signed(body: bytes, secret: str, *, timestamp: int | None = None) -> dict[str, str]:

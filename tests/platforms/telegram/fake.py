@@ -20,30 +20,70 @@ def _telegram_error(status: int, description: str) -> tuple[int, dict]:
 
 
 class FakeTelegramBot:
-    """``sendMessage``, ``answerCallbackQuery``, ``editMessageReplyMarkup`` and ``setWebhook`` for one
-    bot token, as api.telegram.org answers them. Each sent message is kept (with its keyboard), so
-    an edit of a message that does not exist, or one that changes nothing, is refused the way
-    Telegram refuses it; button ``callback_data`` outside 1–64 bytes is refused on send."""
+    """``sendMessage``, ``editMessageText``, ``deleteMessage``, ``answerCallbackQuery``,
+    ``editMessageReplyMarkup`` and ``setWebhook`` for one bot token, as api.telegram.org answers
+    them. Each sent message is kept (with its text, keyboard and edits), so an edit of a message
+    that does not exist, or one that changes nothing, is refused the way Telegram refuses it;
+    button ``callback_data`` outside 1–64 bytes is refused on send.
 
-    def __init__(self, server: FakeServer, *, token: str, first_message_id: int = 2000, bot_id: int = 0) -> None:
+    ``rate_limit=True`` adds Telegram's flood control as this fake models it: a chat takes at most
+    two messages and edits within any second (about one a second, with a short burst); one more
+    is refused with 429 and ``retry_after``, and counted in ``refused``."""
+
+    RATE_WINDOW_S = 1.0
+    RATE_BURST = 2
+
+    def __init__(
+        self, server: FakeServer, *, token: str, first_message_id: int = 2000, bot_id: int = 0, rate_limit: bool = False
+    ) -> None:
         self.server, self.token = server, token
         self.bot = {"id": bot_id or int(token.split(":", 1)[0]), "is_bot": True, "first_name": "Parley"}
         self.messages: dict[tuple[Any, int], dict] = {}
+        self.rate_limit = rate_limit
+        self.refused = 0
+        self._calls: dict[Any, list[float]] = {}
+        self._rate_lock = threading.Lock()
         self._ids = itertools.count(first_message_id)
         prefix = f"/bot{token}/"
         server.route("POST", prefix + "sendMessage", self.send_message)
+        server.route("POST", prefix + "editMessageText", self._edit_text)
+        server.route("POST", prefix + "deleteMessage", self._delete)
         server.route("POST", prefix + "answerCallbackQuery", self._answer)
         server.route("POST", prefix + "editMessageReplyMarkup", self._edit)
         server.route("POST", prefix + "setWebhook", lambda req: (200, {"ok": True, "result": True}))
 
-    def send_message(self, req: RecordedRequest) -> tuple[int, dict]:
-        body = req.json()
-        markup = body.get("reply_markup")
+    def _flood(self, chat_id: Any) -> tuple[int, dict] | None:
+        """None when the chat may take one more message or edit now; else Telegram's 429."""
+        if not self.rate_limit:
+            return None
+        now = time.monotonic()
+        with self._rate_lock:
+            recent = [t for t in self._calls.get(chat_id, []) if now - t < self.RATE_WINDOW_S]
+            if len(recent) >= self.RATE_BURST:
+                self.refused += 1
+                self._calls[chat_id] = recent
+                status, body = _telegram_error(429, "Too Many Requests: retry after 1")
+                body["parameters"] = {"retry_after": 1}
+                return status, body
+            self._calls[chat_id] = [*recent, now]
+        return None
+
+    @staticmethod
+    def _bad_buttons(markup: dict | None) -> bool:
         for row in (markup or {}).get("inline_keyboard", []):
             for button in row:
                 data = button.get("callback_data")
                 if data is not None and not 1 <= len(str(data).encode()) <= 64:
-                    return _telegram_error(400, "Bad Request: BUTTON_DATA_INVALID")
+                    return True
+        return False
+
+    def send_message(self, req: RecordedRequest) -> tuple[int, dict]:
+        body = req.json()
+        markup = body.get("reply_markup")
+        if self._bad_buttons(markup):
+            return _telegram_error(400, "Bad Request: BUTTON_DATA_INVALID")
+        if refused := self._flood(body.get("chat_id")):
+            return refused
         message = {
             "message_id": next(self._ids),
             "from": self.bot,
@@ -80,6 +120,47 @@ class FakeTelegramBot:
         message["reply_markup"] = body.get("reply_markup")
         message["edit_date"] = int(time.time())
         return 200, {"ok": True, "result": message}
+
+    def _edit_text(self, req: RecordedRequest) -> tuple[int, dict]:
+        body = req.json()
+        message = self.messages.get((body.get("chat_id"), body.get("message_id")))
+        if message is None:
+            return _telegram_error(400, "Bad Request: message to edit not found")
+        if not str(body.get("text") or "").strip():
+            return _telegram_error(400, "Bad Request: message text is empty")
+        if self._bad_buttons(body.get("reply_markup")):
+            return _telegram_error(400, "Bad Request: BUTTON_DATA_INVALID")
+        if message["text"] == body.get("text") and message.get("reply_markup") == body.get("reply_markup"):
+            return _telegram_error(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply markup are "
+                "exactly the same as a current content and reply markup of the message",
+            )
+        if refused := self._flood(body.get("chat_id")):
+            return refused
+        message["text"] = body["text"]
+        if body.get("reply_markup"):
+            message["reply_markup"] = body["reply_markup"]
+        else:
+            message.pop("reply_markup", None)
+        message["edit_date"] = int(time.time())
+        message.setdefault("versions", []).append(body["text"])
+        return 200, {"ok": True, "result": message}
+
+    def _delete(self, req: RecordedRequest) -> tuple[int, dict]:
+        body = req.json()
+        if self.messages.pop((body.get("chat_id"), body.get("message_id")), None) is None:
+            return _telegram_error(400, "Bad Request: message to delete not found")
+        return 200, {"ok": True, "result": True}
+
+    def chat(self, chat_id: Any) -> list[dict]:
+        """The bot's messages in ``chat_id`` as the user sees them now, oldest first (deleted ones
+        gone, edited ones in their latest form; ``versions`` lists each edit's text)."""
+        return [m for (chat, _), m in sorted(self.messages.items(), key=lambda kv: kv[0][1]) if chat == chat_id]
+
+    @property
+    def text_edits(self) -> list[RecordedRequest]:
+        return self._requests("editMessageText")
 
     def _requests(self, method: str) -> list[RecordedRequest]:
         return self.server.requests_to(f"/bot{self.token}/{method}")

@@ -89,6 +89,8 @@ CARD_ACTION_EVENT = "card.action.trigger"
 RATING_VALUE_KEY = "parley_rating"
 #: Card JSON above this many bytes is split into several cards (the API's limit is 30 KB).
 CARD_TEXT_LIMIT = 24_000
+#: Seconds between updates of a streamed answer's card (Feishu allows 5 updates a second per message).
+STREAM_INTERVAL = 0.5
 _PLACEHOLDER = re.compile(r"@_user_\d+")
 
 
@@ -347,28 +349,74 @@ class FeishuAdapter(PlatformAdapter):
     def send(self, channel: Any, target: Target, reply: OutboundReply) -> SentRef:
         cards = self.render(reply.markdown)
         cards[-1]["elements"] += self.card_actions(reply, channel)
-        base = self.api_base(channel)
-        reply_to = str(target.reply_context.get("message_id") or "")
         sent: SentRef | None = None
         for i, card in enumerate(cards):
-            body: dict[str, Any] = {"msg_type": "interactive", "content": json.dumps(card, ensure_ascii=False)}
-            if reply.idempotency_key:
-                # The API de-duplicates on uuid for about an hour: a retried task cannot double-post.
-                body["uuid"] = f"{reply.idempotency_key}-{i}"[:50]
-            if reply_to:
-                url, params = f"{base}/open-apis/im/v1/messages/{reply_to}/reply", None
-            elif target.chat_id:
-                url, params = f"{base}/open-apis/im/v1/messages", {"receive_id_type": "chat_id"}
-                body["receive_id"] = target.chat_id
-            else:
-                url, params = f"{base}/open-apis/im/v1/messages", {"receive_id_type": "open_id"}
-                body["receive_id"] = target.user_id
-            data = self._api(channel, url, body, params)
-            message = data.get("data") if isinstance(data.get("data"), dict) else {}
-            sent = sent or SentRef(platform_message_id=str(message.get("message_id") or ""), raw=data)
+            # The API de-duplicates on uuid for about an hour: a retried task cannot double-post.
+            ref = self._post_card(
+                channel, target, card, f"{reply.idempotency_key}-{i}" if reply.idempotency_key else ""
+            )
+            sent = sent or ref
         self._remember_bot_id(channel)
         assert sent is not None
         return sent
+
+    def _post_card(self, channel: Any, target: Target, card: dict, uuid: str) -> SentRef:
+        """Send one card to ``target`` (as a reply to the question when it has a message id)."""
+        base = self.api_base(channel)
+        reply_to = str(target.reply_context.get("message_id") or "")
+        body: dict[str, Any] = {"msg_type": "interactive", "content": json.dumps(card, ensure_ascii=False)}
+        if uuid:
+            body["uuid"] = uuid[:50]
+        if reply_to:
+            url, params = f"{base}/open-apis/im/v1/messages/{reply_to}/reply", None
+        elif target.chat_id:
+            url, params = f"{base}/open-apis/im/v1/messages", {"receive_id_type": "chat_id"}
+            body["receive_id"] = target.chat_id
+        else:
+            url, params = f"{base}/open-apis/im/v1/messages", {"receive_id_type": "open_id"}
+            body["receive_id"] = target.user_id
+        data = self._api(channel, url, body, params)
+        message = data.get("data") if isinstance(data.get("data"), dict) else {}
+        return SentRef(platform_message_id=str(message.get("message_id") or ""), raw=data)
+
+    # -- streaming: one card, updated as the answer grows (``streaming.py``) ------------------------
+    # The card is a shared one (``update_multi``), which Feishu requires of a card updated by
+    # ``PATCH /im/v1/messages/:message_id`` (at most 5 updates a second per message).
+
+    def stream_interval(self, channel: Any, target: Target) -> float | None:
+        return STREAM_INTERVAL
+
+    def stream_start(self, channel: Any, target: Target, markdown: str) -> str:
+        ref = self._post_card(channel, target, self._shared(self.render(markdown)[0]), "")
+        if not ref.platform_message_id:
+            raise PlatformError("feishu send: no message_id in the answer", permanent=True)
+        return ref.platform_message_id
+
+    def stream_update(self, channel: Any, target: Target, handle: str, markdown: str) -> None:
+        # While it grows, only the first card is shown; ``stream_finish`` sends the rest.
+        self._patch_card(channel, handle, self._shared(self.render(markdown)[0]))
+
+    def stream_finish(self, channel: Any, target: Target, handle: str, reply: OutboundReply) -> SentRef:
+        """The streamed card becomes the answer's first card (its buttons on the last card, as
+        ``send`` puts them); the other cards follow as new messages."""
+        cards = [self._shared(card) for card in self.render(reply.markdown)]
+        cards[-1]["elements"] += self.card_actions(reply, channel)
+        data = self._patch_card(channel, handle, cards[0])
+        for i, card in enumerate(cards[1:], start=1):
+            self._post_card(channel, target, card, f"{reply.idempotency_key}-{i}" if reply.idempotency_key else "")
+        self._remember_bot_id(channel)
+        return SentRef(platform_message_id=handle, raw=data)
+
+    def stream_abandon(self, channel: Any, target: Target, handle: str) -> None:
+        self._api(channel, f"{self.api_base(channel)}/open-apis/im/v1/messages/{handle}", {}, None, method="DELETE")
+
+    def _patch_card(self, channel: Any, message_id: str, card: dict) -> dict:
+        url = f"{self.api_base(channel)}/open-apis/im/v1/messages/{message_id}"
+        return self._api(channel, url, {"content": json.dumps(card, ensure_ascii=False)}, None, method="PATCH")
+
+    @staticmethod
+    def _shared(card: dict) -> dict:
+        return {**card, "config": {**card.get("config", {}), "update_multi": True}}
 
     def send_test_message(self, channel: Any, target: Target) -> SentRef:
         """Sends a test card; ``SentRef.raw`` is Feishu's answer. Raises ``PlatformError`` with its message."""

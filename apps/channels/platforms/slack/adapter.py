@@ -77,6 +77,8 @@ logger = logging.getLogger(__name__)
 
 MAX_SKEW_S = 300  # Slack's own replay window
 MESSAGE_LIMIT = 3900  # Slack recommends at most 4,000 characters of text per message
+#: Seconds between updates of a streamed answer (about one message a second in a conversation).
+STREAM_INTERVAL = 1.0
 
 # Outer envelope types acknowledged without action.
 IGNORED_TYPES = {"app_rate_limited"}
@@ -386,12 +388,7 @@ class SlackAdapter(PlatformAdapter):
         remembered (which parts were posted, whether the last one may have been): sending the same
         reply again skips the parts already posted, looking for the uncertain one in the
         conversation's history first (module docstring)."""
-        markdown = reply.markdown
-        if reply.feedback_url:
-            markdown += f"\n\n[Rate this answer]({reply.feedback_url})"
-        buttons = rating_blocks(reply.feedback_token, detect_language(reply.markdown))
-        if not rating_buttons_enabled(channel):
-            buttons = []
+        parts, buttons = self._reply_parts(channel, reply)
         client = self.client(channel)
         thread_ts = str((target.reply_context or {}).get("thread_ts") or "")
         key = reply.idempotency_key
@@ -403,7 +400,6 @@ class SlackAdapter(PlatformAdapter):
         if pending and pending.get("unsure"):
             posted.update(self._find_posted(client, channel, target.chat_id, thread_ts, key, since))
         first: SentRef | None = None
-        parts = Mrkdwn().render_chunks(markdown, SECTION_LIMIT) if buttons else self.render(markdown)
         for part, text in enumerate(parts):
             if part in posted:
                 data = posted[part]
@@ -435,20 +431,92 @@ class SlackAdapter(PlatformAdapter):
             cache.delete(pending_key)
         return first or SentRef()
 
-    def _call(self, client: WebClient, kwargs: dict[str, Any]) -> dict[str, Any]:
+    # -- streaming: one message, updated as the answer grows (``streaming.py``) ----------------------
+    # ``chat.update`` rather than ``chat.startStream`` / ``appendStream`` / ``stopStream``: those
+    # stream only into a thread under the user's message and need the recipient's team and user ids,
+    # while an updated message works in direct messages and threads alike, as ``send`` does.
+
+    def stream_interval(self, channel: Any, target: Target) -> float | None:
+        """About one message or update a second in a conversation (``chat.postMessage``'s limit;
+        ``chat.update`` is Tier 3, 50+ a minute)."""
+        return STREAM_INTERVAL
+
+    def stream_start(self, channel: Any, target: Target, markdown: str) -> str:
+        kwargs: dict[str, Any] = {
+            "channel": target.chat_id,
+            "text": self.render(markdown)[0],
+            "mrkdwn": True,
+            "unfurl_links": False,
+        }
+        thread_ts = str((target.reply_context or {}).get("thread_ts") or "")
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        data = self._call(self.client(channel), kwargs)
+        ts = data.get("ts")
+        if not isinstance(ts, str) or not ts:
+            raise PlatformError("Slack chat.postMessage: no ts in the answer", permanent=True)
+        return ts
+
+    def stream_update(self, channel: Any, target: Target, handle: str, markdown: str) -> None:
+        # While it grows, only the first part is shown; ``stream_finish`` posts the rest.
+        kwargs = {"channel": target.chat_id, "ts": handle, "text": self.render(markdown)[0]}
+        self._call(self.client(channel), kwargs, method="chat.update")
+
+    def stream_finish(self, channel: Any, target: Target, handle: str, reply: OutboundReply) -> SentRef:
+        """The streamed message becomes the answer's first part (``chat.update``, blocks with the
+        rating buttons when it is the only part); the rest is posted after it as ``send`` would."""
+        client = self.client(channel)
+        parts, buttons = self._reply_parts(channel, reply)
+        last = len(parts) - 1
+        kwargs: dict[str, Any] = {"channel": target.chat_id, "ts": handle, "text": parts[0]}
+        if buttons and last == 0:
+            kwargs["blocks"] = [{"type": "section", "text": {"type": "mrkdwn", "text": parts[0]}}, *buttons]
+        data = self._call(client, kwargs, method="chat.update")
+        thread_ts = str((target.reply_context or {}).get("thread_ts") or "")
+        for part, text in enumerate(parts[1:], start=1):
+            time.sleep(STREAM_INTERVAL)  # within the conversation's rate limit
+            more: dict[str, Any] = {"channel": target.chat_id, "text": text, "mrkdwn": True, "unfurl_links": False}
+            if thread_ts:
+                more["thread_ts"] = thread_ts
+            if buttons and part == last:
+                more["blocks"] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}, *buttons]
+            self._call(client, more)
+        return SentRef(platform_message_id=handle, raw=data)
+
+    def stream_abandon(self, channel: Any, target: Target, handle: str) -> None:
+        self._call(self.client(channel), {"channel": target.chat_id, "ts": handle}, method="chat.delete")
+
+    def _reply_parts(self, channel: Any, reply: OutboundReply) -> tuple[list[str], list[dict[str, Any]]]:
+        """The mrkdwn parts of ``reply`` (its rating link appended) and the rating buttons' blocks
+        that go with the last part ([] when the answer has none)."""
+        markdown = reply.markdown
+        if reply.feedback_url:
+            markdown += f"\n\n[Rate this answer]({reply.feedback_url})"
+        buttons = rating_blocks(reply.feedback_token, detect_language(reply.markdown))
+        if not rating_buttons_enabled(channel):
+            buttons = []
+        parts = Mrkdwn().render_chunks(markdown, SECTION_LIMIT) if buttons else self.render(markdown)
+        return parts, buttons
+
+    def _call(self, client: WebClient, kwargs: dict[str, Any], *, method: str = "chat.postMessage") -> dict[str, Any]:
+        calls = {
+            "chat.postMessage": client.chat_postMessage,
+            "chat.update": client.chat_update,
+            "chat.delete": client.chat_delete,
+        }
         try:
-            response = client.chat_postMessage(**kwargs)
+            response = calls[method](**kwargs)
         except SlackApiError as exc:
             status = exc.response.status_code
             data = exc.response.data if isinstance(exc.response.data, dict) else {}
             error = str(data.get("error") or f"HTTP {status}")
-            message = f"Slack chat.postMessage: {error}"
+            message = f"Slack {method}: {error}"
             if status >= 500 or error in UNSURE_ERRORS:
                 raise OutcomeUnknown(message, status=status)
             transient = status == 429 or error in TRANSIENT_ERRORS
             raise PlatformError(message, permanent=not transient, status=status)
         except Exception as exc:  # network failures, timeouts, a body that is not JSON
-            message = f"Slack chat.postMessage: {type(exc).__name__}"
+            message = f"Slack {method}: {type(exc).__name__}"
             if _never_sent(exc):
                 raise PlatformError(message)
             raise OutcomeUnknown(message)

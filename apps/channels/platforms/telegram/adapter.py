@@ -37,6 +37,7 @@ import hmac
 import json
 import logging
 import re
+import time
 from typing import Any
 
 from django.http import HttpResponse, JsonResponse
@@ -70,6 +71,10 @@ logger = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MESSAGE_LIMIT = 4096  # characters (UTF-16 units) after entity parsing; our HTML source is longer, so safe
 GROUP_TYPES = {"group", "supergroup"}
+#: Seconds between edits of a streamed answer: Telegram allows about one message a second in a
+#: chat and twenty a minute in a group (edits count alike).
+STREAM_INTERVAL = 1.0
+STREAM_INTERVAL_GROUP = 3.0
 #: The update kinds Parley asks for (``setWebhook`` and ``getUpdates``): messages, and clicks on
 #: its rating buttons.
 ALLOWED_UPDATES = ["message", "callback_query"]
@@ -268,9 +273,27 @@ class TelegramAdapter(PlatformAdapter):
     def send(self, channel: Any, target: Target, reply: OutboundReply) -> SentRef:
         """``sendMessage`` of ``reply`` (several when long). In groups the first message replies to
         the question. Returns the first message's id. Raises ``PlatformError``."""
+        token = self._token(channel)
+        chunks, keyboard = self._reply_chunks(channel, reply)
+        first: SentRef | None = None
+        for index, text in enumerate(chunks):
+            body = self._message_body(target, text, first=index == 0)
+            if keyboard and index == len(chunks) - 1:
+                body["reply_markup"] = keyboard
+            result = self._send_message(channel, token, body)
+            ref = SentRef(platform_message_id=str(result.get("message_id") or ""), raw=result)
+            first = first or ref
+        return first or SentRef()
+
+    def _token(self, channel: Any) -> str:
         token = str((channel.credentials or {}).get("bot_token") or "")
         if not token:
             raise PlatformError("Telegram channel has no bot_token", permanent=True)
+        return token
+
+    def _reply_chunks(self, channel: Any, reply: OutboundReply) -> tuple[list[str], dict | None]:
+        """The HTML messages of ``reply`` (its rating link appended) and the rating keyboard that
+        goes on the last of them (None when the answer has none)."""
         markdown = reply.markdown
         if reply.feedback_url:
             markdown += f"\n\n[Rate this answer]({reply.feedback_url})"
@@ -279,29 +302,89 @@ class TelegramAdapter(PlatformAdapter):
             keyboard = rating_keyboard(reply.feedback_token, detect_language(reply.markdown))
             if keyboard is None:
                 logger.warning("telegram rating buttons left off: the feedback token does not fit in callback_data")
+        return self.render(markdown), keyboard
+
+    def _message_body(self, target: Target, text: str, *, first: bool) -> dict[str, Any]:
+        """A ``sendMessage`` body for ``target``; in groups the ``first`` message quotes the question."""
         context = target.reply_context or {}
-        first: SentRef | None = None
-        chunks = self.render(markdown)
-        for index, text in enumerate(chunks):
-            body: dict[str, Any] = {
-                "chat_id": _chat_id(target.chat_id),
-                "text": text,
-                "parse_mode": "HTML",
-                "link_preview_options": {"is_disabled": True},
-            }
-            if context.get("message_thread_id"):
-                body["message_thread_id"] = context["message_thread_id"]
-            if index == 0 and target.is_group and context.get("message_id"):
-                body["reply_parameters"] = {
-                    "message_id": context["message_id"],
-                    "allow_sending_without_reply": True,
-                }
-            if keyboard and index == len(chunks) - 1:
+        body: dict[str, Any] = {
+            "chat_id": _chat_id(target.chat_id),
+            "text": text,
+            "parse_mode": "HTML",
+            "link_preview_options": {"is_disabled": True},
+        }
+        if context.get("message_thread_id"):
+            body["message_thread_id"] = context["message_thread_id"]
+        if first and target.is_group and context.get("message_id"):
+            body["reply_parameters"] = {"message_id": context["message_id"], "allow_sending_without_reply": True}
+        return body
+
+    # -- streaming: one message, edited as the answer grows (``streaming.py``) ----------------------
+    # ``sendMessageDraft`` (Bot API 9.x) is not used: its draft is an ephemeral preview in private
+    # chats only, which a separate ``sendMessage`` must then persist; an edited message works in
+    # groups too and is itself the answer the rating buttons attach to.
+
+    def stream_interval(self, channel: Any, target: Target) -> float | None:
+        """About one message per second in a chat, twenty a minute in a group (Telegram's limits)."""
+        return STREAM_INTERVAL_GROUP if target.is_group else STREAM_INTERVAL
+
+    def stream_start(self, channel: Any, target: Target, markdown: str) -> int:
+        token = self._token(channel)
+        body = self._message_body(target, self.render(markdown)[0], first=True)
+        result = self._send_message(channel, token, body)
+        message_id = result.get("message_id")
+        if not isinstance(message_id, int):
+            raise PlatformError("Telegram sendMessage: no message_id in the answer", permanent=True)
+        return message_id
+
+    def stream_update(self, channel: Any, target: Target, handle: int, markdown: str) -> None:
+        # While it grows, only the first 4,096 characters are shown; ``stream_finish`` sends the rest.
+        self._edit_text(channel, self._token(channel), target, handle, self.render(markdown)[0], None)
+
+    def stream_finish(self, channel: Any, target: Target, handle: int, reply: OutboundReply) -> SentRef:
+        """The streamed message becomes the answer's first message (edited once more when its text
+        or buttons differ); what does not fit follows as new messages, the buttons on the last."""
+        token = self._token(channel)
+        chunks, keyboard = self._reply_chunks(channel, reply)
+        last = len(chunks) - 1
+        result = self._edit_text(channel, token, target, handle, chunks[0], keyboard if last == 0 else None)
+        for index, text in enumerate(chunks[1:], start=1):
+            time.sleep(self.stream_interval(channel, target) or 0)  # within the chat's rate limit
+            body = self._message_body(target, text, first=False)
+            if keyboard and index == last:
                 body["reply_markup"] = keyboard
-            result = self._send_message(channel, token, body)
-            ref = SentRef(platform_message_id=str(result.get("message_id") or ""), raw=result)
-            first = first or ref
-        return first or SentRef()
+            self._send_message(channel, token, body)
+        return SentRef(platform_message_id=str(handle), raw=result)
+
+    def stream_abandon(self, channel: Any, target: Target, handle: int) -> None:
+        self._call(
+            channel, self._token(channel), "deleteMessage", {"chat_id": _chat_id(target.chat_id), "message_id": handle}
+        )
+
+    def _edit_text(
+        self, channel: Any, token: str, target: Target, message_id: int, text: str, keyboard: dict | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "chat_id": _chat_id(target.chat_id),
+            "message_id": message_id,
+            "text": text,
+            "parse_mode": "HTML",
+            "link_preview_options": {"is_disabled": True},
+        }
+        if keyboard:
+            body["reply_markup"] = keyboard
+        try:
+            try:
+                return self._call(channel, token, "editMessageText", body)
+            except _EntitiesRefused:
+                logger.warning("telegram refused the HTML; editing in plain text")
+                plain = {k: v for k, v in body.items() if k != "parse_mode"}
+                plain["text"] = strip_tags(text)
+                return self._call(channel, token, "editMessageText", plain)
+        except PlatformError as exc:
+            if "not modified" in str(exc).lower():
+                return {"message_id": message_id}  # the message already says exactly this
+            raise
 
     def set_webhook(self, channel: Any) -> None:
         """Point the bot at this channel's webhook URL with its secret token, asking only for

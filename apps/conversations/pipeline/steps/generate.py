@@ -78,6 +78,7 @@ def run(turn: Turn) -> Outcome:
     else:
         answer = _shared(turn, cancelled) if turn.cache_key else _ask(turn, cancelled)
     if answer.cancelled or cancelled.cancelled:
+        turn.drop_stream()
         turn.storage.finish(turn, S.INTERRUPTED)
         return DONE
     turn.answer = answer

@@ -30,6 +30,7 @@ def run(turn: Turn) -> Outcome:
         tool_calls=turn.tool_log,
     )
     if reply is None or reply.interrupted:
+        turn.drop_stream()
         return DONE
     turn.reply = reply
     return CONTINUE
