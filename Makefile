@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install install-test worker beat bench clean messages
+.PHONY: run test lint install install-test worker beat bench bench-im clean messages
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -53,6 +53,10 @@ beat: install
 ## Production-shape benchmark on this machine (needs PostgreSQL + Redis; see bench/README.md).
 bench: install-test
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/im_latency.py $(BENCH_IM_ARGS)
+
+bench-im: install-test
+	$(BIN)/python bench/im_latency.py $(BENCH_IM_ARGS)
 
 clean:
 	rm -rf $(VENV) var/staticfiles .pytest_cache .ruff_cache

@@ -28,3 +28,8 @@ application = EdgeGuard(
         }
     )
 )
+
+# What the first webhook would otherwise pay for, before this process accepts any (apps/runtime/warmup.py).
+from apps.runtime.warmup import warm  # noqa: E402
+
+warm("web")

@@ -11,6 +11,7 @@ one process then keeps dozens of calls in flight::
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -61,3 +62,11 @@ def _beat_schedule(sender: Celery, **_: object) -> None:
 from apps.core.celery_signals import connect as _connect_signals  # noqa: E402 - after app setup
 
 _connect_signals()
+
+
+@worker_init.connect
+def _warm(**_: object) -> None:
+    """A worker's first task as fast as its hundredth (apps/runtime/warmup.py), before it says ready."""
+    from apps.runtime.warmup import warm
+
+    warm("worker")
