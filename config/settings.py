@@ -440,6 +440,13 @@ for _name, _value in (
 # re-queued and how often, and how long a process remembers a bot's enabled workflows (0: read them
 # for every message). Where calls may go: the outbound guard above.
 PARLEY_WORKFLOW_RETRY_BACKOFF = env.float("PARLEY_WORKFLOW_RETRY_BACKOFF", default=1.0)
+# Long connections (run_connectors, and `manage.py run`'s supervisor): seconds, as text so that a
+# malformed value is refused by the supervisor with the variable's name (docs/connectors.md; empty:
+# the default of each).
+PARLEY_CONNECTORS_POLL_SECONDS = env.str("PARLEY_CONNECTORS_POLL_SECONDS", default="")
+PARLEY_CONNECTORS_LOCK_TTL = env.str("PARLEY_CONNECTORS_LOCK_TTL", default="")
+PARLEY_CONNECTORS_BACKOFF_BASE = env.str("PARLEY_CONNECTORS_BACKOFF_BASE", default="")
+PARLEY_CONNECTORS_BACKOFF_MAX = env.str("PARLEY_CONNECTORS_BACKOFF_MAX", default="")
 PARLEY_WORKFLOW_CONFIRM_SECONDS = env.int("PARLEY_WORKFLOW_CONFIRM_SECONDS", default=600)
 PARLEY_WORKFLOW_REQUEUE_SECONDS = env.float("PARLEY_WORKFLOW_REQUEUE_SECONDS", default=120.0)
 PARLEY_WORKFLOW_MAX_REQUEUES = env.int("PARLEY_WORKFLOW_MAX_REQUEUES", default=3)

@@ -356,9 +356,7 @@ def _run_chain(
             continue
         started = time.monotonic()
         try:
-            completion = _call(
-                spec, messages, language=language, on_token=on_token, cancelled=cancelled, tools=tools
-            )
+            completion = _call(spec, messages, language=language, on_token=on_token, cancelled=cancelled, tools=tools)
         except _Cancelled as exc:
             attempts.append(Attempt(spec.name, spec.provider, "cancelled", _ms(started)))
             breaker.release_probe(spec)  # a cancelled probe proves nothing; let the next caller probe

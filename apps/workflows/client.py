@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from django.conf import settings
 
 from apps.core import netguard
 
-from .conf import setting
 from .signing import signature
 
 #: Bytes of a response read at most (the rest is not waited for).
@@ -60,7 +60,7 @@ def blocked_reason(url: str) -> str:
 
 def retry_backoff() -> float:
     """Seconds before the first retry (``PARLEY_WORKFLOW_RETRY_BACKOFF``, default 1); doubles each time."""
-    return max(0.0, setting("PARLEY_WORKFLOW_RETRY_BACKOFF", 1.0))
+    return max(0.0, float(settings.PARLEY_WORKFLOW_RETRY_BACKOFF))
 
 
 def call_budget_s(*, timeout_s: int, max_retries: int) -> float:

@@ -47,7 +47,7 @@ def parameters_errors(schema: Any) -> list[str]:
     if schema in (None, {}):
         return []
     if not isinstance(schema, dict):
-        return ["Enter a JSON object (a JSON Schema), e.g. {\"type\": \"object\", \"properties\": {…}}."]
+        return ['Enter a JSON object (a JSON Schema), e.g. {"type": "object", "properties": {…}}.']
     if schema.get("type") != "object":
         return ['The arguments must be an object: the schema needs "type": "object".']
     try:

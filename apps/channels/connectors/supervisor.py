@@ -24,7 +24,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import random
 import threading
 import time
@@ -33,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import close_old_connections
 
 from apps.channels import conversation_port
@@ -70,14 +70,15 @@ ENV_OPTIONS = {
 
 
 def options_from_env(**given: float | None) -> Options:
-    """Options as given (command-line flags), else from their ``PARLEY_CONNECTORS_*`` environment
-    variable, else the defaults; each held to a sane floor. ``ValueError`` names a bad variable."""
+    """Options as given (command-line flags), else from their ``PARLEY_CONNECTORS_*`` setting (from
+    the environment, config/settings.py), else the defaults; each held to a sane floor.
+    ``ValueError`` names a bad variable."""
     defaults = Options()
     values: dict[str, float] = {}
     for name, (env_name, floor) in ENV_OPTIONS.items():
         value = given.get(name)
         if value is None:
-            raw = os.environ.get(env_name, "").strip()
+            raw = str(getattr(settings, env_name)).strip()  # declared in config/settings.py
             try:
                 value = float(raw) if raw else getattr(defaults, name)
             except ValueError:
