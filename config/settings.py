@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,6 +35,13 @@ VAR_DIR = Path(env.str("PARLEY_VAR_DIR", default=str(BASE_DIR / "var")))
 DATABASE_URL = env.str("DATABASE_URL", default="")
 REDIS_URL = env.str("REDIS_URL", default="")
 EMBEDDED = not (DATABASE_URL and REDIS_URL)
+
+
+def _stdout_is_a_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced or closed by the caller
+        return False
 
 
 def _embedded_secret_key() -> str:
@@ -113,6 +121,9 @@ DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Absolute base URL used in links Parley sends out (feedback links, webhook URLs shown in the admin).
+# Unset, `manage.py run` uses the address it serves on (e.g. http://127.0.0.1:8100 after
+# PORT=8100 make run); set it whenever people reach Parley at another address (a proxy, a domain).
+PUBLIC_BASE_URL_SET = bool(env.str("PUBLIC_BASE_URL", default=""))
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # Secrets at rest: comma-separated Fernet keys (first encrypts, all decrypt — for rotation).
@@ -132,6 +143,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc files, served by Parley (no CDN)
     "channels",
     "apps.core",
     "apps.accounts",
@@ -157,7 +169,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # A Content-Security-Policy on every page (docs/security.md; the admin's differs, and why).
     "apps.core.csp.ContentSecurityPolicyMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "apps.core.staticfiles.StaticFilesMiddleware",  # WhiteNoise, without a warning under ASGI
     "apps.core.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The page's language: the browser's (Accept-Language) or the language cookie, then (below,
@@ -324,6 +336,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # /api/docs/ (Swagger UI) and /api/redoc/ from drf-spectacular-sidecar's static files.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Default AI model: used by bots that have no model configured in the database -------------
@@ -539,15 +555,28 @@ SIGNIN_LOCKOUT_SECONDS = env.int("SIGNIN_LOCKOUT_SECONDS", default=900)
 if SIGNIN_FAILURE_WINDOW_SECONDS < 1 or SIGNIN_LOCKOUT_SECONDS < 1:
     raise ValueError("SIGNIN_FAILURE_WINDOW_SECONDS and SIGNIN_LOCKOUT_SECONDS must be at least 1")
 
-# --- Logging: one JSON object per line on stdout --------------------------------------------------
+# --- Logging: one JSON object per line on stdout ----------------------------------------------------
+# LOG_FORMAT: "json", "text" (one short line per record, the level in colour) or "auto" (default):
+# text in the embedded run attached to a terminal, JSON otherwise. Static files' access lines are
+# never logged; in text the background tasks' routine "succeeded" lines are left out too.
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="auto")
+if LOG_FORMAT not in ("auto", "json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be auto, json or text, not {LOG_FORMAT!r}")
+LOG_FORMAT_USED = LOG_FORMAT if LOG_FORMAT != "auto" else ("text" if EMBEDDED and _stdout_is_a_terminal() else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "apps.core.logging.ContextFilter"}},
-    "formatters": {"json": {"()": "apps.core.logging.JsonFormatter"}},
+    "filters": {
+        "context": {"()": "apps.core.logging.ContextFilter"},
+        "no_static": {"()": "apps.core.logging.SkipStaticFiles"},
+    },
+    "formatters": {
+        "json": {"()": "apps.core.logging.JsonFormatter"},
+        "text": {"()": "apps.core.logging.ConsoleFormatter", "colour": LOG_FORMAT_USED == "text"},
+    },
     "handlers": {
-        "stdout": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["context"]},
+        "stdout": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT_USED, "filters": ["context"]},
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
@@ -556,6 +585,9 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
         # The Markdown renderer logs every block rule it tries at DEBUG; never useful in Parley's logs.
         "markdown_it": {"level": "WARNING"},
+        "uvicorn.access": {"filters": ["no_static"]},
+        # Each periodic task's "succeeded in 0.002s" (every few seconds): noise on a terminal.
+        **({"celery.app.trace": {"level": "WARNING"}} if LOG_FORMAT_USED == "text" else {}),
     },
 }
 

@@ -5,7 +5,8 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from apps.core import netguard
-from apps.core.fields import EncryptedJSONField
+from apps.core.fields import EncryptedJSONField, EndpointField
+from apps.core.i18n import escaped_help
 
 from .platforms.registry import choices as platform_choices
 
@@ -28,13 +29,13 @@ class Channel(models.Model):
         max_length=64,
         unique=True,
         validators=[key_validator],
-        help_text=_("Public key used in /webhooks/<platform>/<key>/ and /ws/chat/<key>/."),
+        help_text=escaped_help(_("Public key used in /webhooks/<platform>/<key>/ and /ws/chat/<key>/.")),
         verbose_name=_("key"),
     )
     name = models.CharField(max_length=200, blank=True, verbose_name=_("name"))
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.WEBHOOK, verbose_name=_("mode"))
     credentials = EncryptedJSONField(help_text=_("Platform secrets; stored encrypted."), verbose_name=_("credentials"))
-    api_base = models.URLField(
+    api_base = EndpointField(
         max_length=300, blank=True, help_text=_("Override of the platform's API base URL."), verbose_name=_("api base")
     )
     allowed_origins = models.TextField(

@@ -107,14 +107,19 @@ def channel_send_test(*, channel: Channel, chat_id: str, user_id: str = "", is_g
 
     adapter = get_adapter(channel.platform)
     if adapter is None:
-        return False, f"No adapter is installed for platform '{channel.platform}'."
+        return False, _("No adapter is installed for platform '%(platform)s'.") % {"platform": channel.platform}
     refused = netguard.check_url(channel.api_base, resolve_host=True) if channel.api_base else ""
     if refused:  # said before anything is sent (the send itself would be refused at connect time)
         return False, _("Not sent: the API base is refused: %(reason)s.") % {"reason": refused}
     try:
         ref = adapter.send_test_message(channel, Target(chat_id=chat_id, user_id=user_id, is_group=is_group))
     except PlatformError as exc:
-        return False, f"The platform refused the message: {exc}"
+        if exc.unreachable:
+            said = _("Not sent: could not connect to %(address)s (%(reason)s). Check the API base and the network.")
+            return False, said % {"address": exc.unreachable, "reason": exc}
+        if exc.status is None and not exc.permanent:
+            return False, _("Not sent: no answer from the platform (%(reason)s).") % {"reason": exc}
+        return False, _("The platform refused the message: %(reason)s") % {"reason": exc}
     except NotImplementedError:
-        return False, f"Sending is not supported for platform '{channel.platform}'."
-    return True, f"Sent. Platform message id: {ref.platform_message_id or '(none returned)'}"
+        return False, _("Sending is not supported for platform '%(platform)s'.") % {"platform": channel.platform}
+    return True, _("Sent. Platform message id: %(id)s") % {"id": ref.platform_message_id or _("(none returned)")}

@@ -34,6 +34,11 @@ def feedback_token(message: Any) -> str:
     return _signer().sign(f"{message.pk}.{message.conversation.tenant_id}")
 
 
+def feedback_path(message_id: int, tenant_id: int) -> str:
+    """The rating page of one answer as a path (``/feedback/<token>/``), for pages on Parley itself."""
+    return f"/feedback/{_signer().sign(f'{message_id}.{tenant_id}')}/"
+
+
 def feedback_url(message: Any) -> str:
     """The absolute URL of the rating page for ``message`` (``PUBLIC_BASE_URL/feedback/<token>/``)."""
     return f"{settings.PUBLIC_BASE_URL}/feedback/{feedback_token(message)}/"

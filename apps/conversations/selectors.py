@@ -41,6 +41,7 @@ from apps.core.cache import soft_get, soft_set
 from apps.core.pii import mask_text
 from apps.tenants.models import Tenant
 
+from .feedback_links import feedback_path
 from .models import Conversation, Feedback, InboundMessage, Message
 
 # --- masking ----------------------------------------------------------------------------------
@@ -153,6 +154,7 @@ class Turn:
     correction: str = ""
     sources: list = field(default_factory=list)  # knowledge-base passages the answer was given
     tools: list = field(default_factory=list)  # the tool calls the model made for the answer, round by round
+    rating_url: str = ""  # the end user's rating page of this answer (what the link in chat opens)
 
     @property
     def is_answer(self) -> bool:
@@ -170,8 +172,9 @@ def _feedback_of(message: Message) -> Feedback | None:
         return None
 
 
-def turn_of(message: Message, *, reveal: bool) -> Turn:
+def turn_of(message: Message, *, reveal: bool, tenant_id: int | None = None) -> Turn:
     fb = _feedback_of(message) if message.role == Message.Role.ASSISTANT else None
+    rateable = tenant_id is not None and message.role == Message.Role.ASSISTANT and not message.failed
     attempts = [
         {
             "model": str(a.get("model", "")),
@@ -235,13 +238,14 @@ def turn_of(message: Message, *, reveal: bool) -> Turn:
             for c in (message.tool_calls or [])
             if isinstance(c, dict)
         ],
+        rating_url=feedback_path(message.pk, tenant_id) if rateable else "",
     )
 
 
 def transcript(conversation: Conversation, *, reveal: bool) -> list[Turn]:
     """The conversation's messages in order, with each answer's figures and rating."""
     messages = conversation.messages.select_related("feedback").order_by("created_at", "id")
-    return [turn_of(m, reveal=reveal) for m in messages]
+    return [turn_of(m, reveal=reveal, tenant_id=conversation.tenant_id) for m in messages]
 
 
 # --- export -----------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ The texts themselves are ordinary ``gettext_lazy`` strings in the project's cata
 from __future__ import annotations
 
 from django.utils import translation
+from django.utils.functional import lazy
+from django.utils.html import escape
 
 
 def django_language(code: str | None) -> str:
@@ -23,3 +25,13 @@ def text_in(language: str | None, message, **params) -> str:
     with translation.override(django_language(language)):
         text = str(message)
     return text.format(**params) if params else text
+
+
+def _escaped(text) -> str:
+    return escape(str(text))
+
+
+#: A help text shown in the admin, which renders help texts as HTML: ``<platform>`` in the text
+#: must reach the page as ``&lt;platform&gt;`` to stay visible. Lazy, so the text is translated
+#: when shown, not at import.
+escaped_help = lazy(_escaped, str)

@@ -82,3 +82,44 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             payload["exception"] = mask_text(self.formatException(record.exc_info))
         return json.dumps(payload, ensure_ascii=False, default=str)
+
+
+class ConsoleFormatter(logging.Formatter):
+    """One short line per record for a person watching ``manage.py run`` in a terminal:
+    ``09:37:46 INFO  message  (tenant=acme trace=1a2b3c4d)``, the level in colour when ``colour``.
+    The message and the context fields are PII-masked as in the JSON lines."""
+
+    COLOURS = {"DEBUG": "2", "INFO": "36", "WARNING": "33", "ERROR": "31", "CRITICAL": "1;31"}
+
+    def __init__(self, *args: Any, colour: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.colour = colour
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = dt.datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        level = f"{record.levelname:<7}"
+        if self.colour:
+            level = f"\033[{self.COLOURS.get(record.levelname, '0')}m{level}\033[0m"
+        context = [f"{key}={getattr(record, key)}" for key in CONTEXT_FIELDS if getattr(record, key, None)]
+        context = [c[: c.index("=") + 9] if c.startswith("trace_id=") else c for c in context]
+        line = f"{when} {level} {mask_text(record.getMessage())}"
+        if record.name.startswith(("apps.", "config.")) or record.levelno >= logging.WARNING:
+            line += f"  [{record.name}]"
+        if context:
+            line += f"  ({mask_text(' '.join(context))})"
+        if record.exc_info:
+            line += "\n" + mask_text(self.formatException(record.exc_info))
+        return line
+
+
+class SkipStaticFiles(logging.Filter):
+    """Drops the access-log lines of static files (``/static/…``, ``/favicon.ico``): a page load
+    brings a dozen of them and they bury what matters."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from django.conf import settings
+
+        args = record.args if isinstance(record.args, tuple) else ()
+        path = str(args[2]) if len(args) >= 3 else ""
+        return not path.startswith((settings.STATIC_URL, "/favicon.ico"))
+

@@ -7,7 +7,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from apps.core import netguard
-from apps.core.fields import EncryptedTextField
+from apps.core.fields import EncryptedTextField, EndpointField
 
 
 def default_timeout() -> Decimal:
@@ -48,7 +48,7 @@ class ModelConfig(models.Model):
     provider = models.CharField(
         max_length=16, choices=Provider.choices, default=Provider.OPENAI, verbose_name=_("provider")
     )
-    endpoint = models.URLField(
+    endpoint = EndpointField(
         max_length=500,
         blank=True,
         help_text=_("API base URL, e.g. https://api.openai.com/v1"),
@@ -118,6 +118,13 @@ class ModelConfig(models.Model):
     def clean(self) -> None:
         """An endpoint the outbound guard refuses (docs/security.md "Outbound calls") is not saved."""
         super().clean()
+        errors = {}
         refused = netguard.check_url(self.endpoint) if self.endpoint else ""
         if refused:
-            raise ValidationError({"endpoint": refused})
+            errors["endpoint"] = refused
+        # A provider's API needs to be told which of its models to use (an empty name would fail
+        # at the first question, after "Test this model" had passed).
+        if self.provider != self.Provider.BUILTIN and not (self.model or "").strip():
+            errors["model"] = _("Name the model to use, e.g. glm-4-turbo.")
+        if errors:
+            raise ValidationError(errors)

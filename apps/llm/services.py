@@ -37,6 +37,11 @@ def model_test(config: object) -> ModelTestResult:
     refused = netguard.check_url(endpoint, resolve_host=True) if endpoint else ""
     if refused:  # said before anything is sent (the call itself would be refused at connect time)
         return ModelTestResult(ok=False, message=_("Not called: %(reason)s.") % {"reason": refused})
+    if config.provider != "builtin" and not (config.model or "").strip():  # type: ignore[attr-defined]
+        # Some servers answer a request without a model with their default one: the test would
+        # pass, then the bot would not say which model it meant.
+        said = _("Not called: the model name is empty; enter the provider's name for it, e.g. glm-4-turbo.")
+        return ModelTestResult(ok=False, message=said)
     provider = provider_for(
         kind=config.provider,  # type: ignore[attr-defined]
         endpoint=config.endpoint,  # type: ignore[attr-defined]
@@ -56,7 +61,13 @@ def model_test(config: object) -> ModelTestResult:
     finally:
         provider.close()
     latency_ms = int((time.monotonic() - started) * 1000)
-    message = f"OK — answered in {latency_ms} ms ({completion.tokens_in} tokens in, {completion.tokens_out} out)."
+    message = _("OK — answered in %(ms)s ms (%(tin)s tokens in, %(tout)s out).") % {
+        "ms": latency_ms,
+        "tin": completion.tokens_in,
+        "tout": completion.tokens_out,
+    }
     if latency_ms > timeout_s * 1000:
-        message += f" Slower than its {timeout_s:g} s timeout: bots would fall back before it answers."
+        message += " " + _("Slower than its %(seconds)s s timeout: bots would fall back before it answers.") % {
+            "seconds": f"{timeout_s:g}"
+        }
     return ModelTestResult(ok=True, latency_ms=latency_ms, message=message, sample=completion.text[:200])

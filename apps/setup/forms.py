@@ -8,6 +8,7 @@ from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 
 from apps.channels.models import Channel, key_validator
+from apps.core.fields import EndpointFormField
 from apps.tenants.models import Tenant, slug_validator
 
 from .services import check_setup_token
@@ -41,7 +42,9 @@ class SetupForm(forms.Form):
         label=_("Tenant short name"), max_length=63, initial="my-company", validators=[slug_validator]
     )
     provider = forms.ChoiceField(label=_("AI model"), choices=PROVIDERS, initial="builtin", widget=forms.RadioSelect)
-    endpoint = forms.URLField(label=_("API base URL"), required=False, help_text=_("e.g. https://api.openai.com/v1"))
+    endpoint = EndpointFormField(
+        label=_("API base URL"), required=False, max_length=500, help_text=_("e.g. https://api.openai.com/v1")
+    )
     api_key = forms.CharField(
         label=_("API key"), required=False, widget=forms.PasswordInput(attrs={"autocomplete": "off"})
     )
@@ -93,7 +96,8 @@ class SetupForm(forms.Form):
             except forms.ValidationError as exc:
                 self.add_error("password1", exc)
         if cleaned.get("provider") in ("openai", "anthropic"):
-            if cleaned.get("provider") == "openai" and not cleaned.get("endpoint"):
+            # (An endpoint given but refused has its own error already.)
+            if cleaned.get("provider") == "openai" and not cleaned.get("endpoint") and "endpoint" not in self.errors:
                 self.add_error("endpoint", _("An OpenAI-compatible model needs its API base URL."))
             if not cleaned.get("model_name"):
                 self.add_error("model_name", _("Name the model to use, e.g. glm-4-turbo."))

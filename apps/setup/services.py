@@ -43,6 +43,41 @@ def setup_needed() -> bool:
     return not done
 
 
+def _starter_answers(bot: Bot, *, tenant_name: str) -> None:
+    """The built-in model answers only from knowledge entries: a bot set up with it starts with a
+    greeting and an answer to "what can you do", each in English and Chinese (a visitor gets the one
+    in their language), so its first answers are answers. They are ordinary entries, to edit or
+    delete in the admin."""
+    name = bot.name
+    entries = [
+        (
+            "Hello",
+            "hi, hey, hello there, good morning, good afternoon, good evening",
+            f"Hello! I'm {name}, the assistant of {tenant_name}. Ask me a question, or send /help to see "
+            "what I can do.",
+        ),
+        (
+            "你好",
+            "您好, 嗨, 在吗, 在么, 哈喽, 早上好, 下午好, 晚上好",
+            f"你好！我是 {name}，{tenant_name} 的助手。请直接提问，或发送 /help 查看我能做什么。",
+        ),
+        (
+            "What can you do?",
+            "what can you do, what do you do, how can you help",
+            "I answer the questions my team has prepared answers for. Ask in your own words; when I don't "
+            "know the answer yet, I say so. Send /help for the commands.",
+        ),
+        (
+            "你能做什么？",
+            "你能做什么, 你会什么, 你能帮我什么, 能帮我做什么",
+            "我可以回答团队为我准备好答案的问题。请用自己的话提问；如果我还不知道答案，会直接告诉你。"
+            "发送 /help 查看命令。",
+        ),
+    ]
+    for question, keywords, answer in entries:
+        bot.knowledge.create(question=question, keywords=keywords, answer=answer)
+
+
 @transaction.atomic
 def setup_complete(*, data: dict[str, Any]) -> Any:
     """Create the admin account, the first tenant, a model config, a bot and a web-chat channel
@@ -71,6 +106,8 @@ def setup_complete(*, data: dict[str, Any]) -> Any:
         system_prompt=f"You are {data['bot_name']}, the assistant of {data['tenant_name']}. "
         "Answer briefly and in the language the user writes in.",
     )
+    if provider == "builtin":
+        _starter_answers(bot, tenant_name=data["tenant_name"])
     Channel.objects.create(bot=bot, platform=Channel.Platform.WEB, key=data["channel_key"], name="Web chat")
     audit_record(action="setup.completed", actor=user, tenant=tenant, target=tenant.slug, provider=provider)
     cache.delete(_CACHE_KEY)

@@ -6,6 +6,9 @@
  * Optional attributes: data-title (panel title), data-open="true" (open at load),
  * data-color (accent colour, CSS value).
  *
+ * Its texts are English here; /widget.js fills TEXTS with the visitor's language (the browser's
+ * Accept-Language), from the project catalogue (apps/channels/platforms/web/texts.py).
+ *
  * No dependencies. Everything is drawn inside a shadow root so the page's styles do not leak in.
  * Model output is rendered from Markdown into DOM nodes built with createElement/textContent only:
  * no HTML from the server is ever parsed, links must be http(s)/mailto, images become links.
@@ -14,6 +17,11 @@
  */
 (function () {
   "use strict";
+
+  var TEXTS = {} /*PARLEY_TEXTS*/;
+  function t(text) {
+    return TEXTS[text] || text;
+  }
 
   var script = document.currentScript;
   if (!script) {
@@ -27,7 +35,7 @@
 
   var BASE = new URL(script.src || "/", location.href).origin;
   var WS_BASE = BASE.replace(/^http/, "ws");
-  var TITLE = script.getAttribute("data-title") || "Chat";
+  var TITLE = script.getAttribute("data-title") || t("Chat");
   var COLOR = script.getAttribute("data-color") || "#2563eb";
   var STORE_KEY = "parley.webchat." + KEY;
   var PING_EVERY = 25000;
@@ -446,6 +454,7 @@
     ".body hr{border:0;border-top:1px solid #e5e7eb}" +
     ".rate{display:flex;gap:4px;margin-top:6px}" +
     ".rate button{border:1px solid #e5e7eb;background:#fff;color:#6b7280;border-radius:6px;cursor:pointer;padding:3px 6px;line-height:0}" +
+    ".rate .rate-page{align-self:center;font-size:12px;color:#6b7280;margin-left:4px}" +
     ".rate button[aria-pressed=true]{color:var(--accent);border-color:var(--accent);background:#eff6ff}" +
     ".typing{align-self:flex-start;display:none;gap:4px;padding:10px 12px;background:#fff;border:1px solid #e5e7eb;border-radius:12px}" +
     ".typing.show{display:flex}" +
@@ -469,7 +478,7 @@
 
   var launcher = el("button", "launcher");
   launcher.type = "button";
-  launcher.setAttribute("aria-label", "Open chat");
+  launcher.setAttribute("aria-label", t("Open chat"));
   launcher.appendChild(svgIcon(ICON_CHAT, 26));
   launcher.appendChild(el("span", "dot"));
 
@@ -481,13 +490,13 @@
   titleEl.textContent = TITLE;
   var newBtn = el("button");
   newBtn.type = "button";
-  newBtn.title = "New conversation";
-  newBtn.setAttribute("aria-label", "New conversation");
+  newBtn.title = t("New conversation");
+  newBtn.setAttribute("aria-label", t("New conversation"));
   newBtn.textContent = "\u21BB";
   var closeBtn = el("button");
   closeBtn.type = "button";
-  closeBtn.title = "Close";
-  closeBtn.setAttribute("aria-label", "Close chat");
+  closeBtn.title = t("Close");
+  closeBtn.setAttribute("aria-label", t("Close chat"));
   closeBtn.textContent = "\u00D7";
   header.appendChild(titleEl);
   header.appendChild(newBtn);
@@ -498,7 +507,7 @@
   log.setAttribute("role", "log");
   log.setAttribute("aria-live", "polite");
   var typing = el("div", "typing");
-  typing.setAttribute("aria-label", "The assistant is typing");
+  typing.setAttribute("aria-label", t("The assistant is typing"));
   typing.appendChild(el("span"));
   typing.appendChild(el("span"));
   typing.appendChild(el("span"));
@@ -507,12 +516,12 @@
   var form = el("form");
   var input = el("textarea");
   input.rows = 1;
-  input.placeholder = "Type a message…";
-  input.setAttribute("aria-label", "Message");
+  input.placeholder = t("Type a message…");
+  input.setAttribute("aria-label", t("Message"));
   input.maxLength = state.max_chars || 4000;
   var sendBtn = el("button");
   sendBtn.type = "submit";
-  sendBtn.textContent = "Send";
+  sendBtn.textContent = t("Send");
   form.appendChild(input);
   form.appendChild(sendBtn);
   panel.appendChild(header);
@@ -616,8 +625,8 @@
     if (bar) bar.remove();
     bar = el("div", "rate");
     [
-      ["up", false, "Helpful"],
-      ["down", true, "Not helpful"],
+      ["up", false, t("Helpful")],
+      ["down", true, t("Not helpful")],
     ].forEach(function (spec) {
       var b = el("button");
       b.type = "button";
@@ -628,7 +637,7 @@
       b.setAttribute("aria-pressed", rating === spec[0] ? "true" : "false");
       b.addEventListener("click", function () {
         if (!sendFrame({ type: "feedback", message_id: id, rating: spec[0] })) {
-          setStatus("You are offline; try again in a moment.");
+          setStatus(t("You are offline; try again in a moment."));
           return;
         }
         bar.querySelectorAll("button").forEach(function (other) {
@@ -638,6 +647,18 @@
       bar.appendChild(b);
     });
     node.appendChild(bar);
+  }
+
+  // The answer's rating page: stars and a comment, beyond the thumbs.
+  function rateLink(node, url) {
+    var bar = node.querySelector(".rate");
+    if (!bar) return;
+    var link = el("a", "rate-page");
+    link.href = url;
+    link.target = "_blank";
+    link.rel = "noopener noreferrer";
+    link.textContent = t("Rate and comment");
+    bar.appendChild(link);
   }
 
   function finalBubble(frame, rating) {
@@ -660,6 +681,7 @@
     byId[frame.id] = node;
     renderMarkdown(node._text, node.firstChild);
     if (/^parley-\d+$/.test(frame.id)) ratingButtons(node, frame.id, rating);
+    if (frame.feedback_url && /^https?:\/\//.test(frame.feedback_url)) rateLink(node, frame.feedback_url);
     if (!node.parentNode) append(node); // a streamed answer stays where it started
     else scrollDown();
     return node;
@@ -802,7 +824,7 @@
     connecting = true;
     var fresh = !state.token || needToken || (state.expires_at || 0) * 1000 < Date.now() + 60000;
     var ready = fresh ? requestToken() : Promise.resolve();
-    if (!unavailable) setStatus(started ? "Reconnecting…" : "Connecting…", true);
+    if (!unavailable) setStatus(started ? t("Reconnecting…") : t("Connecting…"), true);
     started = true;
     ready.then(
       function () {
@@ -815,10 +837,10 @@
         connecting = false;
         if (err && (err.status === 403 || err.status === 404)) {
           unavailable = true;
-          setStatus("The chat is not available here.", true);
+          setStatus(t("The chat is not available here."), true);
           scheduleReconnect(60000);
         } else {
-          setStatus("Offline — reconnecting…", true);
+          setStatus(t("Offline — reconnecting…"), true);
           scheduleReconnect();
         }
       }
@@ -857,7 +879,7 @@
       if (ws !== sock) return;
       ws = null;
       stopTimers();
-      setStatus("Offline — reconnecting…", true);
+      setStatus(t("Offline — reconnecting…"), true);
       if (ev.code === 4401) {
         needToken = true;
         authFailures++;
@@ -908,12 +930,12 @@
             return item.id !== f.id;
           });
           saveState();
-          failBubble(f.id, f.message || "Not sent.");
+          failBubble(f.id, f.message || t("Not sent."));
         } else if (f.code === "not_found" && f.id && byId[f.id]) {
           var bar = byId[f.id].querySelector(".rate");
           if (bar) bar.remove();
         } else if (f.code !== "unauthorized") {
-          setStatus(f.message || "Something went wrong.");
+          setStatus(f.message || t("Something went wrong."));
         }
         break;
       default:
@@ -924,7 +946,7 @@
   // ---------------------------------------------------------------- interaction
   function setOpen(open) {
     panel.classList.toggle("open", open);
-    launcher.setAttribute("aria-label", open ? "Close chat" : "Open chat");
+    launcher.setAttribute("aria-label", open ? t("Close chat") : t("Open chat"));
     launcher.setAttribute("aria-expanded", open ? "true" : "false");
     sessionFlag("open", open);
     if (open) {
@@ -966,7 +988,7 @@
         connect();
       },
       function () {
-        setStatus("Could not start a new conversation; try again.");
+        setStatus(t("Could not start a new conversation; try again."));
       }
     );
   });

@@ -101,7 +101,7 @@ def test_an_edited_model_answers_the_next_message(make_setup, platform_api, llm)
         # A disabled model is not used: the deployment default answers (no key: the built-in text).
         ModelConfig.objects.filter(pk=spare.pk).update(enabled=False)
         process_inbound(_stored(channel, "m-4", "once more").pk)
-        assert "No AI model is configured" in platform_api.texts()[-1]
+        assert "I don't have an answer to that yet" in platform_api.texts()[-1]
 
 
 def test_knowledge_edits_are_used_by_the_next_message(make_setup, platform_api, llm):

@@ -219,7 +219,7 @@ def test_env_default_model(settings, db, fake_openai):
 def test_builtin_default_needs_no_key(db):
     bot = make_bot(make_tenant("fresh"))
     answer = routing.ask(bot=bot, messages=MESSAGES)
-    assert answer.source == "builtin" and "No AI model is configured" in answer.text
+    assert answer.source == "builtin" and "I don't have an answer to that yet" in answer.text
 
 
 def test_tokens_and_cost(bot, chain, fake_openai):

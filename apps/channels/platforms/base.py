@@ -234,10 +234,15 @@ class PlatformError(Exception):
     """Sending failed. ``permanent`` says whether retrying can help (bad credentials, a chat the bot
     cannot post to: permanent; timeouts, 5xx, 429: not)."""
 
-    def __init__(self, message: str, *, permanent: bool = False, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool = False, status: int | None = None, unreachable: str = ""
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.status = status
+        #: When no connection could be made: the address tried (scheme, host and port only — a
+        #: path may carry a token), so the admin can say where Parley could not connect.
+        self.unreachable = unreachable
 
 
 def as_int(value: Any, default: int) -> int:

@@ -35,6 +35,14 @@ def timeout(*, extra: float = 0.0) -> httpx.Timeout:
     return httpx.Timeout(seconds + extra, connect=min(CONNECT_SECONDS, seconds))
 
 
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``: where a call goes, without the path or query (which may
+    carry a token)."""
+    parts = httpx.URL(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.host}{port}"
+
+
 def json_object(response: httpx.Response) -> dict[str, Any]:
     """The response's JSON object; {} when the body is not one."""
     try:
@@ -62,6 +70,8 @@ def request(
             response = client.request(method, url, json=json, params=params, headers=headers)
     except netguard.OutboundRefused as exc:  # the API base points where Parley may not call
         raise PlatformError(f"{platform} {what}: {exc}", permanent=True) from None
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise PlatformError(f"{platform} {what}: {type(exc).__name__}", unreachable=origin(url)) from None
     except httpx.TimeoutException:
         raise PlatformError(f"{platform} {what}: timed out") from None
     except httpx.HTTPError as exc:

@@ -1,23 +1,29 @@
 """The built-in model: works on a fresh install with no API key.
 
 Knowledge entries are matched before any model is called (``apps.bots.knowledge``), so when a
-question reaches this provider nothing matched: it says plainly that no AI model is configured.
+question reaches this provider nothing matched: it says plainly, in the user's language, that it
+has no answer to that yet (setup gives a bot on the built-in model a greeting and a few answers to
+start with: ``apps.setup.services``).
 """
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.i18n import text_in
+
 from ..types import Completion
 from .base import TextStream
 
-NOT_CONFIGURED = {
-    "en": "No AI model is configured for this assistant yet, and I have no prepared answer to that question. "
-    "An administrator can add a model in the Parley admin.",
-    "zh": "此助手尚未配置 AI 模型，我也没有这个问题的预设答案。管理员可以在 Parley 后台添加模型。",
-}
+NOT_CONFIGURED = _(
+    "I don't have an answer to that yet: I answer from the questions and answers prepared for me, and "
+    "this one is not among them. An administrator can add answers, or connect an AI model, in the "
+    "Parley admin."
+)
 
 
 def not_configured_text(language: str) -> str:
-    return NOT_CONFIGURED["zh" if language.startswith("zh") else "en"]
+    return text_in(language, NOT_CONFIGURED)
 
 
 class BuiltinProvider:

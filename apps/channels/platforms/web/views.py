@@ -11,6 +11,8 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import translation
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
@@ -18,6 +20,7 @@ from django.views.decorators.http import require_GET
 from apps.core import ratelimit
 
 from . import services
+from .texts import widget_texts
 from .visitor import visitor_token_issue
 
 WIDGET_PATH = Path(settings.BASE_DIR) / "static" / "parley" / "widget.js"
@@ -111,16 +114,19 @@ def token(request: HttpRequest, key: str) -> HttpResponse:
     return _cors(response, origin)
 
 
-@lru_cache(maxsize=1)
-def _widget_source(mtime: float) -> tuple[bytes, str]:
-    data = WIDGET_PATH.read_bytes()
+@lru_cache(maxsize=8)
+def _widget_source(mtime: float, language: str) -> tuple[bytes, str]:
+    """The script with its texts in ``language`` (one copy per file version and language)."""
+    source = WIDGET_PATH.read_text(encoding="utf-8")
+    data = source.replace("{} /*PARLEY_TEXTS*/", widget_texts(language), 1).encode()
     return data, '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
 
 
 @require_GET
 def widget_js(request: HttpRequest) -> HttpResponse:
-    """``/widget.js``: the embeddable chat script (see ``static/parley/widget.js``)."""
-    data, etag = _widget_source(WIDGET_PATH.stat().st_mtime)
+    """``/widget.js``: the embeddable chat script (see ``static/parley/widget.js``), its texts in
+    the visitor's language (the browser's Accept-Language, through LocaleMiddleware)."""
+    data, etag = _widget_source(WIDGET_PATH.stat().st_mtime, translation.get_language() or "en")
     if request.headers.get("If-None-Match") == etag:
         response = HttpResponse(status=304)
     else:
@@ -129,6 +135,7 @@ def widget_js(request: HttpRequest) -> HttpResponse:
     # Short: a new Parley release reaches every embedding page within minutes.
     response["Cache-Control"] = "public, max-age=300"
     response["Access-Control-Allow-Origin"] = "*"
+    patch_vary_headers(response, ["Accept-Language"])
     return response
 
 

@@ -10,6 +10,8 @@ quick single-node start.
 from __future__ import annotations
 
 import sys
+import threading
+import time
 
 from django.conf import settings
 from django.core.management import call_command
@@ -18,6 +20,32 @@ from django.core.management.base import BaseCommand, CommandError
 from apps.channels.connectors.supervisor import BackgroundSupervisor, options_from_env
 from apps.core.scheduler import start_inprocess_beat
 from apps.setup.services import setup_needed, setup_token
+
+
+def serving_url(host: str, port: int) -> str:
+    """The address a browser on this machine opens for ``host``:``port`` (a server on every
+    interface is reached on 127.0.0.1)."""
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding to it
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
+
+
+def banner(url: str) -> str:
+    shape = "embedded (SQLite, in-process tasks)" if settings.EMBEDDED else "production (PostgreSQL + Redis)"
+    lines = ["", f"  Parley is running — {shape}", f"  Open {url}"]
+    if setup_needed():
+        lines += [
+            f"  First run: finish setup at {url}setup/ with this one-time setup token:",
+            "",
+            f"      {setup_token()}",
+            "",
+            "  (print it again with: python manage.py setup_token)",
+        ]
+    else:
+        lines.append(f"  Admin console: {url}admin/")
+    return "\n".join(lines) + "\n\n"
 
 
 class Command(BaseCommand):
@@ -33,6 +61,13 @@ class Command(BaseCommand):
             help="Do not hold long-connection channels here (run `manage.py run_connectors` instead).",
         )
 
+    def _banner_when_started(self, server, text: str) -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
     def handle(self, *args, host: str, port: int, no_migrate: bool, no_connectors: bool, **options):
         import uvicorn
 
@@ -43,26 +78,15 @@ class Command(BaseCommand):
 
         if not no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
-        shape = "embedded (SQLite, in-process tasks)" if settings.EMBEDDED else "production (PostgreSQL + Redis)"
-        url = f"http://{host}:{port}/"
-        lines = ["", f"  Parley is starting — {shape}", f"  Open {url}"]
-        if setup_needed():
-            lines += [
-                f"  First run: finish setup at {url}setup/ with this one-time setup token:",
-                "",
-                f"      {setup_token()}",
-                "",
-                "  (print it again with: python manage.py setup_token)",
-            ]
-        else:
-            lines.append(f"  Admin console: {url}admin/")
-        sys.stdout.write("\n".join(lines) + "\n\n")
-        sys.stdout.flush()
+        url = serving_url(host, port)
+        if not settings.PUBLIC_BASE_URL_SET:
+            # Links Parley shows or sends (web chat, webhook URLs, rating links) name this address.
+            settings.PUBLIC_BASE_URL = url.rstrip("/")
         if settings.TASKS_MODE == "inprocess":
             start_inprocess_beat()  # the sweeper and retention cleanup, without a celery beat
         connectors = BackgroundSupervisor(connector_options).start() if connector_options else None
-        try:
-            uvicorn.run(
+        server = uvicorn.Server(
+            uvicorn.Config(
                 "config.asgi:application",
                 host=host,
                 port=port,
@@ -71,6 +95,12 @@ class Command(BaseCommand):
                 ws_max_size=64 * 1024,
                 proxy_headers=True,
             )
+        )
+        # The banner (with the setup token) comes once the server listens: after uvicorn's own
+        # start-up lines, so it is the last thing on the screen until someone opens a page.
+        threading.Thread(target=self._banner_when_started, args=(server, banner(url)), daemon=True).start()
+        try:
+            server.run()
         finally:
             if connectors is not None and not connectors.stop():
                 self.stderr.write("long connections did not close in time; their locks expire on their own")
