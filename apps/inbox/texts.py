@@ -3,37 +3,25 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.i18n import text_in
+
 TEXTS = {
-    "requested_open": {
-        "en": "I've asked a colleague to take over. Someone will reply here shortly (we're available {days}, {hours}).",
-        "zh": "已为你转接人工客服，同事会尽快在这里回复你（服务时间：{days} {hours}）。",
-    },
-    "requested_closed": {
-        "en": "I've asked a colleague to take over. Our team is available {days}, {hours}; "
-        "they will reply here from {next}.",
-        "zh": "已为你转接人工客服。人工服务时间为{days} {hours}，同事将于{next}起在这里回复你。",
-    },
-    "requested_rule": {
-        "en": "Sorry my answers didn't help. I've asked a colleague to take over; someone will reply here.",
-        "zh": "抱歉我的回答没能帮到你，已为你转接人工客服，同事会在这里回复你。",
-    },
-    "already_waiting": {
-        "en": "A colleague has been asked already and will reply here.",
-        "zh": "已经为你转接人工客服，请稍候，同事会在这里回复你。",
-    },
-    "resolved": {
-        "en": "Our colleague has finished helping you. I'm back: ask me anything.",
-        "zh": "人工客服已结束本次服务，接下来由我继续为你解答。",
-    },
-    "timed_out": {
-        "en": "This conversation has been quiet for a while, so I'm taking it back. "
-        "Write /human if you'd like a colleague again.",
-        "zh": "对话已有一段时间没有新消息，接下来由我继续为你解答。如需人工服务，请发送 /human。",
-    },
-    "notify_team": {
-        "en": "New conversation waiting for a person ({bot}, {platform}): {summary}",
-        "zh": "有新的对话等待人工处理（{bot}，{platform}）：{summary}",
-    },
+    "requested_open": _(
+        "I've asked a colleague to take over. Someone will reply here shortly (we're available {days}, {hours})."
+    ),
+    "requested_closed": _(
+        "I've asked a colleague to take over. Our team is available {days}, {hours}; they will reply here from {next}."
+    ),
+    "requested_rule": _("Sorry my answers didn't help. I've asked a colleague to take over; someone will reply here."),
+    "already_waiting": _("A colleague has been asked already and will reply here."),
+    "resolved": _("Our colleague has finished helping you. I'm back: ask me anything."),
+    "timed_out": _(
+        "This conversation has been quiet for a while, so I'm taking it back. "
+        "Write /human if you'd like a colleague again."
+    ),
+    "notify_team": _("New conversation waiting for a person ({bot}, {platform}): {summary}"),
 }
 
 DAY_NAMES = {
@@ -47,8 +35,8 @@ def lang_key(language: str) -> str:
 
 
 def text_for(key: str, language: str, **fmt: str) -> str:
-    template = TEXTS[key][lang_key(language)]
-    return template.format(**fmt) if fmt else template
+    """The text ``key`` in ``language``, from the project catalogue (docs/i18n.md)."""
+    return text_in(language, TEXTS[key], **fmt)
 
 
 def days_text(open_days: str, language: str) -> str:

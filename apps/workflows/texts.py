@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.i18n import text_in
+
 TEXTS = {
-    "confirm": {
-        "en": "I'm about to run **{name}**{detail}.\nReply **yes** to confirm or **no** to cancel "
-        "(valid for {minutes} min).",
-        "zh": "即将执行「{name}」{detail}。\n回复 **确认** 继续，回复 **取消** 放弃（{minutes} 分钟内有效）。",
-    },
-    "detail": {"en": ' with "{text}"', "zh": "：“{text}”"},
-    "cancelled": {"en": "Cancelled — **{name}** was not run.", "zh": "已取消，「{name}」未执行。"},
-    "superseded": {
-        "en": "(The pending **{name}** was cancelled.)",
-        "zh": "（待确认的「{name}」已取消。）",
-    },
-    "expired": {
-        "en": "That confirmation has expired, so **{name}** was not run. Send the request again if you still need it.",
-        "zh": "确认已过期，「{name}」未执行。如仍需要，请重新发送。",
-    },
-    "done": {"en": "Done: **{name}**.", "zh": "已完成：「{name}」。"},
-    "failed": {
-        "en": "Sorry, **{name}** could not be completed right now. Please try again later.",
-        "zh": "抱歉，「{name}」暂时无法完成，请稍后再试。",
-    },
+    "confirm": _(
+        "I'm about to run **{name}**{detail}.\nReply **yes** to confirm or **no** to cancel (valid for {minutes} min)."
+    ),
+    "detail": _(' with "{text}"'),
+    "cancelled": _("Cancelled — **{name}** was not run."),
+    "superseded": _("(The pending **{name}** was cancelled.)"),
+    "expired": _(
+        "That confirmation has expired, so **{name}** was not run. Send the request again if you still need it."
+    ),
+    "done": _("Done: **{name}**."),
+    "failed": _("Sorry, **{name}** could not be completed right now. Please try again later."),
     # The call was lost after it had started: the business system may or may not have done it.
-    "unknown": {
-        "en": "Sorry, I could not find out whether **{name}** went through. Please check before you try again.",
-        "zh": "抱歉，无法确认「{name}」是否已完成，请先核实再重试。",
-    },
+    "unknown": _("Sorry, I could not find out whether **{name}** went through. Please check before you try again."),
 }
 
 CONFIRM_WORDS = frozenset({"yes", "y", "confirm", "ok", "okay", "确认", "是", "是的", "确定", "好", "好的"})
@@ -36,9 +28,8 @@ _TRAILING = " \t\r\n.!。！~～"
 
 
 def text_for(key: str, language: str, **fmt: object) -> str:
-    variants = TEXTS[key]
-    template = variants["zh" if (language or "").startswith("zh") else "en"]
-    return template.format(**fmt) if fmt else template
+    """The text ``key`` in ``language``, from the project catalogue (docs/i18n.md)."""
+    return text_in(language, TEXTS[key], **fmt)
 
 
 def decision(text: str) -> str | None:

@@ -43,6 +43,8 @@ NAMES = {
         "bold": "周一至周五",
     },
 }
+WIDGET_PLACEHOLDER = {"en": "Type a message…", "zh-hans": "输入消息…"}
+RATE_LINK = {"en": "Rate and comment", "zh-hans": "评分并留言"}
 LIST_PAGES = ("bots/bot/", "im_channels/channel/", "llm/modelconfig/", "conversations/conversation/")
 
 pytestmark = [
@@ -125,6 +127,11 @@ def test_first_hour_walk(lang, settings):
                 chat.locator("textarea").press("Enter")
                 answer = chat.locator(".msg.bot:not(.streaming)").last
                 expect(answer.locator("strong")).to_have_text(names["bold"], timeout=30_000)
+                # The widget speaks the visitor's language, and links the answer's rating page.
+                assert chat.locator("textarea").get_attribute("placeholder") == WIDGET_PLACEHOLDER[lang]
+                rate = answer.locator("a.rate-page")
+                expect(rate).to_have_text(RATE_LINK[lang])
+                assert rate.get_attribute("href").startswith(parley.url + "/feedback/")
                 widget_sides = (chat.locator(".msg.user").last.bounding_box(), answer.bounding_box())
                 chat.close()
 

@@ -9,6 +9,7 @@ console's user menu, a staff user's stored choice, and texts in an IM user's lan
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -125,3 +126,22 @@ def test_an_unknown_language_is_refused_without_storing(client):
     response = client.post("/i18n/setlang/", {"language": "xx", "next": "/admin/login/"})
     assert response.status_code == 302
     assert "parley_language" not in response.cookies
+
+
+def test_what_the_bot_says_in_chat_comes_in_the_users_language_from_the_catalogue():
+    """Chat command replies, workflow and handoff notices: one catalogue entry each, Chinese for a
+    Chinese conversation, English otherwise, with the same placeholders filled in."""
+    import string
+
+    from apps.conversations import commands
+    from apps.inbox import texts as inbox_texts
+    from apps.workflows import texts as workflow_texts
+
+    for module in (commands, workflow_texts, inbox_texts):
+        for key, text in module.TEXTS.items():
+            english, chinese = text_in("en", text), text_in("zh-CN", text)
+            assert chinese != english and re.search(r"[\u3000-\u9fff\uff00-\uffef]", chinese), (module.__name__, key)
+            fields = {f for _, f, _, _ in string.Formatter().parse(str(text)) if f}
+            assert fields == {f for _, f, _, _ in string.Formatter().parse(chinese) if f}, (module.__name__, key)
+    assert commands.text_for("unknown", "zh", name="foo") == "我不认识命令 `/foo`。发送 `/help` 查看可用命令。"
+    assert workflow_texts.text_for("done", "en", name="Refund") == "Done: **Refund**."
