@@ -101,6 +101,10 @@ class Command(BaseCommand):
         threading.Thread(target=self._banner_when_started, args=(server, banner(url)), daemon=True).start()
         try:
             server.run()
+        except KeyboardInterrupt:  # Ctrl+C (SIGINT): the server has shut down; stop as uvicorn.run does
+            pass
         finally:
             if connectors is not None and not connectors.stop():
                 self.stderr.write("long connections did not close in time; their locks expire on their own")
+        if not server.started:  # e.g. the port is taken: uvicorn said why
+            raise SystemExit(3)
