@@ -7,7 +7,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('llm', '0005_labels'),
+        ('llm', '0006_tool_calling'),
     ]
 
     operations = [
