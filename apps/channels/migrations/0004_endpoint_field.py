@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('im_channels', '0002_labels'),
+        ('im_channels', '0003_channel_streaming'),
     ]
 
     operations = [
