@@ -38,6 +38,7 @@ def test_the_console_is_for_people(parley):
     assert not [line for line in lines if line.lstrip().startswith("{")], "JSON lines on a terminal"
     assert "/static/" not in out
     assert "Warning" not in out and "warnings.warn" not in out, out[-2000:]
+    assert not [line for line in lines if "WARNING" in line or "ERROR" in line], out[-2000:]
     # The start-up says where to go, and the token is there, after the server's own lines.
     assert out.index("Uvicorn running on") < out.index(token)
     assert f"Open {parley.url}/" in out

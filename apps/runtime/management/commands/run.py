@@ -85,9 +85,13 @@ class Command(BaseCommand):
         if settings.TASKS_MODE == "inprocess":
             start_inprocess_beat()  # the sweeper and retention cleanup, without a celery beat
         connectors = BackgroundSupervisor(connector_options).start() if connector_options else None
+        # Imported here, on this thread, not inside uvicorn's event loop: importing it warms the
+        # process up (apps/runtime/warmup.py), which opens the database and may not run in a loop.
+        from config.asgi import application
+
         server = uvicorn.Server(
             uvicorn.Config(
-                "config.asgi:application",
+                application,
                 host=host,
                 port=port,
                 log_config=None,
