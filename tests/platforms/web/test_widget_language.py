@@ -40,3 +40,30 @@ def test_every_text_the_widget_shows_is_in_the_catalogue():
         r'(?:setStatus|textContent =|title =|placeholder =|"aria-label",)\s*\(?\s*"([A-Z][^"]+)"', WIDGET.read_text()
     )
     assert not bare, bare
+
+
+@pytest.mark.django_db(transaction=True)
+def test_what_the_chat_tells_a_visitor_follows_their_browser_language(chat_channel):
+    from asgiref.sync import async_to_sync
+
+    from config.asgi import application
+
+    from .conftest import ORIGIN, Communicator, issue
+
+    token = issue(chat_channel).token
+
+    async def empty_message(language: str) -> str:
+        headers = [(b"host", b"parley.example.org"), (b"origin", ORIGIN.encode())]
+        headers.append((b"accept-language", language.encode()))
+        protocols = ["parley.v1", f"parley.auth.{token}"]
+        comm = Communicator(application, "/ws/chat/acme-web/", headers=headers, subprotocols=protocols)
+        assert (await comm.connect())[0]
+        await comm.receive_json_from()  # history
+        await comm.send_json_to({"type": "message", "id": "c-1", "text": "   "})
+        frame = await comm.receive_json_from()
+        await comm.disconnect()
+        assert frame["type"] == "error" and frame["code"] == "empty_message"
+        return frame["message"]
+
+    assert async_to_sync(empty_message)("zh-CN,zh;q=0.9,en;q=0.8") == "消息为空。"
+    assert async_to_sync(empty_message)("en-US,en;q=0.9,zh;q=0.5") == "The message is empty."

@@ -27,8 +27,11 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation.trans_real import parse_accept_lang_header
 
 from apps.core import metrics
+from apps.core.i18n import text_in
 from apps.core.logging import log_context
 
 from . import services
@@ -72,6 +75,7 @@ class FloodGuard:
 class ChatConsumer(AsyncWebsocketConsumer):
     channel_obj: Any = None
     visitor: Visitor | None = None
+    _visitor_language: str | None = None
     group: str = ""
 
     def _header(self, name: bytes) -> str:
@@ -97,7 +101,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             self.visitor = visitor_token_verify(channel_key=key, token=token)
         except InvalidVisitorToken:
-            await self.error("unauthorized", "Sign-in token missing or expired.")
+            await self.error("unauthorized", _("Sign-in token missing or expired."))
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         self.group = group_name(self.channel_obj.pk, self.visitor.chat_id)
@@ -132,8 +136,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame, ensure_ascii=False))
 
-    async def error(self, code: str, message: str, **extra: Any) -> None:
-        await self.send_frame({"type": "error", "code": code, "message": message, **extra})
+    async def error(self, code: str, message: Any, **extra: Any) -> None:
+        """An error frame; ``message`` (a lazy text, shown by the widget) in the visitor's browser
+        language (the handshake's Accept-Language, as /widget.js)."""
+        text = text_in(self._language(), message, **extra.pop("fields", {}))
+        await self.send_frame({"type": "error", "code": code, "message": text, **extra})
+
+    def _language(self) -> str:
+        if self._visitor_language is None:
+            accepted = parse_accept_lang_header(self._header(b"accept-language") or "")
+            first = accepted[0][0].lower() if accepted else ""
+            self._visitor_language = "zh" if first.startswith("zh") else "en"
+        return self._visitor_language
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.visitor is None:
@@ -141,11 +155,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not self.flood.allow():
             metrics.INBOUND_MESSAGES.labels("web", "rate_limited").inc()
             if self.flood.strikes >= settings.WEBCHAT_FLOOD_STRIKES:
-                await self.error("rate_limited", "Too many frames; the connection is closed.")
+                await self.error("rate_limited", _("Too many messages at once; the connection is closed."))
                 await self.close(code=CLOSE_FLOOD)
             elif self.flood.strikes == 1 or self.flood.strikes % 5 == 0:
                 # Not one error per dropped frame: a flood must not turn into a flood back.
-                await self.error("rate_limited", "Slow down: messages are being sent too fast.")
+                await self.error("rate_limited", _("Slow down: messages are being sent too fast."))
             return
         if text_data is None:
             await self.error("bad_frame", "Frames must be JSON text.")
@@ -172,7 +186,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await handler(frame, trace_id)
             except Exception:
                 logger.exception("web chat frame failed")
-                await self.error("server_error", "Something went wrong; please try again.")
+                await self.error("server_error", _("Something went wrong; please try again."))
 
     async def on_ping(self, frame: dict[str, Any], trace_id: str) -> None:
         await self.send_frame({"type": "pong"})
@@ -183,12 +197,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.error("bad_frame", "A message needs an 'id' of 1–64 letters, digits, '-' or '_'.")
             return
         if not isinstance(text, str) or not text.strip():
-            await self.error("empty_message", "The message is empty.", id=client_id)
+            await self.error("empty_message", _("The message is empty."), id=client_id)
             return
         limit = services.max_message_chars()
         if len(text) > limit:
             metrics.INBOUND_MESSAGES.labels("web", "rejected").inc()
-            await self.error("message_too_long", f"Messages can be at most {limit} characters.", id=client_id)
+            too_long = _("Messages can be at most {limit} characters.")
+            await self.error("message_too_long", too_long, id=client_id, fields={"limit": limit})
             return
         # Typing goes out before the message is stored: every tab of the visitor shows it, and it can
         # never arrive after an answer that a fast pipeline already produced.
@@ -217,7 +232,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 rating=rating,
             )
         except services.AnswerNotFound:
-            await self.error("not_found", "That answer cannot be rated.", id=message_ref)
+            await self.error("not_found", _("That answer cannot be rated."), id=message_ref)
             return
         await self.send_frame({"type": "ack", "id": message_ref, "rating": rating})
 
