@@ -46,6 +46,9 @@ class WorkflowForm(SecretFieldsFormMixin, forms.ModelForm):
             "description": forms.Textarea(attrs={"rows": 3}),
         }
 
+    def clean_parameters(self):
+        return self.cleaned_data.get("parameters") or {}  # left empty: no arguments
+
 
 @admin.register(Workflow)
 class WorkflowAdmin(TenantScopedAdmin):
@@ -166,8 +169,18 @@ class ToolServerForm(SecretFieldsFormMixin, forms.ModelForm):
         fields = ("tenant", "name", "url", "headers", "timeout_s", "enabled")
 
 
+class BotToolServerForm(forms.ModelForm):
+    class Meta:
+        model = BotToolServer
+        fields = ("bot", "tools")
+
+    def clean_tools(self):
+        return self.cleaned_data.get("tools") or []  # left empty: every tool the server lists
+
+
 class BotToolServerInline(TenantScopedInline):
     model = BotToolServer
+    form = BotToolServerForm
     fields = ("bot", "tools")
     verbose_name = _("bot")
     verbose_name_plural = _("bots that may use its tools (tools: a list of names; empty: all of them)")

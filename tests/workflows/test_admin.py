@@ -3,6 +3,8 @@ and run pages that mask what users wrote."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -210,3 +212,64 @@ def test_run_list_says_when_a_confirmation_expired(admin_client, tenant, bot):
     )
     page = admin_client.get(reverse("admin:workflows_workflowrun_changelist")).content.decode()
     assert "Confirmation expired (never run)" in page
+
+
+def test_a_tool_workflow_saves_with_its_schema_and_an_empty_one_means_no_arguments(admin_client, tenant, bot):
+    schema = '{"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]}'
+    data = form(
+        tenant, bot, trigger="tool", trigger_value="create_ticket", description="Open a ticket.", parameters=schema
+    )
+    resp = admin_client.post(reverse(ADD), data)
+    assert resp.status_code == 302, errors_of(resp)
+    assert Workflow.objects.get().parameters["required"] == ["summary"]
+    data.update(name="Other", trigger_value="other_tool", parameters="")
+    resp = admin_client.post(reverse(ADD), data)
+    assert resp.status_code == 302, errors_of(resp)
+    assert Workflow.objects.get(name="Other").parameters == {}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "says"),
+    [
+        ({"parameters": "{not json"}, "parameters", "Enter a valid JSON"),
+        ({"parameters": '{"type": "array"}'}, "parameters", 'needs "type": "object"'),
+        ({"description": ""}, "description", "Tell the model"),
+        ({"trigger_value": "create ticket"}, "trigger_value", "is not a tool name"),
+    ],
+)
+def test_a_bad_tool_is_refused_with_a_clear_error(admin_client, tenant, bot, overrides, field, says):
+    data = form(tenant, bot, trigger="tool", trigger_value="create_ticket", description="Open a ticket.")
+    data.update(overrides)
+    resp = admin_client.post(reverse(ADD), data)
+    assert says in errors_of(resp)[field]
+    assert not Workflow.objects.exists()
+
+
+def test_a_tool_server_saves_its_headers_encrypted_and_never_shows_them(admin_client, tenant, bot):
+    from apps.workflows.models import BotToolServer, ToolServer
+
+    token = "Bearer tool-server-token-8c1d"
+    data = {
+        "tenant": tenant.pk,
+        "name": "orders",
+        "url": "https://tools.example.com/mcp",
+        "headers": json.dumps({"Authorization": token}),
+        "timeout_s": 10,
+        "enabled": "on",
+        "bots-TOTAL_FORMS": 1,
+        "bots-INITIAL_FORMS": 0,
+        "bots-0-bot": bot.pk,
+        "bots-0-tools": "",
+    }
+    resp = admin_client.post(reverse("admin:workflows_toolserver_add"), data)
+    assert resp.status_code == 302, resp.context["adminform"].form.errors if resp.context else resp
+    server = ToolServer.objects.get()
+    assert server.header_dict() == {"Authorization": token}
+    assert BotToolServer.objects.get().tools == []
+    page = admin_client.get(reverse("admin:workflows_toolserver_change", args=[server.pk])).content.decode()
+    assert "tool-server-token-8c1d" not in page
+    listing = admin_client.get(reverse("admin:workflows_toolserver_changelist")).content.decode()
+    assert "orders" in listing and "tool-server-token-8c1d" not in listing
+    bad = dict(data, name="other", headers="Authorization: Bearer x")
+    resp = admin_client.post(reverse("admin:workflows_toolserver_add"), bad)
+    assert "JSON object" in " ".join(resp.context["adminform"].form.errors["headers"])

@@ -287,7 +287,14 @@ def test_parallel_calls_run_together(client, make_setup, make_workflow, business
     assert max(e["latency_ms"] for e in entries) < 2900
 
 
+def tool_metric(kind: str, outcome: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("parley_tool_calls_total", {"kind": kind, "outcome": outcome}) or 0.0
+
+
 def test_malformed_calls_are_answered_to_the_model(client, make_setup, make_workflow, business, platform_api, llm):
+    before = tool_metric("unknown", "unknown"), tool_metric("workflow", "invalid")
     bot, channel = make_setup()
     make_tool(make_workflow, bot)
     llm.set(text=lambda body: " | ".join(json.loads(r)["error"] for r in tool_results(body)))
@@ -307,6 +314,7 @@ def test_malformed_calls_are_answered_to_the_model(client, make_setup, make_work
     assert "not valid JSON" in not_json
     assert business.calls == [] and not WorkflowRun.objects.exists()
     assert [c["outcome"] for c in Message.objects.get(role="assistant").tool_calls] == ["unknown", "invalid", "invalid"]
+    assert (tool_metric("unknown", "unknown"), tool_metric("workflow", "invalid")) == (before[0] + 1, before[1] + 2)
 
 
 def test_commands_and_keywords_keep_working_beside_tools(
