@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
@@ -41,7 +42,7 @@ from apps.channels.services import validate_credentials
 from apps.knowledge import services as knowledge
 from apps.knowledge.models import Document, KnowledgeBase
 from apps.llm.models import ModelConfig
-from apps.tenants.models import Tenant
+from apps.tenants.models import Tenant, validate_timezone
 from apps.workflows.models import BotToolServer, ToolServer, Workflow
 from apps.workflows.validation import tool_server_errors, workflow_errors
 
@@ -161,6 +162,7 @@ class TenantIn(_Strict):
     slug: str = Field(pattern=SLUG)
     name: str = Field(min_length=1, max_length=200)
     is_active: bool = True
+    timezone: str = ""  # e.g. Asia/Shanghai; empty: the server's TIME_ZONE
     models: list[ModelSpecIn] = []
     knowledge_bases: list[KnowledgeBaseIn] = []
     bots: list[BotIn] = []
@@ -275,6 +277,10 @@ def _check_references(config: ConfigIn, filename: str) -> None:
         if tenant.slug in seen_tenants:
             errors.append(f"{tp}.slug: tenant '{tenant.slug}' appears twice")
         seen_tenants.add(tenant.slug)
+        try:
+            validate_timezone(tenant.timezone)
+        except DjangoValidationError as exc:
+            errors.append(f"{tp}.timezone: {' '.join(exc.messages)}")
         names = [m.name for m in tenant.models]
         for mi, name in enumerate(names):
             if names.index(name) != mi:
@@ -481,7 +487,7 @@ def apply_config(config: ConfigIn, *, dry_run: bool = False) -> ApplyReport:
     report = ApplyReport()
     for t in config.tenants:
         tenant = Tenant.objects.filter(slug=t.slug).first() or Tenant(slug=t.slug)
-        _sync(tenant, {"name": t.name, "is_active": t.is_active}, f"tenant {t.slug}", report)
+        _sync(tenant, {"name": t.name, "is_active": t.is_active, "timezone": t.timezone}, f"tenant {t.slug}", report)
         models: dict[str, ModelConfig] = {m.name: m for m in ModelConfig.objects.filter(tenant=tenant)}
         for m in t.models:
             obj = models.get(m.name) or ModelConfig(tenant=tenant, name=m.name)
@@ -676,6 +682,7 @@ def export_config(*, tenant_slugs: list[str] | None = None) -> dict[str, Any]:
                 "slug": tenant.slug,
                 "name": tenant.name,
                 "is_active": tenant.is_active,
+                "timezone": tenant.timezone,
                 "models": models,
                 "knowledge_bases": [
                     {

@@ -18,6 +18,20 @@ def validate_languages(value: str) -> None:
         )
 
 
+def validate_timezone(value: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not value:
+        return
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            _("%(value)s is not a time zone: use a name such as Asia/Shanghai or Europe/Berlin."),
+            params={"value": value},
+        ) from None
+
+
 class Tenant(models.Model):
     """A company using Parley. Every tenant-owned row reaches its tenant through a foreign key."""
 
@@ -33,6 +47,14 @@ class Tenant(models.Model):
             "The languages your users write in, as ISO 639-1 codes separated by commas (e.g. zh, en, ja). "
             "Parley detects each message's language among these and answers in it."
         ),
+    )
+    timezone = models.CharField(
+        _("time zone"),
+        max_length=64,
+        blank=True,
+        default="",
+        validators=[validate_timezone],
+        help_text=_("Where the tenant works, e.g. Asia/Shanghai (the bots' date and time tool). Empty: the server's."),
     )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 

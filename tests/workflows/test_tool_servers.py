@@ -134,6 +134,7 @@ SERVER_CONFIG = """
 tenants:
   - slug: acme
     name: ACME Corp
+    timezone: Asia/Shanghai
     tool_servers:
       - name: orders
         url: https://tools.acme.example/mcp
@@ -159,6 +160,7 @@ def test_tool_servers_in_config_as_code(tmp_path, capsys, monkeypatch):
     call_command("apply", "-f", str(path))
     out = capsys.readouterr().out
     assert "created tool server acme/orders" in out
+    assert server_tenant_timezone() == "Asia/Shanghai"
     server = ToolServer.objects.get()
     assert server.header_dict() == {"Authorization": "Bearer tok-in-env-19"} and server.timeout_s == 8
     (link,) = BotToolServer.objects.all()
@@ -183,7 +185,17 @@ def test_tool_servers_in_config_as_code(tmp_path, capsys, monkeypatch):
     with pytest.raises(CommandError) as exc:
         call_command("apply", "-f", str(path))
     assert "tenants[0].bots[0].tool_servers[0].name: no tool server 'billing'" in str(exc.value)
+    path.write_text(SERVER_CONFIG.replace("Asia/Shanghai", "Mars/Olympus"))
+    with pytest.raises(CommandError) as exc:
+        call_command("apply", "-f", str(path))
+    assert "tenants[0].timezone: Mars/Olympus is not a time zone" in str(exc.value)
     path.write_text(SERVER_CONFIG.replace("https://tools.acme.example/mcp", "ftp://tools.acme.example/"))
     with pytest.raises(CommandError) as exc:
         call_command("apply", "-f", str(path))
     assert "tenants[0].tool_servers[0].url: The URL must start with http" in str(exc.value)
+
+
+def server_tenant_timezone() -> str:
+    from apps.tenants.models import Tenant
+
+    return Tenant.objects.get(slug="acme").timezone

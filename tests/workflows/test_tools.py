@@ -443,3 +443,13 @@ def test_a_model_failing_mid_loop_falls_back(client, make_setup, make_workflow, 
     reply = Message.objects.get(role="assistant")
     assert reply.fallback_used and [a["outcome"] for a in reply.attempts] == ["ok", "error", "ok"]
     assert len(business.calls) == 1
+
+
+def test_the_date_and_time_are_the_tenants(client, make_setup, make_workflow, business, platform_api, llm):
+    bot, channel = make_setup()
+    type(bot.tenant).objects.filter(pk=bot.tenant_id).update(timezone="Asia/Shanghai")
+    make_tool(make_workflow, bot)
+    llm.set(text=lambda body: json.loads(tool_results(body)[-1])["datetime"] if tool_results(body) else "?")
+    llm.then(text="", tool_calls=[{"name": "current_datetime", "arguments": {}}])
+    post_message(client, channel, id="m-1", text="what day is it?")
+    assert platform_api.texts()[-1].endswith("+08:00")

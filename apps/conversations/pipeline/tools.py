@@ -199,7 +199,7 @@ def _builtin(turn: Turn, tool: Tool, arguments: dict) -> tuple[bool, dict]:
             "reply. Say briefly that a colleague will follow up; do not answer further.",
         }
     if tool.name == "current_datetime":
-        zone = ZoneInfo(settings.TIME_ZONE)
+        zone = ZoneInfo(turn.bot.tenant.timezone or settings.TIME_ZONE)
         now = datetime.now(zone)
         return True, {
             "datetime": now.isoformat(timespec="seconds"),
