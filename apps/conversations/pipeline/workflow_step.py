@@ -154,6 +154,7 @@ def _tool_answer(turn: Turn, run, *, confirmed: bool) -> None:
         _answer(turn, turn.tool_prompt, turn.language)
         return
     if answer.cancelled:
+        turn.drop_stream()
         turn.storage.finish(turn, S.INTERRUPTED)
         return
     turn.answer = answer
