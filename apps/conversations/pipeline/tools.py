@@ -35,10 +35,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 from jsonschema import Draft202012Validator
 
 from apps.bots.routing import chain, failure_text
 from apps.core import metrics
+from apps.core.i18n import text_in
 from apps.core.pii import mask_text
 from apps.knowledge.prompt import source_label
 from apps.knowledge.retrieval import knowledge_bases_for, search_bot
@@ -410,14 +412,13 @@ def _round(
 
 
 #: The status the web chat shows while a tool runs.
-CALLING = {"en": "Calling {label}…", "zh": "正在调用「{label}」…"}
+CALLING = _("Calling {label}…")
 
 
 def _show_calling(turn: Turn, labels: list[str]) -> None:
     if turn.on_status is None or not labels:
         return
-    text = CALLING["zh" if turn.language.startswith("zh") else "en"]
-    turn.on_status(text.format(label=", ".join(dict.fromkeys(labels))))
+    turn.on_status(text_in(turn.language, CALLING, label=", ".join(dict.fromkeys(labels))))
 
 
 def _run_together(jobs: dict, results: dict, entries: dict, deadline: float) -> None:
