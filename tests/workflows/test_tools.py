@@ -453,3 +453,33 @@ def test_the_date_and_time_are_the_tenants(client, make_setup, make_workflow, bu
     llm.then(text="", tool_calls=[{"name": "current_datetime", "arguments": {}}])
     post_message(client, channel, id="m-1", text="what day is it?")
     assert platform_api.texts()[-1].endswith("+08:00")
+
+
+def test_an_expired_confirmation_calls_nothing(client, make_setup, make_workflow, business, platform_api, llm):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    bot, channel = make_setup()
+    make_tool(make_workflow, bot, confirmation_required=True)
+    llm.set(text=tells_ticket)
+    llm.then(text="", tool_calls=[{"name": "create_ticket", "arguments": {"summary": "printer broken"}}])
+    post_message(client, channel, id="m-1", text="please open a ticket")
+    WorkflowRun.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    post_message(client, channel, id="m-2", text="yes")
+    assert "expired" in platform_api.texts()[-1]
+    assert business.calls == [] and WorkflowRun.objects.get().status == R.CANCELLED
+
+
+def test_writing_something_else_drops_the_pending_action(
+    client, make_setup, make_workflow, business, platform_api, llm
+):
+    bot, channel = make_setup()
+    make_tool(make_workflow, bot, confirmation_required=True)
+    llm.set(text="Our opening hours are 9 to 5.")
+    llm.then(text="", tool_calls=[{"name": "create_ticket", "arguments": {"summary": "printer broken"}}])
+    post_message(client, channel, id="m-1", text="please open a ticket")
+    post_message(client, channel, id="m-2", text="actually, when are you open?")
+    texts = platform_api.texts()
+    assert "was cancelled" in texts[-2] and texts[-1] == "Our opening hours are 9 to 5."
+    assert business.calls == [] and WorkflowRun.objects.get().status == R.CANCELLED
