@@ -164,10 +164,14 @@ def deliver_due(message_id: int, attempts: int) -> str:
             outcome, state, due = "retry", D.PENDING, later + timedelta(seconds=backoff_seconds(attempts + 1))
         _finish(reply, attempts + 1, state, error, due=due)
         record(outcome)
-        logger.warning(
-            "reply retry failed",
-            extra={"reply": reply.pk, "attempts": attempts + 1, "outcome": outcome, "error": error[:300]},
-        )
+        # A reply given up (expired) or refused for good is an operator's business: an error, beside
+        # the admin's undelivered list and parley_deliveries_total{outcome="expired"|"failed"}.
+        extra = {"reply": reply.pk, "attempts": attempts + 1, "outcome": outcome, "error": error[:300]}
+        if outcome == "retry":
+            logger.warning("reply retry failed", extra=extra)
+        else:
+            reason = "given up after retrying" if outcome == "expired" else "refused for good"
+            logger.error("reply not delivered: %s", reason, extra=extra)
         return outcome
     mark_delivered(reply, sent)
     logger.info("reply delivered after retrying", extra={"reply": reply.pk, "attempts": attempts + 1})

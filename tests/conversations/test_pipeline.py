@@ -3,12 +3,12 @@ runs on workers — see test_worker.py)."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from apps.channels.platforms.base import PlatformError
 from apps.conversations import services
 from apps.conversations.models import Conversation, InboundMessage, Message
 from apps.conversations.pipeline.context import build_context, turn_tokens
@@ -271,18 +271,38 @@ def test_sweeper_gives_up_after_repeated_attempts(make_setup, platform_api):
     assert platform_api.sent == []
 
 
-def test_platform_outage_gives_the_message_back(make_setup, platform_api, llm):
+def test_platform_outage_hands_the_reply_to_the_delivery_retries(make_setup, platform_api, llm, settings):
+    """The platform refuses the reply: the message is answered (its claims are not spent waiting on
+    the platform), the reply waits for a retry, and the retry sends it once the platform is back."""
+    from apps.conversations import delivery
+
+    settings.PARLEY_DELIVERY_BACKOFF_SECONDS = 0.01
     _, channel = make_setup()
     platform_api.status = 503
     row = _stored(channel, "m-1", "hello")
-    with pytest.raises(PlatformError):
-        process_inbound(row.pk)
-    row.refresh_from_db()
-    assert row.status == S.RECEIVED and "503" in row.error
-    assert Message.objects.get(role="assistant").delivered_at is None
-    platform_api.status = 200
     process_inbound(row.pk)
+    row.refresh_from_db()
+    assert row.status == S.ANSWERED and row.attempts == 1
+    reply = Message.objects.get(role="assistant")
+    assert reply.delivered_at is None and reply.delivery_state == "pending" and "503" in reply.delivery_error
+    process_inbound(row.pk)  # a redelivered task: finished, nothing made or sent again
+    assert llm.calls == 1 and platform_api.sent == []
+
+    platform_api.status = 200
+    time.sleep(0.05)
+    assert delivery.sweep_deliveries() == 1
     assert platform_api.texts() == ["Hello from the fake model."] and llm.calls == 1
+    assert Message.objects.get(role="assistant").delivery_state == "delivered"
+
+
+def test_a_reply_the_platform_refuses_for_good_fails_the_message_with_its_reason(make_setup, platform_api):
+    _, channel = make_setup()
+    platform_api.status = 403
+    row = _stored(channel, "m-1", "hello")
+    process_inbound(row.pk)
+    row.refresh_from_db()
+    assert row.status == S.FAILED and "403" in row.error
+    assert Message.objects.get(role="assistant").delivery_state == "failed"
 
 
 def test_build_context_question_only_for_context_free_turns(make_setup):

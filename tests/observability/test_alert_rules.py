@@ -40,6 +40,7 @@ def test_high_latency_rule_is_the_guides_rule_verbatim():
         "PlatformSendFailing",
         "UndeliveredRepliesGrowing",
         "ReplyUndeliveredLong",
+        "RepliesGivenUp",
     ):
         assert {"summary", "description"} <= set(rules[name]["annotations"]), name
     assert "process_cpu_seconds_total" in rules["HighCpu"]["expr"]

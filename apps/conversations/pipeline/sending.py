@@ -1,7 +1,8 @@
 """Sending a reply through the channel's adapter, once.
 
-A reply is sent only while its ``delivered_at`` is empty (so a re-run after a crash re-sends an
-undelivered answer instead of generating a new one, and never sends a delivered one again).
+A reply is sent only while its ``delivered_at`` is empty and it has not been handed over to the
+delivery retries (so a re-run after a crash re-sends an undelivered answer instead of generating a
+new one, and never sends a delivered one again, nor one the retries own).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from apps.channels.platforms.registry import get_adapter
 from apps.channels.platforms.streaming import MessageStream
 from apps.core import metrics
 
+from .. import delivery
 from ..feedback_links import feedback_url
-from ..models import Conversation, InboundMessage, Message
+from ..models import Conversation, DeliveryState, InboundMessage, Message
 
 if TYPE_CHECKING:
     from .storage import Storage
@@ -65,13 +67,24 @@ def send_reply(storage: Storage, inbound: InboundMessage, reply: Message) -> Non
 def deliver(
     turn: Turn, reply: Message, *, status: str, conversation: Conversation | None = None, language: str | None = None
 ) -> bool:
-    """Send ``reply`` unless it was delivered already, record the delivery, move the message to its
-    final ``status`` (if still owned) and, with ``conversation``, mark the conversation active now
-    (and set its ``language`` unless that is None). Returns whether the message was finished.
+    """Send ``reply`` unless it was delivered (or handed over) already, record the delivery, move the
+    message to its final ``status`` (if still owned) and, with ``conversation``, mark the conversation
+    active now (and set its ``language`` unless that is None). Returns whether the message was finished.
 
-    Raises ``PlatformError`` from the send (nothing is recorded then).
+    A platform that does not take the reply does not put the message back: the answer is made and
+    stored, so its claims (``MAX_ATTEMPTS``) have done their work. The reply is handed over to the
+    delivery retries (``apps.conversations.delivery``: growing backoff for hours, apart from the
+    claims; a retry sends it as a new message) and the message finished as ``status`` — or, when the
+    platform refused it for good (the bot blocked, the chat gone), as failed with the platform's reason.
     """
-    sent = None if reply.delivered_at is not None else send(turn.inbound, reply, live=turn.live_message)
+    sent = None
+    if reply.delivered_at is None and not reply.delivery_state:
+        try:
+            sent = send(turn.inbound, reply, live=turn.live_message)
+        except PlatformError as exc:
+            state = delivery.hand_over(reply, exc)
+            if state == DeliveryState.FAILED:
+                return turn.storage.finish(turn, InboundMessage.Status.FAILED, error=str(exc))
     return turn.storage.record_delivery(turn, reply, sent, status=status, conversation=conversation, language=language)
 
 

@@ -20,8 +20,8 @@ from apps.channels.platforms.streaming import MessageStream
 from apps.llm.router import guarded
 
 from ..commands import Command, parse_command
+from ..delivery import target_for
 from ..models import Conversation, InboundMessage, Message
-from .sending import target_for
 
 if TYPE_CHECKING:
     from apps.bots.routing import NamedModels

@@ -9,6 +9,7 @@ import json
 import threading
 import time
 import uuid
+from urllib.parse import parse_qs
 
 from tests.fakes.connectors import FakeSocketServer
 from tests.fakes.platforms import sample_json
@@ -110,6 +111,61 @@ class FakeSlackWorkspace:
     @property
     def updates(self) -> list[RecordedRequest]:
         return self.server.requests_to("/api/chat.update")
+
+
+class SlackWebAPI:
+    """``chat.postMessage`` and ``conversations.history`` / ``conversations.replies`` as slack.com
+    answers them, with an outage: until ``outage_until`` (a ``time.monotonic()`` value) every post is
+    answered ``500 {"ok": false, "error": "fatal_error"}`` without being kept, as Slack's edge does
+    in an incident. Posts that were taken are kept with their metadata (the history the adapter
+    reads before posting again), so ``texts()`` is exactly what users saw, duplicates included."""
+
+    def __init__(self, server: FakeServer) -> None:
+        self.server = server
+        self.outage_until = 0.0
+        self.refused = 0
+        self.messages: list[dict] = []
+        self._lock = threading.Lock()
+        self._ts = itertools.count(1)
+        server.route("POST", "/api/chat.postMessage", self._post)
+        server.route("POST", "/api/conversations.history", self._history)
+        server.route("POST", "/api/conversations.replies", self._history)
+
+    def outage(self, seconds: float) -> None:
+        """Answer 500 to every post for the next ``seconds``."""
+        self.outage_until = time.monotonic() + seconds
+
+    def _post(self, req: RecordedRequest):
+        if time.monotonic() < self.outage_until:
+            with self._lock:
+                self.refused += 1
+            return 500, {"ok": False, "error": "fatal_error"}
+        data = req.json()
+        with self._lock:
+            ts = f"1731405999.{next(self._ts):06d}"
+            message = {"channel": data["channel"], "type": "message", "user": "U0BOT", "text": data["text"], "ts": ts}
+            for field in ("thread_ts", "metadata"):
+                if field in data:
+                    message[field] = data[field]
+            self.messages.append(message)
+        return 200, {"ok": True, "channel": data["channel"], "ts": ts, "message": message}
+
+    def _history(self, req: RecordedRequest):
+        args = {k: v[0] for k, v in req.query.items()}
+        if req.body:
+            args.update({k: v[0] for k, v in parse_qs(req.body.decode()).items()})
+        with self._lock:
+            found = [
+                m
+                for m in self.messages
+                if m["channel"] == args.get("channel") and (not args.get("ts") or m.get("thread_ts") == args["ts"])
+            ]
+        shown = [{k: v for k, v in m.items() if k != "channel"} for m in reversed(found)]
+        return 200, {"ok": True, "messages": shown[: int(args.get("limit") or 100)], "has_more": False}
+
+    def texts(self) -> list[str]:
+        with self._lock:
+            return [m["text"] for m in self.messages]
 
 
 def slack_signed(body: bytes, secret: str, *, timestamp: int | None = None) -> dict[str, str]:

@@ -14,6 +14,7 @@ import pytest
 
 from apps.channels.platforms.base import OutboundReply, PlatformError, Target
 from apps.channels.platforms.slack.adapter import SlackAdapter
+from apps.conversations import delivery
 from apps.conversations.models import InboundMessage, Message
 from tests.platforms.slack.test_slack import (
     make_slack_channel,
@@ -130,11 +131,23 @@ def _metadata(request) -> dict:
 # -- through the whole pipeline --------------------------------------------------------------------------
 
 
+def _retry_delivery(settings) -> None:
+    """The reply the first send did not deliver is retried by the delivery retries (the sweeper's
+    next run after the backoff, scaled down here), not by claiming the message again."""
+    settings.PARLEY_DELIVERY_BACKOFF_SECONDS = 0.01
+    deadline = time.monotonic() + 20
+    while Message.objects.filter(role=Message.Role.ASSISTANT, delivery_state="pending").exists():
+        assert time.monotonic() < deadline, "the reply was not retried"
+        time.sleep(0.05)
+        delivery.sweep_deliveries()
+
+
 @pytest.mark.django_db(transaction=True)
-def test_timed_out_send_that_was_posted_is_found_in_history_not_sent_twice(client, slack_channel, slack):
+def test_timed_out_send_that_was_posted_is_found_in_history_not_sent_twice(client, slack_channel, slack, settings):
     slack.slow = 1  # Slack posts the answer but replies after the adapter gave up
     body = sample("message_im.json")
     assert post(client, body, signed_headers(body)).status_code == 200
+    _retry_delivery(settings)
 
     assert len(slack.posts) == 1  # the user sees one answer
     assert len(slack.messages) == 1
@@ -142,7 +155,7 @@ def test_timed_out_send_that_was_posted_is_found_in_history_not_sent_twice(clien
     assert read.path == "/api/conversations.history"
     assert call_args(read)["channel"] == DM and call_args(read)["include_all_metadata"] == "1"
     inbound = InboundMessage.objects.get()
-    assert inbound.status == InboundMessage.Status.ANSWERED and inbound.attempts == 2
+    assert inbound.status == InboundMessage.Status.ANSWERED and inbound.attempts == 1
     reply = Message.objects.get(role=Message.Role.ASSISTANT)
     assert reply.delivered_at is not None
     assert reply.platform_message_id == slack.messages[0]["ts"]
@@ -154,13 +167,14 @@ def test_timed_out_send_that_was_posted_is_found_in_history_not_sent_twice(clien
 
 @pytest.mark.django_db(transaction=True)
 def test_without_the_history_scope_the_retry_posts_again_and_says_which_scope_to_add(
-    client, slack_channel, slack, caplog
+    client, slack_channel, slack, caplog, settings
 ):
     slack.slow = 1
     slack.history_error = "missing_scope"
     body = sample("message_im.json")
     with caplog.at_level("WARNING", logger="apps.channels.platforms.slack.adapter"):
         assert post(client, body, signed_headers(body)).status_code == 200
+        _retry_delivery(settings)
 
     assert len(slack.history_reads) == 1
     assert len(slack.posts) == 2  # at-least-once: posted again, the user sees the answer twice
@@ -172,10 +186,11 @@ def test_without_the_history_scope_the_retry_posts_again_and_says_which_scope_to
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_send_that_fails_cleanly_is_retried_without_reading_history(client, slack_channel, slack):
+def test_a_send_that_fails_cleanly_is_retried_without_reading_history(client, slack_channel, slack, settings):
     slack.refuse[0] = (429, {"ok": False, "error": "ratelimited"})  # Slack answered: nothing was posted
     body = sample("message_im.json")
     assert post(client, body, signed_headers(body)).status_code == 200
+    _retry_delivery(settings)
     assert len(slack.posts) == 2 and len(slack.messages) == 1
     assert slack.history_reads == []
     assert InboundMessage.objects.get().status == InboundMessage.Status.ANSWERED
