@@ -207,11 +207,14 @@ TEMPLATES = [
 
 if DATABASE_URL:
     DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend, plus a bounded wait for a connection where the webhook path asks for one.
+        DATABASES["default"]["ENGINE"] = "apps.core.postgres"
     # PostgreSQL connections come from a per-process pool (psycopg_pool): under ASGI each request
     # runs on a new thread, so per-thread persistent connections would pile up until PostgreSQL
     # refuses new ones. DB_POOL_MAX_SIZE=0 turns the pool off (then DB_CONN_MAX_AGE applies).
     _pool_max = env.int("DB_POOL_MAX_SIZE", default=20)
-    if _pool_max > 0 and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    if _pool_max > 0 and DATABASES["default"]["ENGINE"] == "apps.core.postgres":
         DATABASES["default"]["CONN_MAX_AGE"] = 0
         # A pooled connection is checked (one empty round trip) as it leaves the pool, so after a
         # database restart or failover the pool hands out live connections, not dead ones.
@@ -244,11 +247,13 @@ if REDIS_URL:
             "BACKEND": "apps.core.cache.RedisCache",
             "LOCATION": REDIS_URL,
             # One pool per process, not per thread (ASGI runs each request on a new thread). A Redis
-            # that does not answer fails a cache call in seconds instead of hanging the request.
+            # that does not answer fails a cache call within a second instead of hanging the request
+            # (its commands take well under a millisecond); the webhook path then stops asking it
+            # for a few seconds (apps/core/breaker.py, docs/reliability.md).
             "OPTIONS": {
                 "pool_class": "apps.core.cache.SharedConnectionPool",
-                "socket_connect_timeout": env.float("REDIS_CONNECT_TIMEOUT", default=2.0),
-                "socket_timeout": env.float("REDIS_SOCKET_TIMEOUT", default=5.0),
+                "socket_connect_timeout": env.float("REDIS_CONNECT_TIMEOUT", default=1.0),
+                "socket_timeout": env.float("REDIS_SOCKET_TIMEOUT", default=1.0),
             },
         }
     }
@@ -376,19 +381,35 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=900)}
+# A broker that does not answer fails a publish in seconds rather than never (kombu's default has no
+# socket timeout): the webhook then leaves the message to the sweeper (docs/reliability.md). The
+# timeout stays above the workers' 1 s BRPOP poll. One quick retry covers a connection the broker
+# dropped (a Redis restart).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=900),
+    "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=2.0),
+    "socket_connect_timeout": env.float("REDIS_CONNECT_TIMEOUT", default=1.0),
+}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = TIME_ZONE
 # Periodic work, every this many seconds (config/celery.py's beat schedule; on the embedded default
 # `manage.py run` runs it in-process): re-driving stuck messages, lost workflow calls, retention.
-PARLEY_SWEEP_INTERVAL = env.float("PARLEY_SWEEP_INTERVAL", default=30.0)
+PARLEY_SWEEP_INTERVAL = env.float("PARLEY_SWEEP_INTERVAL", default=5.0)
 PARLEY_WORKFLOW_SWEEP_INTERVAL = env.float("PARLEY_WORKFLOW_SWEEP_INTERVAL", default=60.0)
 PARLEY_RETENTION_INTERVAL = env.float("PARLEY_RETENTION_INTERVAL", default=3600.0)
 # Human handoff (docs/handoff.md): how often silent handoffs are handed back to the bot.
 PARLEY_HANDOFF_SWEEP_INTERVAL = env.float("PARLEY_HANDOFF_SWEEP_INTERVAL", default=60.0)
-# A claimed message whose worker stops renewing its lease this long is re-driven by the sweeper.
-PARLEY_INBOUND_LEASE_SECONDS = env.int("PARLEY_INBOUND_LEASE_SECONDS", default=120)
+# A claimed message whose worker stops renewing its lease this long is re-driven by the sweeper
+# (every PARLEY_SWEEP_INTERVAL). A live worker renews its claims every third of the lease
+# (apps/conversations/pipeline/heartbeat.py), so a dead worker's message is retried within about
+# lease + sweep interval (docs/reliability.md).
+PARLEY_INBOUND_LEASE_SECONDS = env.float("PARLEY_INBOUND_LEASE_SECONDS", default=15.0)
+# A stored message no task has claimed after this long is queued again (its task was lost between
+# the commit and the publish). Keep it above the longest merge window. Messages whose publish
+# failed (the task queue unreachable) are queued again at the next sweep, without waiting for it.
+PARLEY_RECEIVED_GRACE_SECONDS = env.float("PARLEY_RECEIVED_GRACE_SECONDS", default=30.0)
 # Replies the platform did not take at once (docs/reliability.md): retried apart from the message's
 # claims, first after PARLEY_DELIVERY_BACKOFF_SECONDS, doubling up to ..._MAX_SECONDS, for
 # PARLEY_DELIVERY_RETRY_HOURS after the reply was made; due retries are looked for every
@@ -397,6 +418,9 @@ PARLEY_DELIVERY_RETRY_HOURS = env.float("PARLEY_DELIVERY_RETRY_HOURS", default=6
 PARLEY_DELIVERY_BACKOFF_SECONDS = env.float("PARLEY_DELIVERY_BACKOFF_SECONDS", default=5.0)
 PARLEY_DELIVERY_BACKOFF_MAX_SECONDS = env.float("PARLEY_DELIVERY_BACKOFF_MAX_SECONDS", default=300.0)
 PARLEY_DELIVERY_SWEEP_INTERVAL = env.float("PARLEY_DELIVERY_SWEEP_INTERVAL", default=5.0)
+# How long a webhook waits for a database connection before it answers 503 (the platform retries);
+# see apps/core/postgres/base.py. The database's own pool timeout (DB_POOL_TIMEOUT) applies elsewhere.
+PARLEY_WEBHOOK_DB_WAIT = env.float("PARLEY_WEBHOOK_DB_WAIT", default=0.8)
 # Webhooks under ASGI run on this many long-lived threads per web process (apps/channels/asgi.py).
 PARLEY_WEBHOOK_THREADS = env.int("PARLEY_WEBHOOK_THREADS", default=8)
 # Seconds a web process reuses a channel lookup (webhooks, web-chat handshakes and pages); a channel

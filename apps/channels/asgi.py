@@ -11,8 +11,9 @@ thread, which rebuilds every thread-bound resource per request. The lane instead
 * runs the same ``handle_webhook`` the Django view runs, on a fixed pool of long-lived threads
   (``PARLEY_WEBHOOK_THREADS``, default 8) that keep their database and cache clients;
 * gives the request a trace id (``X-Request-ID``, as the middleware does for other requests),
-  returns pooled database connections after each request, and turns an unexpected exception into
-  a logged JSON 500 rather than a dropped connection.
+  returns pooled database connections after each request, answers 503 within a second when the
+  database cannot be reached (``views.guarded``: the platform retries), and turns an unexpected
+  exception into a logged JSON 500 rather than a dropped connection.
 
 Everything else (the admin, the API, pages, other paths) goes to Django's ASGI application.
 Under WSGI (or Django's test client) the URL is served by the ordinary Django view instead.
@@ -35,6 +36,7 @@ from django.http import HttpResponse
 
 from apps.core import metrics
 from apps.core.logging import log_context, new_trace_id
+from apps.core.postgres import check_pools
 from apps.core.threads import LazyPool
 
 logger = logging.getLogger(__name__)
@@ -61,28 +63,35 @@ def _drop_broken_connections() -> bool:
             else:
                 conn.close()
                 dropped = True
+    if dropped:
+        check_pools()  # the pool's other idle connections most likely died with this one
     return dropped
 
 
 def _run(request: ASGIRequest, platform: str, key: str) -> HttpResponse:
     """The sync part, on a lane thread: what Django's handler and middleware would do around the view."""
-    from .views import handle_webhook
+    from .views import guarded, handle_webhook
 
     incoming = request.headers.get("X-Request-ID", "")
     trace_id = incoming if incoming.isalnum() and len(incoming) <= 64 else new_trace_id()
     request.trace_id = trace_id
     _drop_broken_connections()
+
+    def handle() -> HttpResponse:
+        try:
+            return handle_webhook(request, platform, key)
+        except (OperationalError, InterfaceError):
+            # The thread's connection died (a database restart or failover): once more on a fresh
+            # one. Storing is idempotent (ON CONFLICT DO NOTHING), so nothing doubles.
+            if not _drop_broken_connections():
+                raise
+            return handle_webhook(request, platform, key)
+
     try:
         with log_context(trace_id=trace_id):
             try:
-                try:
-                    response = handle_webhook(request, platform, key)
-                except (OperationalError, InterfaceError):
-                    # The thread's connection died (a database restart or failover): once more on a
-                    # fresh one. Storing is idempotent (ON CONFLICT DO NOTHING), so nothing doubles.
-                    if not _drop_broken_connections():
-                        raise
-                    response = handle_webhook(request, platform, key)
+                # A database that cannot be reached within PARLEY_WEBHOOK_DB_WAIT: 503 (views.guarded).
+                response = guarded(handle)
             except Exception:
                 logger.exception("webhook failed", extra={"platform": platform, "channel": key})
                 response = HttpResponse(

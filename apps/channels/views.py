@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from apps.core import metrics
+from apps.core import breaker, metrics
 from apps.core.crypto import SecretDecryptionError
 from apps.core.logging import log_context
+from apps.core.postgres import check_pools, connect_within
 
 from . import conversation_port
 from .clicks import answer_rating_click
@@ -92,4 +95,30 @@ def _rating(request: RawRequest, adapter: Any, channel: Any, click: Any, started
     return response
 
 
-webhook = csrf_exempt(handle_webhook)
+def database_unavailable() -> JsonResponse:
+    """The message could not be stored: 503 with ``Retry-After``, so the platform sends it again."""
+    response = _error(503, "the message could not be stored now (database unavailable); please retry")
+    response["Retry-After"] = "5"
+    return response
+
+
+def guarded(handle: Callable[[], HttpResponse]) -> HttpResponse:
+    """Run ``handle`` (one webhook) within the database's budget for webhooks: a connection had
+    within ``PARLEY_WEBHOOK_DB_WAIT`` seconds, else 503 at once; while the database is known to be
+    away (``breaker.database``), 503 without trying. Other errors are left to the caller."""
+    if breaker.database.is_open():
+        return database_unavailable()
+    try:
+        with connect_within(settings.PARLEY_WEBHOOK_DB_WAIT):
+            return handle()
+    except (OperationalError, InterfaceError) as exc:
+        breaker.database.trip(exc)
+        check_pools()  # dead idle connections out, so the platform's retry finds a live one
+        logger.warning("webhook refused: the database is unavailable (%s: %s)", type(exc).__name__, exc)
+        return database_unavailable()
+
+
+@csrf_exempt
+def webhook(request: HttpRequest, platform: str, key: str) -> HttpResponse:
+    """The Django view (WSGI, the test client); under ASGI the webhook lane serves the same URL."""
+    return guarded(lambda: handle_webhook(request, platform, key))

@@ -11,12 +11,15 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import router, transaction
+from django.db.models import Q
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
+from redis.exceptions import RedisError
 
-from apps.core import metrics, ratelimit
+from apps.core import breaker, metrics, ratelimit
 from apps.core.tasks import enqueue
 
 from .commands import interrupts_answer
@@ -29,24 +32,31 @@ from .tasks import handle_inbound
 logger = logging.getLogger(__name__)
 S = InboundMessage.Status
 
-#: A received message whose task has not claimed it after this long is enqueued again (its task
-#: may have been lost with a crashed process between commit and enqueue).
-RECEIVED_GRACE_SECONDS = 120
 SWEEP_BATCH = 500
+#: The error a stored message carries while its task could not be queued (Redis away): the
+#: sweeper queues such messages at its next run, without the grace of the others.
+NOT_QUEUED = "not queued yet: the task queue was unreachable"
 
 
 def check_rate_limits(*, channel: Any, user_id: str) -> str:
     """Count one message against the end user's and the bot's limits (one cache round trip).
     Returns "" when it is within both, else the scope that refuses it ("user" or "bot"); the
     refusal is counted in the metrics. A message refused by its user's limit does not count
-    against the bot's."""
+    against the bot's. With the cache unreachable, nothing is counted and the message is let
+    through (``breaker.redis``)."""
     bot = channel.bot
-    refused = ratelimit.hit_chain(
-        [
-            ratelimit.Limit("user", f"{bot.pk}:{channel.pk}:{user_id}", bot.user_rate_limit_per_minute, 60),
-            ratelimit.Limit("bot", str(bot.pk), bot.rate_limit_per_second, 1),
-        ]
-    )
+    if breaker.redis.is_open():  # the cache is away: the message is worth more than its count
+        return ""
+    try:
+        refused = ratelimit.hit_chain(
+            [
+                ratelimit.Limit("user", f"{bot.pk}:{channel.pk}:{user_id}", bot.user_rate_limit_per_minute, 60),
+                ratelimit.Limit("bot", str(bot.pk), bot.rate_limit_per_second, 1),
+            ]
+        )
+    except (RedisError, OSError) as exc:
+        breaker.redis.trip(exc)
+        return ""
     if refused is None:
         return ""
     scope = refused.scope
@@ -111,23 +121,41 @@ def accept_inbound(*, channel: Any, inbounds: list[Any], trace_id: str = "") -> 
         else:
             metrics.INBOUND_MESSAGES.labels(channel.platform, "accepted").inc()
             if interrupts:
-                transaction.on_commit(lambda row=row: mark_latest(row))
+                transaction.on_commit(lambda row=row: _mark_latest(row))
         # The fixed-window rule delays the task by the window; the burst rule starts it at once (its
         # merge step holds only a message written right after the sender's previous one).
         held = not refused_by and holds_every_message(bot) and merge_applies(bot, row.text)
         countdown = bot.merge_window_ms / 1000 if held else None
-        enqueue(handle_inbound, row.pk, countdown=countdown)
+        enqueue(handle_inbound, row.pk, countdown=countdown, unsent=lambda exc, pk=row.pk: _not_queued(pk))
         accepted.append(row)
     return accepted
 
 
+def _mark_latest(row: InboundMessage) -> None:
+    """The cache's note of the sender's newest message, unless the cache is away (streaming answers
+    then learn of the newer message from the database, at their next decision point)."""
+    if breaker.redis.is_open():
+        return
+    try:
+        mark_latest(row)
+    except (RedisError, OSError) as exc:
+        breaker.redis.trip(exc)
+
+
+def _not_queued(pk: int) -> None:
+    """The task queue could not take the message's task: it is stored, so the webhook still says
+    yes; the sweeper queues it at its next run after the queue is back (``NOT_QUEUED``)."""
+    InboundMessage.objects.filter(pk=pk, status=S.RECEIVED).update(error=NOT_QUEUED)
+
+
 def sweep_inbound(*, now: Any = None) -> int:
-    """Re-drive messages nobody is working on: claims older than the lease (their worker died) and
-    received messages never claimed. Messages claimed ``MAX_ATTEMPTS`` times are failed. Returns how
-    many were enqueued again (the claim decides which of them still need work)."""
+    """Re-drive messages nobody is working on: claims older than the lease (their worker died),
+    received messages never claimed after ``PARLEY_RECEIVED_GRACE_SECONDS`` (their task was lost)
+    and those whose task could not be queued (at once). Messages claimed ``MAX_ATTEMPTS`` times are
+    failed. Returns how many were enqueued again (the claim decides which of them still need work)."""
     now = now or timezone.now()
     stale = now - timedelta(seconds=lease_seconds())
-    forgotten = now - timedelta(seconds=RECEIVED_GRACE_SECONDS)
+    forgotten = now - timedelta(seconds=settings.PARLEY_RECEIVED_GRACE_SECONDS)
     InboundMessage.objects.filter(status=S.PROCESSING, claimed_at__lt=stale, attempts__gte=MAX_ATTEMPTS).update(
         status=S.FAILED, finished_at=now, error="gave up after repeated attempts"
     )
@@ -136,13 +164,15 @@ def sweep_inbound(*, now: Any = None) -> int:
         .order_by("claimed_at")
         .values_list("pk", flat=True)[:SWEEP_BATCH]
     )
-    ids += list(
-        InboundMessage.objects.filter(status=S.RECEIVED, received_at__lt=forgotten)
+    waiting = list(
+        InboundMessage.objects.filter(Q(received_at__lt=forgotten) | Q(error=NOT_QUEUED), status=S.RECEIVED)
         .order_by("received_at")
         .values_list("pk", flat=True)[:SWEEP_BATCH]
     )
+    ids += waiting
+    InboundMessage.objects.filter(pk__in=waiting, status=S.RECEIVED, error=NOT_QUEUED).update(error="")
     for pk in ids:
-        enqueue(handle_inbound, pk)
+        enqueue(handle_inbound, pk, unsent=lambda exc, pk=pk: _not_queued(pk))
     if ids:
         logger.warning("re-driving stuck messages", extra={"count": len(ids)})
     return len(ids)

@@ -15,11 +15,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
 
+from . import breaker
 from .logging import current_context, log_context
 from .threads import LazyPool
 
@@ -37,8 +39,18 @@ def _run_inprocess(task: Any, args: tuple, kwargs: dict, context: dict) -> None:
         close_old_connections()
 
 
-def enqueue(task: Any, *args: Any, countdown: float | None = None, **kwargs: Any) -> None:
-    """Run ``task(*args, **kwargs)`` in the background once the current transaction commits."""
+def enqueue(
+    task: Any,
+    *args: Any,
+    countdown: float | None = None,
+    unsent: Callable[[BaseException | None], None] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Run ``task(*args, **kwargs)`` in the background once the current transaction commits.
+
+    ``unsent``: for work that something else picks up later (a sweeper) — when the task queue
+    cannot take the task, ``unsent(error)`` is called instead of raising, and while the queue is
+    known to be away (``breaker.redis`` open) it is called at once without trying (error None)."""
     context = current_context()
 
     def _send() -> None:
@@ -46,7 +58,18 @@ def enqueue(task: Any, *args: Any, countdown: float | None = None, **kwargs: Any
             options: dict[str, Any] = {"headers": {"parley_context": context}}
             if countdown:
                 options["countdown"] = countdown
-            task.apply_async(args=args, kwargs=kwargs, **options)
+            if unsent is None:
+                task.apply_async(args=args, kwargs=kwargs, **options)
+                return
+            if breaker.redis.is_open():
+                unsent(None)
+                return
+            try:
+                task.apply_async(args=args, kwargs=kwargs, **options)
+            except Exception as exc:  # kombu's OperationalError, redis-py's errors, socket errors
+                breaker.redis.trip(exc)
+                logger.warning("task %s not queued: the task queue is unreachable", task.name)
+                unsent(exc)
             return
         if settings.TASKS_MODE == "eager":
             if countdown:

@@ -1,6 +1,7 @@
 """Handle one stored inbound message: claim it (the ``Turn``), then run the steps in order.
 
-Idempotent and resumable: a message is claimed with a conditional UPDATE; an answer already stored
+Idempotent and resumable: a message is claimed with a conditional UPDATE (and the claim renewed
+while this worker is alive: ``heartbeat``); an answer already stored
 is re-sent rather than regenerated; an answer already delivered is never sent again; a worker that
 lost its claim (it was presumed dead and the message re-driven) stores and sends nothing.
 """
@@ -15,6 +16,7 @@ from django.db import DatabaseError
 from apps.channels.platforms.base import PlatformError
 from apps.core.logging import log_context
 
+from .heartbeat import heartbeat
 from .steps import STEPS
 from .storage import storage
 from .turn import DONE, Turn
@@ -23,15 +25,20 @@ logger = logging.getLogger(__name__)
 
 
 def process_inbound(inbound_id: int) -> None:
-    """Handle one inbound message if it can be claimed. Raises ``PlatformError`` when the reply
-    could not be sent (the message is given back for a retry unless the error is permanent) and
-    ``DatabaseError`` when the database is unavailable (the task retries)."""
+    """Handle one inbound message if it can be claimed. A reply the platform does not take is
+    handed over to the delivery retries (``sending.deliver``), not retried here. Raises
+    ``PlatformError`` when another send failed (a workflow's note: the message is given back for a
+    retry unless the error is permanent) and ``DatabaseError`` when the database is unavailable
+    (the task retries)."""
     turn = storage().claim(inbound_id)
     if turn is None:
         return
     inbound, bot = turn.inbound, turn.bot
-    with log_context(
-        tenant=bot.tenant.slug, bot=bot.slug, platform=inbound.channel.platform, trace_id=inbound.trace_id or None
+    with (
+        log_context(
+            tenant=bot.tenant.slug, bot=bot.slug, platform=inbound.channel.platform, trace_id=inbound.trace_id or None
+        ),
+        heartbeat.holding(inbound.pk, turn.attempt),
     ):
         try:
             handle(turn)
