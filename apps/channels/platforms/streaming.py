@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: How long the final edit waits before its one retry after "too many requests" (the platforms'
+#: flood windows are about a second).
+RETRY_AFTER_S = 1.0
+
 
 class MessageStream:
     """The streamed answer of one turn on one platform chat (called on one thread at a time)."""
@@ -91,7 +95,8 @@ class MessageStream:
     def finish(self, reply: OutboundReply) -> SentRef:
         """Replace the partial message with ``reply`` (text, rating link and buttons as ``send``
         would give them). Once: a second call returns the first result. A platform that answers
-        "too many requests" is asked once more after ``interval``. Raises ``PlatformError``."""
+        "too many requests" is asked once more after ``RETRY_AFTER_S`` (or ``interval``, when longer).
+        Raises ``PlatformError``."""
         if self.sent is not None:
             return self.sent
         if self.handle is None:
@@ -101,7 +106,7 @@ class MessageStream:
         except PlatformError as exc:
             if exc.status != 429:
                 raise
-            time.sleep(self.interval)
+            time.sleep(max(self.interval, RETRY_AFTER_S))
             sent = self.adapter.stream_finish(self.channel, self.target, self.handle, reply)
         self.sent = sent
         return sent

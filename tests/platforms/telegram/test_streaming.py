@@ -119,3 +119,39 @@ def test_an_answer_that_fails_midway_keeps_one_message_with_what_was_written(cli
     assert len(chat) == 1
     assert chat[0]["text"].startswith("Our\n")  # the one word written before the stall
     assert tg.refused == 0
+
+
+def _stream(channel, tg, *, interval: float):
+    from apps.channels.platforms.base import Target
+    from apps.channels.platforms.registry import get_adapter
+    from apps.channels.platforms.streaming import MessageStream
+
+    return MessageStream(get_adapter("telegram"), channel, Target(chat_id=str(CHAT)), interval=interval)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_partial_answer_that_will_not_be_finished_is_deleted(channel, tg):
+    """The sender wrote again (or another worker took the message over): the partial message goes."""
+    stream = _stream(channel, tg, interval=1.0)
+    stream("Our support desk ")
+    assert [m["text"] for m in tg.chat(CHAT)] == ["Our support desk"]
+    stream.abandon()
+    assert tg.chat(CHAT) == []
+    stream("is open")  # late pieces start nothing new
+    assert tg.chat(CHAT) == [] and len(tg.sent) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_edit_refused_by_the_flood_limit_pauses_the_stream_and_the_answer_still_replaces_it(channel, tg):
+    from apps.channels.platforms.base import OutboundReply
+
+    stream = _stream(channel, tg, interval=0.0)  # faster than Telegram allows, on purpose
+    for word in ANSWER.split()[:8]:
+        stream(word + " ")
+    assert tg.refused == 1  # a third call within a second: refused, and the stream stopped editing
+    updates = stream.updates
+    stream(" ".join(ANSWER.split()[8:]))
+    assert stream.updates == updates
+    stream.finish(OutboundReply(markdown=ANSWER))  # refused at first too: asked again a second later
+    assert [m["text"] for m in tg.chat(CHAT)] == [ANSWER]
+    assert tg.refused in (1, 2)  # 2 unless a busy machine let a second pass before the final edit
