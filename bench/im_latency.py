@@ -13,7 +13,8 @@ buttons ("complete"). Messages are sent one at a time, each from a new chat.
 Scenarios, each per platform: streaming on (the default), streaming off; a primary model that
 hangs (the backup answers after the primary's ``--timeout``; budget = timeout + the backup's own
 time + 0.5 s); a burst (3 messages in 1 s from one user → one answer, timed from the last
-message); and cold starts: Parley restarted ``--cold`` times, the first webhook after ``/readyz``
+message); and cold starts: Parley restarted ``--cold`` times with its warm-up and as many without
+(``PARLEY_WARMUP=0``), the first webhook after ``/readyz``
 says ready against the later ones (ack and complete).
 """
 
@@ -307,6 +308,15 @@ def one(http, parley, platform: Platform, key: str, text: str, *, user: int | No
     return None
 
 
+def model_behaviour(llm: FakeOpenAI, *, streaming: bool) -> None:
+    """The fake model: streamed, the first token after 200 ms and 20 pieces over 400 ms; asked for a
+    whole answer (a channel that does not stream), the same answer after the same 600 ms."""
+    if streaming:
+        llm.set(text=ANSWER, first_token_delay=FIRST_TOKEN_S, token_delay=STREAM_S / 19)
+    else:
+        llm.set(text=ANSWER, delay=FIRST_TOKEN_S + STREAM_S)
+
+
 def fresh_hung_primary(tenant, hung_bot, hung, timeout: float) -> None:
     """A new hung primary for the next question: its breaker is closed, so the wait is its timeout."""
     hung_bot.model = ModelConfig.objects.create(
@@ -321,11 +331,12 @@ def fresh_hung_primary(tenant, hung_bot, hung, timeout: float) -> None:
     hung_bot.save(update_fields=["model"])
 
 
-def web_cases(parley, web: Web, keys, args, tenant, hung_bot, hung) -> dict:
+def web_cases(parley, web: Web, keys, args, tenant, hung_bot, hung, llm) -> dict:
     row: dict = {}
     for label, slug, streaming in (("streaming", "bench", True), ("off", "bench", False), ("hung", "bench-hung", True)):
         channel = Channel.objects.get(key=keys[("web", slug, streaming)])
         acks, firsts, completes, missing, extra = [], [], [], 0, 0
+        model_behaviour(llm, streaming=streaming)
         for i in range(args.messages if label != "hung" else max(5, args.messages // 4)):
             if label == "hung":
                 fresh_hung_primary(tenant, hung_bot, hung, args.timeout)
@@ -345,7 +356,7 @@ def web_cases(parley, web: Web, keys, args, tenant, hung_bot, hung) -> dict:
 def run(args) -> dict:
     call_command("migrate", verbosity=0)
     llm = FakeOpenAI().start()
-    llm.set(text=ANSWER, first_token_delay=FIRST_TOKEN_S, token_delay=STREAM_S / 19)
+    model_behaviour(llm, streaming=True)
     hung = FakeOpenAI().start()
     hung.set(first_token_delay=3600, delay=3600)
     platforms = [PLATFORMS[name]() for name in args.platforms.split(",")]
@@ -358,8 +369,11 @@ def run(args) -> dict:
     hung_model = ModelConfig.objects.create(
         tenant=tenant, name="hung", provider="openai", endpoint=hung.url, api_key="k", model="m", timeout_s=args.timeout
     )
-    bot = Bot.objects.create(tenant=tenant, slug="bench", name="Bench", model=model)
-    hung_bot = Bot.objects.create(tenant=tenant, slug="bench-hung", name="Bench hung", model=hung_model)
+    # The answer cache off: every question goes to the model (repeated questions would be cache hits).
+    bot = Bot.objects.create(tenant=tenant, slug="bench", name="Bench", model=model, cache_answers=False)
+    hung_bot = Bot.objects.create(
+        tenant=tenant, slug="bench-hung", name="Bench hung", model=hung_model, cache_answers=False
+    )
     BotFallback.objects.create(bot=hung_bot, model=model, position=0)
     keys = {}
     for p in platforms:
@@ -381,21 +395,26 @@ def run(args) -> dict:
     parley = Parley()
     http = httpx.Client(timeout=30)
     try:
-        # Cold starts: the first webhook after /readyz says ready, against the ones after it.
+        # Cold starts: the first webhook after /readyz says ready, against the ones after it; with
+        # the warm-up (apps/runtime/warmup.py) and, for comparison, without it.
         cold = {"ready_s": [], "first_ack": [], "first_complete": []}
-        for _ in range(args.cold):
-            cold["ready_s"].append(parley.start())
+        cold_unwarmed = {"ready_s": [], "first_ack": [], "first_complete": []}
+        for i in range(args.cold * 2):
+            figures = cold if i % 2 == 0 else cold_unwarmed
+            os.environ["PARLEY_WARMUP"] = "1" if i % 2 == 0 else "0"
+            figures["ready_s"].append(parley.start())
             got = one(http, parley, platforms[0], keys[(platforms[0].name, "bench", True)], f"cold question {next(_n)}")
             if got:
-                cold["first_ack"].append(got[0])
-                cold["first_complete"].append(got[2])
+                figures["first_ack"].append(got[0])
+                figures["first_complete"].append(got[2])
             parley.stop()
+        os.environ["PARLEY_WARMUP"] = "1"
         parley.start()
         for _ in range(3):  # a few to settle, as any running server has had
             one(http, parley, platforms[0], keys[(platforms[0].name, "bench", True)], f"warm-up {next(_n)}")
         for p in platforms:
             if isinstance(p, Web):
-                results["platforms"]["web"] = web_cases(parley, p, keys, args, tenant, hung_bot, hung)
+                results["platforms"]["web"] = web_cases(parley, p, keys, args, tenant, hung_bot, hung, llm)
                 continue
             row: dict = {}
             for label, slug, streaming in (
@@ -404,6 +423,7 @@ def run(args) -> dict:
                 ("hung", "bench-hung", True),
             ):
                 acks, firsts, completes, missing, extra = [], [], [], 0, 0
+                model_behaviour(llm, streaming=streaming)
                 for i in range(args.messages if label != "hung" else max(5, args.messages // 4)):
                     if label == "hung":
                         fresh_hung_primary(tenant, hung_bot, hung, args.timeout)
@@ -445,6 +465,9 @@ def run(args) -> dict:
             row["burst"] = bursts
             results["platforms"][p.name] = row
         results["cold"] = cold
+        results["cold_unwarmed"] = cold_unwarmed
+        steady = results["platforms"][platforms[0].name]["streaming"]
+        results["steady"] = {"ack": steady["ack"], "complete": steady["complete"]}
         results["machine"]["load_after"] = os.getloadavg()
         results["model"] = {"first_token_s": FIRST_TOKEN_S, "stream_s": STREAM_S, "hung_timeout_s": args.timeout}
     finally:
@@ -475,9 +498,13 @@ def report(r: dict) -> None:
         answers = [b["answers"] for b in row["burst"]]
         after = [b["complete_after_last"] for b in row["burst"] if b["complete_after_last"] is not None]
         print(f"| {name} | burst of 3 in 1 s | | | {ms(after)} after the last message | answers per burst: {answers} |")
-    c = r["cold"]
-    print(f"\ncold start ({len(c['ready_s'])}×): /readyz ready after {ms(c['ready_s'])}; first webhook: "
-          f"ack {ms(c['first_ack'])}, complete {ms(c['first_complete'])}")  # fmt: skip
+    first = next(iter(r["platforms"]))
+    print(f"\nfirst webhook after a start ({first}, streaming), against the later ones:")
+    for label, c in (("warm-up on (shipped)", r["cold"]), ("warm-up off (PARLEY_WARMUP=0)", r["cold_unwarmed"])):
+        print(f"- {label}, {len(c['ready_s'])}×: /readyz ready after {ms(c['ready_s'])}; first webhook: "
+              f"ack {ms(c['first_ack'])}, complete {ms(c['first_complete'])}")  # fmt: skip
+    s = r["steady"]
+    print(f"- later webhooks: ack {ms(s['ack'])}, complete {ms(s['complete'])}")
     budget = m["hung_timeout_s"] + m["first_token_s"] + m["stream_s"] + 0.5
     print(f"hung-primary budget (timeout + backup's time + 0.5 s): {budget * 1000:.0f} ms")
 
