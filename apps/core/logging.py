@@ -122,4 +122,3 @@ class SkipStaticFiles(logging.Filter):
         args = record.args if isinstance(record.args, tuple) else ()
         path = str(args[2]) if len(args) >= 3 else ""
         return not path.startswith((settings.STATIC_URL, "/favicon.ico"))
-

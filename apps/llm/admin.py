@@ -45,7 +45,7 @@ class ModelConfigAdmin(TenantScopedAdmin):
 
     @admin.display(description=_("provider"), ordering="provider")
     def provider_short(self, obj: ModelConfig) -> str:
-        """"OpenAI-compatible", not the list of services in brackets the choice carries."""
+        """ "OpenAI-compatible", not the list of services in brackets the choice carries."""
         return str(obj.get_provider_display()).split(" (", 1)[0].split("（", 1)[0]
 
     @admin.display(description=_("Circuit breaker"))

@@ -2,7 +2,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.fields import EncryptedTextField
+from apps.core.fields import EncryptedTextField, EndpointField
 
 #: Upper bounds an admin can set: a call (every attempt and wait included) must finish well inside
 #: the ``webhooks`` task's time limit.
@@ -61,7 +61,7 @@ class Workflow(models.Model):
         ),
         verbose_name=_("parameters"),
     )
-    url = models.URLField(
+    url = EndpointField(
         max_length=500,
         help_text=_("The business system's endpoint (http or https); Parley POSTs JSON."),
         verbose_name=_("url"),
@@ -232,7 +232,7 @@ class ToolServer(models.Model):
     name = models.CharField(
         max_length=100, help_text=_("Short name bots and configuration files refer to."), verbose_name=_("name")
     )
-    url = models.URLField(
+    url = EndpointField(
         max_length=500,
         help_text=_("The server's streamable HTTP endpoint, e.g. https://tools.acme.example/mcp"),
         verbose_name=_("url"),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import urlsplit
+
+from django.utils.translation import gettext
 
 from apps.core.commands import ALIASES
+from apps.core.fields import endpoint_problem
 
 from .client import blocked_reason
 from .templating import PAYLOAD_FIELDS, TemplateError, render_payload, unknown_payload_placeholders
@@ -58,6 +60,18 @@ def parameters_errors(schema: Any) -> list[str]:
     return []
 
 
+def url_problems(url: str) -> list[str]:
+    """What is wrong with a URL Parley is to call: the one endpoint check the models' and channels'
+    addresses get too (``apps.core.fields.endpoint_problem``), then the outbound guard."""
+    if not url:
+        return []
+    problem = endpoint_problem(url)
+    if problem:
+        return [problem]
+    blocked = blocked_reason(url)
+    return [gettext("Parley does not call this URL: %(reason)s.") % {"reason": blocked}] if blocked else []
+
+
 def workflow_errors(wf: Any) -> dict[str, list[str]]:
     """Field → problems of an unsaved or edited ``Workflow``; empty when it is fine."""
     from .models import MAX_RETRIES_LIMIT, TIMEOUT_LIMIT_S, Workflow
@@ -96,13 +110,8 @@ def workflow_errors(wf: Any) -> dict[str, list[str]]:
     for problem in parameters_errors(wf.parameters):
         add("parameters", problem)
 
-    scheme = urlsplit(wf.url or "").scheme.lower()
-    if wf.url and scheme not in ("http", "https"):
-        add("url", f"The URL must start with http:// or https:// (not '{scheme or wf.url[:20]}').")
-    elif wf.url:
-        blocked = blocked_reason(wf.url)
-        if blocked and blocked != "invalid URL":  # (an invalid one gets the field's own message)
-            add("url", f"Parley does not call this URL: {blocked}.")
+    for problem in url_problems(wf.url):
+        add("url", problem)
 
     unknown = unknown_payload_placeholders(wf.payload_template)
     if unknown:
@@ -158,13 +167,8 @@ def tool_server_errors(server: Any) -> dict[str, list[str]]:
     from .models import TIMEOUT_LIMIT_S
 
     errors: dict[str, list[str]] = {}
-    scheme = urlsplit(server.url or "").scheme.lower()
-    if server.url and scheme not in ("http", "https"):
-        errors["url"] = [f"The URL must start with http:// or https:// (not '{scheme or server.url[:20]}')."]
-    elif server.url:
-        blocked = blocked_reason(server.url)
-        if blocked and blocked != "invalid URL":
-            errors["url"] = [f"Parley does not call this URL: {blocked}."]
+    if problems := url_problems(server.url):
+        errors["url"] = problems
     problem = parse_headers(server.headers)[1]
     if problem:
         errors["headers"] = [problem]

@@ -192,7 +192,7 @@ def test_tool_servers_in_config_as_code(tmp_path, capsys, monkeypatch):
     path.write_text(SERVER_CONFIG.replace("https://tools.acme.example/mcp", "ftp://tools.acme.example/"))
     with pytest.raises(CommandError) as exc:
         call_command("apply", "-f", str(path))
-    assert "tenants[0].tool_servers[0].url: The URL must start with http" in str(exc.value)
+    assert "tool_servers[0].url: Only http:// and https:// addresses can be used, not ftp://." in str(exc.value)
 
 
 def server_tenant_timezone() -> str:

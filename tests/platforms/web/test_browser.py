@@ -154,7 +154,9 @@ def test_visitor_chats_with_streaming_safe_markdown_feedback_history_and_reconne
                 expect(final.locator("li")).to_have_count(2)
                 expect(final).to_contain_text('<img src=x onerror="window.__pwned=1">')
                 assert final.locator("img").count() == 0
-                assert final.locator(".body a").evaluate_all("as => as.map(a => a.href)") == ["https://example.com/hours"]
+                assert final.locator(".body a").evaluate_all("as => as.map(a => a.href)") == [
+                    "https://example.com/hours"
+                ]
                 # Beside the thumbs, the answer's rating page (stars and a comment).
                 assert "/feedback/" in final.locator("a.rate-page").get_attribute("href")
                 assert page.evaluate("window.__pwned") is None
