@@ -6,13 +6,16 @@ import json
 import re
 from typing import Any
 
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 
 from apps.core.commands import ALIASES
 from apps.core.fields import endpoint_problem
 
 from .client import blocked_reason
 from .templating import PAYLOAD_FIELDS, TemplateError, render_payload, unknown_payload_placeholders
+
+#: A trigger in a sentence ("already uses this keyword").
+TRIGGER_WORDS = {"command": gettext_lazy("command"), "keyword": gettext_lazy("keyword"), "tool": gettext_lazy("tool")}
 
 #: A command word, as the chat command parser reads one (``/ticket``, ``/工单``).
 COMMAND_WORD = re.compile(r"^[A-Za-z\u4e00-\u9fff_]{1,32}$")
@@ -49,14 +52,17 @@ def parameters_errors(schema: Any) -> list[str]:
     if schema in (None, {}):
         return []
     if not isinstance(schema, dict):
-        return ['Enter a JSON object (a JSON Schema), e.g. {"type": "object", "properties": {…}}.']
+        return [gettext('Enter a JSON object (a JSON Schema), e.g. {"type": "object", "properties": {…}}.')]
     if schema.get("type") != "object":
-        return ['The arguments must be an object: the schema needs "type": "object".']
+        return [gettext('The arguments must be an object: the schema needs "type": "object".')]
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.path)
-        return [f"Not a valid JSON Schema{f' at {where}' if where else ''}: {exc.message}"]
+        if where:
+            said = gettext("Not a valid JSON Schema at %(where)s: %(problem)s")
+            return [said % {"where": where, "problem": exc.message}]
+        return [gettext("Not a valid JSON Schema: %(problem)s") % {"problem": exc.message}]
     return []
 
 
@@ -83,30 +89,36 @@ def workflow_errors(wf: Any) -> dict[str, list[str]]:
 
     value = (wf.trigger_value or "").strip()
     if not value:
-        add("trigger_value", "Enter the command or keyword that starts this workflow.")
+        add("trigger_value", gettext("Enter the command or keyword that starts this workflow."))
     elif wf.trigger == Workflow.Trigger.COMMAND:
         word = normalize_command(value)
         if not COMMAND_WORD.match(word):
             add(
                 "trigger_value",
-                f"'{value}' is not a command: use one word of letters (or Chinese characters), e.g. 'ticket' "
-                "for /ticket — no spaces, digits or punctuation.",
+                gettext(
+                    "'%(value)s' is not a command: use one word of letters (or Chinese characters), e.g. 'ticket' "
+                    "for /ticket — no spaces, digits or punctuation."
+                )
+                % {"value": value},
             )
         elif word in ALIASES:
-            add("trigger_value", f"/{word} is a built-in command; choose another word.")
+            add("trigger_value", gettext("/%(word)s is a built-in command; choose another word.") % {"word": word})
     elif wf.trigger == Workflow.Trigger.TOOL:
         if not TOOL_NAME.match(value):
             add(
                 "trigger_value",
-                f"'{value}' is not a tool name: start with a letter, then letters, digits, _ or - "
-                "(at most 64), e.g. create_ticket.",
+                gettext(
+                    "'%(value)s' is not a tool name: start with a letter, then letters, digits, _ or - "
+                    "(at most 64), e.g. create_ticket."
+                )
+                % {"value": value},
             )
         elif value in BUILTIN_TOOL_NAMES:
-            add("trigger_value", f"{value} is a built-in tool; choose another name.")
+            add("trigger_value", gettext("%(value)s is a built-in tool; choose another name.") % {"value": value})
         if not (wf.description or "").strip():
-            add("description", "Tell the model what this tool does and when to use it.")
+            add("description", gettext("Tell the model what this tool does and when to use it."))
     elif len(normalize_keyword(value)) < 2:
-        add("trigger_value", "A keyword needs at least two characters.")
+        add("trigger_value", gettext("A keyword needs at least two characters."))
     for problem in parameters_errors(wf.parameters):
         add("parameters", problem)
 
@@ -117,25 +129,25 @@ def workflow_errors(wf: Any) -> dict[str, list[str]]:
     if unknown:
         add(
             "payload_template",
-            "Unknown placeholder(s): "
-            + ", ".join("{{" + name + "}}" for name in unknown)
-            + ". Known: "
-            + ", ".join("{{" + name + "}}" for name in PAYLOAD_FIELDS)
-            + ".",
+            gettext("Unknown placeholder(s): %(unknown)s. Known: %(known)s.")
+            % {
+                "unknown": ", ".join("{{" + name + "}}" for name in unknown),
+                "known": ", ".join("{{" + name + "}}" for name in PAYLOAD_FIELDS),
+            },
         )
     else:
         try:
             render_payload(wf.payload_template, PAYLOAD_FIELDS)
         except TemplateError as exc:
-            add("payload_template", f"The payload template is {exc}.")
+            add("payload_template", gettext("The payload template is %(problem)s.") % {"problem": exc})
 
     if wf.max_retries is not None and wf.max_retries > MAX_RETRIES_LIMIT:
-        add("max_retries", f"At most {MAX_RETRIES_LIMIT}.")
+        add("max_retries", gettext("At most %(limit)s.") % {"limit": MAX_RETRIES_LIMIT})
     if wf.timeout_s is not None and not 1 <= wf.timeout_s <= TIMEOUT_LIMIT_S:
-        add("timeout_s", f"Between 1 and {TIMEOUT_LIMIT_S} seconds.")
+        add("timeout_s", gettext("Between 1 and %(limit)s seconds.") % {"limit": TIMEOUT_LIMIT_S})
 
     if wf.bot_id is not None and wf.tenant_id is not None and wf.bot.tenant_id != wf.tenant_id:
-        add("bot", "This bot belongs to another tenant.")
+        add("bot", gettext("This bot belongs to another tenant."))
 
     if value and wf.tenant_id is not None and wf.enabled and "trigger_value" not in errors:
         key = trigger_key(wf.trigger, value)
@@ -144,7 +156,11 @@ def workflow_errors(wf: Any) -> dict[str, list[str]]:
             same_scope = same_scope.exclude(pk=wf.pk)
         for other in same_scope.only("name", "trigger", "trigger_value"):
             if trigger_key(other.trigger, other.trigger_value) == key:
-                add("trigger_value", f"The enabled workflow '{other.name}' already uses this {wf.trigger}.")
+                add(
+                    "trigger_value",
+                    gettext("The enabled workflow '%(name)s' already uses this %(trigger)s.")
+                    % {"name": other.name, "trigger": TRIGGER_WORDS.get(wf.trigger, wf.trigger)},
+                )
                 break
     return errors
 
@@ -156,9 +172,9 @@ def parse_headers(text: str) -> tuple[dict[str, str], str]:
     try:
         value = json.loads(text)
     except ValueError:
-        return {}, 'Enter the headers as a JSON object, e.g. {"Authorization": "Bearer …"}.'
+        return {}, gettext('Enter the headers as a JSON object, e.g. {"Authorization": "Bearer …"}.')
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        return {}, "The headers must be a JSON object whose values are text."
+        return {}, gettext("The headers must be a JSON object whose values are text.")
     return value, ""
 
 
@@ -173,5 +189,5 @@ def tool_server_errors(server: Any) -> dict[str, list[str]]:
     if problem:
         errors["headers"] = [problem]
     if server.timeout_s is not None and not 1 <= server.timeout_s <= TIMEOUT_LIMIT_S:
-        errors["timeout_s"] = [f"Between 1 and {TIMEOUT_LIMIT_S} seconds."]
+        errors["timeout_s"] = [gettext("Between 1 and %(limit)s seconds.") % {"limit": TIMEOUT_LIMIT_S}]
     return errors
