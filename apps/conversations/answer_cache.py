@@ -10,11 +10,18 @@ who wins an atomic ``cache.add`` — SET NX on Redis) calls the model; the other
 leader's published result instead of calling the model themselves. Works across processes on Redis
 and across threads on the local-memory cache. A waiter whose leader vanishes (crashed, cancelled)
 takes over; a waiter never waits longer than ``wait_timeout``.
+
+The leader's lock is held for at most ``LOCK_HOLD_SECONDS`` at a time and renewed every third of
+that while the leader computes, so the lock of a leader whose process died (SIGKILL, OOM) goes
+within seconds — not after the whole chain's worst case, which for a streamed answer is minutes.
+Until then its waiters, and its own message re-driven after the claim's lease, would wait for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +35,7 @@ from apps.llm.types import Answer
 T = TypeVar("T")
 
 RESULT_TTL = 60  # seconds a published single-flight result stays readable for its waiters
+LOCK_HOLD_SECONDS = 10.0  # a leader's lock lasts this long unless renewed (every third of it)
 
 
 def question_key(*, tenant_id: int, bot_id: int, question: str, language: str, versions: str) -> str:
@@ -67,12 +75,19 @@ def single_flight(
     flight_id = uuid.uuid4().hex
     give_up_at = time.monotonic() + wait_timeout
     while True:
-        if cache.add(lock_key, flight_id, timeout=max(int(lock_ttl), 1)):
+        hold = max(1, int(min(lock_ttl, LOCK_HOLD_SECONDS)))
+        if cache.add(lock_key, flight_id, timeout=hold):
             result: T | None = None
+            done = threading.Event()
+            if lock_ttl > hold:
+                threading.Thread(
+                    target=_keep_lock, args=(lock_key, flight_id, hold, lock_ttl, done), daemon=True
+                ).start()
             try:
                 result = compute()
                 return result, False
             finally:
+                done.set()
                 payload = encode(result) if result is not None else None
                 if payload is not None:
                     # Published before the lock goes, so a waiter that sees no lock finds the result.
@@ -98,6 +113,16 @@ def single_flight(
                 return compute(), False
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+
+def _keep_lock(lock_key: str, flight_id: str, hold: int, longest: float, done: threading.Event) -> None:
+    """Renew the leader's lock every third of ``hold`` until ``done`` (at most ``longest`` seconds in
+    all, the chain's worst case). A lock another leader holds now is left alone."""
+    until = time.monotonic() + longest
+    while not done.wait(hold / 3) and time.monotonic() < until:
+        with contextlib.suppress(Exception):  # a cache hiccup: the next renewal tries again
+            if cache.get(lock_key) == flight_id:
+                cache.touch(lock_key, hold)
 
 
 def shareable(answer: Answer) -> dict | None:

@@ -46,3 +46,38 @@ def test_unshareable_result_is_not_published_and_the_lock_is_released():
     result, shared = single_flight(KEY, lambda: "cancelled", encode=lambda r: None, lock_ttl=5, wait_timeout=5)
     assert (result, shared) == ("cancelled", False)
     assert cache.get(KEY + ":flight") is None
+
+
+def test_a_leader_keeps_its_lock_while_it_works_and_a_dead_ones_goes_within_the_hold(monkeypatch):
+    """A live leader renews its short lock (a slow answer is not taken over); a leader that died
+    (nobody renews) frees its key within the hold, not after the chain's worst case."""
+    from apps.conversations import answer_cache
+
+    monkeypatch.setattr(answer_cache, "LOCK_HOLD_SECONDS", 1.0)
+    started, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def slow() -> str:
+        calls.append("leader")
+        started.set()
+        release.wait(10)
+        return "slow answer"
+
+    leader = threading.Thread(
+        target=single_flight,
+        args=(KEY, slow),
+        kwargs={"encode": lambda r: {"text": r}, "lock_ttl": 60, "wait_timeout": 60},
+    )
+    leader.start()
+    started.wait(5)
+    time.sleep(2.5)  # more than two holds: renewed, so still held
+    assert cache.get(KEY + ":flight") is not None
+    release.set()
+    leader.join(5)
+    assert calls == ["leader"]
+
+    # A leader that died: its lock, set with the hold and never renewed, is gone within the hold.
+    cache.add(KEY + ":flight", "dead-leader", timeout=1)
+    started_at = time.monotonic()
+    result, shared = single_flight(KEY, lambda: "mine", encode=lambda r: {"text": r}, lock_ttl=60, wait_timeout=60)
+    assert (result, shared) == ("mine", False) and time.monotonic() - started_at < 3
