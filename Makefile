@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install install-test worker beat bench bench-im clean messages
+.PHONY: run test lint install install-test worker beat bench bench-im chaos clean messages
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -57,6 +57,11 @@ bench: install-test
 
 bench-im: install-test
 	$(BIN)/python bench/im_latency.py $(BENCH_IM_ARGS)
+
+## Fault suite on the production shape, its own PostgreSQL and Redis on loopback (docs/reliability.md):
+## lost / duplicated replies and recovery times per fault. CHAOS_ARGS="--fast" for the CI cases.
+chaos: install-test
+	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) var/staticfiles .pytest_cache .ruff_cache
