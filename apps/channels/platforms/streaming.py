@@ -96,18 +96,25 @@ class MessageStream:
         """Replace the partial message with ``reply`` (text, rating link and buttons as ``send``
         would give them). Once: a second call returns the first result. A platform that answers
         "too many requests" is asked once more after ``RETRY_AFTER_S`` (or ``interval``, when longer).
-        Raises ``PlatformError``."""
+        Raises ``PlatformError``; the partial message is then removed (``abandon``), since the
+        delivery's retry sends the answer as a new message."""
         if self.sent is not None:
             return self.sent
         if self.handle is None:
             raise PlatformError("no streamed message to finish", permanent=True)
         try:
-            sent = self.adapter.stream_finish(self.channel, self.target, self.handle, reply)
-        except PlatformError as exc:
-            if exc.status != 429:
-                raise
-            time.sleep(max(self.interval, RETRY_AFTER_S))
-            sent = self.adapter.stream_finish(self.channel, self.target, self.handle, reply)
+            try:
+                sent = self.adapter.stream_finish(self.channel, self.target, self.handle, reply)
+            except PlatformError as exc:
+                if exc.status != 429:
+                    raise
+                time.sleep(max(self.interval, RETRY_AFTER_S))
+                sent = self.adapter.stream_finish(self.channel, self.target, self.handle, reply)
+        except PlatformError:
+            # The answer will be delivered again as a new message (the delivery retries): the
+            # partial one goes, so the user is not left with both.
+            self.abandon()
+            raise
         self.sent = sent
         return sent
 

@@ -155,3 +155,29 @@ def test_an_edit_refused_by_the_flood_limit_pauses_the_stream_and_the_answer_sti
     stream.finish(OutboundReply(markdown=ANSWER))  # refused at first too: asked again a second later
     assert [m["text"] for m in tg.chat(CHAT)] == [ANSWER]
     assert tg.refused in (1, 2)  # 2 unless a busy machine let a second pass before the final edit
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_final_edit_that_fails_removes_the_partial_and_the_retry_delivers_one_message(
+    client, channel, tg, llm, fake_server
+):
+    from apps.conversations import delivery
+    from apps.conversations.models import Message
+
+    def final_edit_down(req):  # partial edits pass; the one with the buttons meets an outage
+        if req.json().get("reply_markup"):
+            return 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
+        return tg._edit_text(req)
+
+    fake_server.route("POST", f"/bot{BOT_TOKEN}/editMessageText", final_edit_down)
+    ask(client, "When can I reach you?")
+
+    assert tg.chat(CHAT) == [], "the partial answer is not left behind"
+    reply = Message.objects.get(role="assistant")
+    assert reply.delivered_at is None and reply.delivery_state == "pending"
+
+    fake_server.route("POST", f"/bot{BOT_TOKEN}/editMessageText", tg._edit_text)  # the platform is back
+    assert delivery.deliver_due(reply.pk, reply.delivery_attempts) == "delivered"
+    chat = tg.chat(CHAT)
+    assert len(chat) == 1 and chat[0]["text"].startswith(ANSWER)
+    assert chat[0]["reply_markup"]["inline_keyboard"]
