@@ -1,6 +1,7 @@
-"""A model's answer streamed into Slack and Feishu (Telegram: telegram/test_streaming.py): one
-message that grows by updates within the platform's rate limit and ends as the finished answer with
-its rating buttons, exactly once; with the channel's streaming off, one finished message."""
+"""A model's answer streamed into Slack, Feishu and DingTalk AI cards (Telegram: telegram/test_streaming.py):
+one message that grows by updates within the platform's rate limit and ends as the finished answer
+(with its rating buttons where the platform has them), exactly once; with the channel's streaming
+off, one finished message."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from apps.conversations.models import InboundMessage
 from tests.factories import make_bot, make_channel, make_knowledge, make_model, make_tenant
 from tests.fakes.llm import FakeOpenAI
 from tests.fakes.platforms import as_meta, sample_json
-from tests.platforms.conftest import FEISHU_CREDENTIALS
+from tests.platforms.conftest import DINGTALK_CREDENTIALS, FEISHU_CREDENTIALS
+from tests.platforms.dingtalk.fake import FakeDingTalkCards, dingtalk_headers
 from tests.platforms.feishu.fake import FakeFeishuMessages, feishu_event
 from tests.platforms.slack.fake import FakeSlackWorkspace, slack_signed
 
@@ -41,6 +43,8 @@ def _bot(llm):
 
 class Slack:
     """A Slack app in a direct message: ``ask`` posts a signed ``message.im`` event."""
+
+    buttons = ["👍 Helpful", "👎 Not helpful"]
 
     def __init__(self, fake_server, llm) -> None:
         self.platform = FakeSlackWorkspace(fake_server)
@@ -84,6 +88,8 @@ class Slack:
 class Feishu:
     """A Feishu app in a one-to-one chat: ``ask`` posts an encrypted ``im.message.receive_v1``."""
 
+    buttons = ["👍 Helpful", "👎 Not helpful"]
+
     def __init__(self, fake_server, llm) -> None:
         self.platform = FakeFeishuMessages(fake_server)
         self.channel = make_channel(
@@ -123,7 +129,51 @@ class Feishu:
         ]
 
 
-@pytest.fixture(params=[Slack, Feishu], ids=["slack", "feishu"])
+class DingTalk:
+    """A DingTalk robot in a one-to-one chat, its channel set up with an AI card template: ``ask``
+    posts a signed robot callback (its session webhook on the fake, so finished answers go there)."""
+
+    buttons: list[str] = []  # DingTalk answers carry no rating buttons
+
+    def __init__(self, fake_server, llm) -> None:
+        self.platform = FakeDingTalkCards(fake_server)
+        self.url = fake_server.url
+        creds = {**DINGTALK_CREDENTIALS, "card_template_id": "parley-answer.schema"}
+        self.channel = make_channel(
+            _bot(llm), platform="dingtalk", key="dingtalk-main", credentials=creds, api_base=fake_server.url
+        )
+
+    def ask(self, client, text: str) -> None:
+        payload = sample_json("dingtalk", "text_single.json")
+        payload["msgId"] = f"msg{time.monotonic_ns()}"
+        payload["text"]["content"] = text
+        payload["sessionWebhook"] = f"{self.url}/robot/sendBySession?session=bench"
+        payload["sessionWebhookExpiredTime"] = int(time.time() * 1000) + 3_600_000
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        headers = dingtalk_headers(DINGTALK_CREDENTIALS["client_secret"])
+        response = client.post("/webhooks/dingtalk/dingtalk-main/", data=body, **as_meta(headers))
+        assert response.status_code == 200
+
+    def _session_messages(self) -> list[str]:
+        return [r.json()["markdown"]["text"] for r in self.platform.server.requests_to("/robot/sendBySession")]
+
+    def finals(self) -> int:
+        return sum(bool(r.json().get("isFinalize")) for r in self.platform.streams) + len(self._session_messages())
+
+    def seen(self) -> list[dict]:
+        cards = [
+            {
+                "text": c["params"]["content"],
+                "versions": c["versions"],
+                "buttons": [],
+                "status": c["params"]["flowStatus"],
+            }
+            for c in self.platform.delivered()
+        ]
+        return cards + [{"text": t, "versions": [t], "buttons": []} for t in self._session_messages()]
+
+
+@pytest.fixture(params=[Slack, Feishu, DingTalk], ids=["slack", "feishu", "dingtalk"])
 def im(request, db, fake_server, llm):
     return request.param(fake_server, llm)
 
@@ -137,12 +187,14 @@ def test_a_streamed_answer_grows_in_one_message_and_ends_as_the_answer_with_its_
     assert len(seen) == 1, "the user sees one message, not a partial one and a final one"
     message = seen[0]
     assert message["text"].startswith(ANSWER)
-    assert message["buttons"] == ["👍 Helpful", "👎 Not helpful"]
+    assert message["buttons"] == im.buttons
     first, partial, final = message["versions"][0], message["versions"][1:-1], message["versions"][-1]
     assert ANSWER.startswith(first.strip()) and len(first) < len(ANSWER)  # the first words, at once
     assert partial, "the answer grew by updates while the model wrote it"
     assert all(ANSWER.startswith(v.strip()) for v in partial)
     interval = 1.0 if im.channel.platform == "slack" else 0.5
+    if im.channel.platform == "dingtalk":
+        assert message["status"] == "3"  # the AI card is finished, not left "writing"
     assert len(partial) <= 2.6 / interval + 1  # ~2.4 s of writing, no faster than the interval
     assert final == message["text"]
     assert im.finals() == 1, "the finished answer (with its buttons) was written once"
@@ -158,7 +210,7 @@ def test_streaming_off_sends_one_finished_message(client, im, llm):
 
     seen = im.seen()
     assert len(seen) == 1 and len(seen[0]["versions"]) == 1
-    assert seen[0]["text"].startswith(ANSWER) and seen[0]["buttons"]
+    assert seen[0]["text"].startswith(ANSWER) and seen[0]["buttons"] == im.buttons
 
 
 @pytest.mark.django_db(transaction=True)

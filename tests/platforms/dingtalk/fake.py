@@ -38,6 +38,91 @@ def install_dingtalk(server: FakeServer, *, token: str = "dingtalk-access-token-
     server.route("POST", "/robot/sendBySession", session)
 
 
+class FakeDingTalkCards:
+    """AI cards as api.dingtalk.com keeps them: created (``POST /v1.0/card/instances``), delivered
+    to a chat (``…/deliver``), their content streamed (``PUT /v1.0/card/streaming``) and their
+    parameters updated (``PUT /v1.0/card/instances``). Each card keeps what the chat shows: its
+    parameters, every streamed version of its content, and whether streaming was finalized;
+    streaming into a card that was never delivered, or after ``isFinalize``, is refused. Robot
+    messages (``install_dingtalk``) land in ``robot_messages``."""
+
+    def __init__(self, server: FakeServer, *, token: str = "dingtalk-access-token-0001") -> None:
+        install_dingtalk(server, token=token)
+        self.server, self.token = server, token
+        self.cards: dict[str, dict] = {}
+        self.refused = 0  # DingTalk publishes no rate for card streaming: none is enforced here
+        server.route("POST", "/v1.0/card/instances", self._create)
+        server.route("POST", "/v1.0/card/instances/deliver", self._deliver)
+        server.route("PUT", "/v1.0/card/instances", self._update)
+        server.route("PUT", "/v1.0/card/streaming", self._stream)
+
+    def _refused(self, req: RecordedRequest):
+        if req.headers.get("x-acs-dingtalk-access-token") != self.token:
+            return 401, {"code": "InvalidAuthentication", "message": "不合法的access_token", "requestid": "r1"}
+        return None
+
+    def _create(self, req: RecordedRequest):
+        if refused := self._refused(req):
+            return refused
+        body = req.json()
+        params = dict(body["cardData"]["cardParamMap"])
+        self.cards[body["outTrackId"]] = {
+            "template": body["cardTemplateId"],
+            "params": params,
+            "versions": [],
+            "space": None,
+            "finalized": False,
+        }
+        return 200, {"success": True, "result": body["outTrackId"]}
+
+    def _deliver(self, req: RecordedRequest):
+        if refused := self._refused(req):
+            return refused
+        body = req.json()
+        card = self.cards.get(body.get("outTrackId"))
+        if card is None:
+            return 400, {"code": "param.cardNotExist", "message": "card instance not found", "success": False}
+        card["space"] = body.get("openSpaceId")
+        return 200, {"success": True, "result": [{"spaceId": body.get("openSpaceId"), "success": True}]}
+
+    def _stream(self, req: RecordedRequest):
+        if refused := self._refused(req):
+            return refused
+        body = req.json()
+        card = self.cards.get(body.get("outTrackId"))
+        if card is None or card["space"] is None:
+            return 400, {"code": "param.cardNotExist", "message": "card instance not found", "success": False}
+        if card["finalized"]:
+            return 400, {"code": "param.streamingFinished", "message": "streaming already finished", "success": False}
+        key = body["key"]
+        card["params"][key] = body["content"] if body.get("isFull") else card["params"].get(key, "") + body["content"]
+        card["versions"].append(card["params"][key])
+        card["finalized"] = bool(body.get("isFinalize"))
+        return 200, {"success": True}
+
+    def _update(self, req: RecordedRequest):
+        if refused := self._refused(req):
+            return refused
+        body = req.json()
+        card = self.cards.get(body.get("outTrackId"))
+        if card is None:
+            return 400, {"code": "param.cardNotExist", "message": "card instance not found", "success": False}
+        card["params"].update(body["cardData"]["cardParamMap"])
+        return 200, {"success": True}
+
+    def delivered(self) -> list[dict]:
+        """The cards in chats, in the order they were created."""
+        return [c for c in self.cards.values() if c["space"]]
+
+    @property
+    def robot_messages(self) -> list[RecordedRequest]:
+        return self.server.requests_to("/v1.0/robot/")
+
+    @property
+    def streams(self) -> list[RecordedRequest]:
+        return self.server.requests_to("/v1.0/card/streaming")
+
+
 def dingtalk_headers(secret: str, *, timestamp_ms: int | None = None) -> dict[str, str]:
     ts = str(timestamp_ms if timestamp_ms is not None else int(time.time() * 1000))
     return {"Content-Type": "application/json; charset=utf-8", "timestamp": ts, "sign": dingtalk_sign(ts, secret)}

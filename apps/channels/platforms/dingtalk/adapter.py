@@ -23,6 +23,7 @@ import hmac
 import json
 import logging
 import time
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,6 +49,11 @@ from ..base import (
 )
 
 logger = logging.getLogger(__name__)
+#: Seconds between updates of a streamed AI card (DingTalk publishes no rate for card streaming;
+#: two a second stays well inside the app-wide API limits).
+STREAM_INTERVAL = 0.5
+#: An AI card's ``flowStatus``: processing, finished, failed (DingTalk's AI card states).
+CARD_PROCESSING, CARD_FINISHED, CARD_FAILED = "1", "3", "5"
 TOKENS = AccessTokenCache("dingtalk")
 
 MAX_SKEW_MS = 3600 * 1000
@@ -78,7 +84,7 @@ def _digest(*parts: str) -> str:
 class DingTalkAdapter(PlatformAdapter):
     platform = "dingtalk"
     default_api_base = "https://api.dingtalk.com"
-    credential_keys = ("client_id", "client_secret", "robot_code")
+    credential_keys = ("client_id", "client_secret", "robot_code", "card_template_id", "card_content_key")
     required_credentials = ("client_id", "client_secret")
 
     # --- inbound -------------------------------------------------------------------------------
@@ -212,6 +218,103 @@ class DingTalkAdapter(PlatformAdapter):
         assert sent is not None
         return sent
 
+    # -- streaming: an AI card, its content streamed (``streaming.py``) -----------------------------
+    # Only for channels with a ``card_template_id`` credential: an AI card template made in
+    # DingTalk's card platform, whose Markdown variable is ``card_content_key`` ("content" unless
+    # set). The card instance is created and delivered (``POST /v1.0/card/instances`` and
+    # ``…/deliver``), its content written with ``PUT /v1.0/card/streaming`` (whole text each time,
+    # ``isFinalize`` on the last), and its state set to finished or failed (``PUT
+    # /v1.0/card/instances``, ``flowStatus``), as DingTalk's own Stream SDK does.
+
+    def stream_interval(self, channel: Any, target: Target) -> float | None:
+        return STREAM_INTERVAL if (channel.credentials or {}).get("card_template_id") else None
+
+    def stream_start(self, channel: Any, target: Target, markdown: str) -> str:
+        creds = channel.credentials or {}
+        track = uuid.uuid4().hex
+        key = _card_key(channel)
+        self._card_call(
+            channel,
+            "POST",
+            "/v1.0/card/instances",
+            {
+                "cardTemplateId": str(creds.get("card_template_id")),
+                "outTrackId": track,
+                "cardData": {"cardParamMap": {"flowStatus": CARD_PROCESSING, key: ""}},
+                "imGroupOpenSpaceModel": {"supportForward": True},
+                "imRobotOpenSpaceModel": {"supportForward": True},
+            },
+        )
+        deliver: dict[str, Any] = {"outTrackId": track, "userIdType": 1}
+        if target.is_group:
+            deliver["openSpaceId"] = f"dtv1.card//IM_GROUP.{target.chat_id}"
+            deliver["imGroupOpenDeliverModel"] = {"robotCode": self._robot_code(channel, target)}
+        else:
+            deliver["openSpaceId"] = f"dtv1.card//IM_ROBOT.{target.user_id or target.chat_id}"
+            deliver["imRobotOpenDeliverModel"] = {"spaceType": "IM_ROBOT"}
+        self._card_call(channel, "POST", "/v1.0/card/instances/deliver", deliver)
+        self.stream_update(channel, target, track, markdown)
+        return track
+
+    def stream_update(self, channel: Any, target: Target, handle: str, markdown: str) -> None:
+        # While it grows, only the first part is shown; ``stream_finish`` sends the rest.
+        self._card_stream(channel, handle, self.render(markdown)[0]["text"], final=False)
+
+    def stream_finish(self, channel: Any, target: Target, handle: str, reply: OutboundReply) -> SentRef:
+        """The card's content becomes the answer's first part and the card is finished; the other
+        parts follow as robot messages."""
+        parts = self.render(reply.markdown)
+        self._card_stream(channel, handle, parts[0]["text"], final=True)
+        params = {"flowStatus": CARD_FINISHED, _card_key(channel): parts[0]["text"]}
+        data = self._card_call(
+            channel, "PUT", "/v1.0/card/instances", {"outTrackId": handle, "cardData": {"cardParamMap": params}}
+        )
+        for part in parts[1:]:
+            self._send_robot(channel, target, part)
+        return SentRef(platform_message_id=handle, raw=data)
+
+    def stream_abandon(self, channel: Any, target: Target, handle: str) -> None:
+        # A delivered card cannot be taken back: it is closed as failed (the template's failed state).
+        params = {"flowStatus": CARD_FAILED}
+        self._card_call(
+            channel, "PUT", "/v1.0/card/instances", {"outTrackId": handle, "cardData": {"cardParamMap": params}}
+        )
+
+    def _card_stream(self, channel: Any, track: str, text: str, *, final: bool) -> None:
+        body = {
+            "outTrackId": track,
+            "guid": uuid.uuid4().hex,
+            "key": _card_key(channel),
+            "content": text,
+            "isFull": True,
+            "isFinalize": final,
+            "isError": False,
+        }
+        self._card_call(channel, "PUT", "/v1.0/card/streaming", body)
+
+    def _card_call(self, channel: Any, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        for attempt in (1, 2):
+            token = self.access_token(channel)
+            status, data = http.request(
+                "DingTalk",
+                method,
+                f"{self.api_base(channel)}{path}",
+                what=f"card {path.rsplit('/', 1)[-1]}",
+                json=body,
+                headers={"x-acs-dingtalk-access-token": token},
+            )
+            if status == 200 and data.get("success", True) is not False:
+                return data
+            if (status == 401 or data.get("code") in TOKEN_INVALID_CODES) and attempt == 1:
+                TOKENS.forget(channel, self._token_identity(channel))
+                continue
+            raise _error(status, data, what=f"card {path.rsplit('/', 1)[-1]}")
+        raise PlatformError("dingtalk: token rejected twice")  # pragma: no cover
+
+    def _robot_code(self, channel: Any, target: Target) -> str:
+        creds = channel.credentials or {}
+        return str(creds.get("robot_code") or target.reply_context.get("robot_code") or creds.get("client_id"))
+
     def send_test_message(self, channel: Any, target: Target) -> SentRef:
         """Sends a test message through the robot API; ``SentRef.raw`` is DingTalk's answer."""
         return self.send(channel, target, OutboundReply(markdown="**Parley** test message ✅"))
@@ -277,6 +380,11 @@ class DingTalkAdapter(PlatformAdapter):
             raise _error(status, data, what="access token")
         expires = _int(data.get("expireIn"), 7200)
         return token, expires
+
+
+def _card_key(channel: Any) -> str:
+    """The AI card template's Markdown variable that carries the answer."""
+    return str((channel.credentials or {}).get("card_content_key") or "content")
 
 
 def _title(text: str, limit: int = 30) -> str:
