@@ -36,6 +36,7 @@ class SchemaView(SpectacularAPIView):
 
 
 class RedocView(SpectacularRedocView):
+    schema = None  # a page about the API, not part of it
     """ReDoc builds its search index in a worker it starts from a ``blob:`` URL."""
 
     def get(self, request, *args, **kwargs):
