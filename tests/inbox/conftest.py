@@ -11,7 +11,7 @@ from apps.conversations.models import Conversation, Message
 from tests.factories import make_bot, make_channel, make_knowledge, make_tenant, make_user
 from tests.fakes.platforms import as_meta, sample_json
 from tests.platforms.conftest import ANSWER, FEISHU_CREDENTIALS, QUESTION
-from tests.platforms.feishu.fake import feishu_event, install_feishu
+from tests.platforms.feishu.fake import FakeFeishuMessages, feishu_event
 from tests.platforms.web.conftest import _fresh_layer  # noqa: F401 - a channel layer of its own per test
 
 URL = "/webhooks/feishu/feishu-main/"
@@ -32,8 +32,9 @@ def _forget_gate_settings():
 
 @pytest.fixture
 def feishu(transactional_db, fake_server):
-    """``(bot, channel)``: a bot that answers QUESTION with ANSWER, on a Feishu channel."""
-    install_feishu(fake_server)
+    """``(bot, channel)``: a bot that answers QUESTION with ANSWER, on a Feishu channel (whose
+    fake API also takes the updates of a streamed answer)."""
+    FakeFeishuMessages(fake_server)
     tenant = make_tenant("im-co")
     bot = make_bot(tenant, slug="support")
     make_knowledge(bot, QUESTION, ANSWER)
@@ -75,9 +76,12 @@ def user_writes(client, event_id: str, text: str) -> None:
 
 
 def feishu_sends(fake_server) -> list[dict]:
-    """What Parley sent to the fake Feishu API: ``{path, text, card, body}`` per message."""
+    """What Parley sent to the fake Feishu API: ``{path, text, card, body}`` per message sent or
+    updated (a streamed answer: its first part, then each update)."""
     out = []
     for req in fake_server.requests_to("/open-apis/im/v1/messages"):
+        if req.method not in ("POST", "PATCH"):
+            continue
         body = req.json()
         card = json.loads(body["content"])
         text = "\n".join(e.get("content", "") for e in card.get("elements", []) if e.get("tag") == "markdown")

@@ -96,8 +96,11 @@ class MessageStream:
         """Replace the partial message with ``reply`` (text, rating link and buttons as ``send``
         would give them). Once: a second call returns the first result. A platform that answers
         "too many requests" is asked once more after ``RETRY_AFTER_S`` (or ``interval``, when longer).
-        Raises ``PlatformError``; the partial message is then removed (``abandon``), since the
-        delivery's retry sends the answer as a new message."""
+        When the platform refuses the edit for good (the message can no longer be edited, the app
+        lacks the permission to edit), the partial message is removed (``abandon``) and the answer
+        sent at once as a new message, the way ``send`` would have. Raises ``PlatformError``: for a
+        failure a retry may cure (the partial message is then removed, since the delivery's retry
+        sends the answer as a new message), or when that new message is refused too."""
         if self.sent is not None:
             return self.sent
         if self.handle is None:
@@ -110,11 +113,17 @@ class MessageStream:
                     raise
                 time.sleep(max(self.interval, RETRY_AFTER_S))
                 sent = self.adapter.stream_finish(self.channel, self.target, self.handle, reply)
-        except PlatformError:
-            # The answer will be delivered again as a new message (the delivery retries): the
-            # partial one goes, so the user is not left with both.
+        except PlatformError as exc:
+            # The answer will be delivered as a new message: the partial one goes, so the user is
+            # not left with both.
             self.abandon()
-            raise
+            if not exc.permanent:
+                raise  # the delivery's retries send it, after the platform has recovered
+            # An edit refused for good says nothing of a new message: the chat still takes those.
+            logger.warning(
+                "%s final edit refused, the answer is sent as a new message: %s", self.adapter.platform, str(exc)[:200]
+            )
+            sent = self.adapter.send(self.channel, self.target, reply)
         self.sent = sent
         return sent
 

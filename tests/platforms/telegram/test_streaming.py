@@ -181,3 +181,23 @@ def test_a_final_edit_that_fails_removes_the_partial_and_the_retry_delivers_one_
     chat = tg.chat(CHAT)
     assert len(chat) == 1 and chat[0]["text"].startswith(ANSWER)
     assert chat[0]["reply_markup"]["inline_keyboard"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_final_edit_refused_for_good_sends_the_answer_as_a_new_message_at_once(client, channel, tg, llm, fake_server):
+    from apps.conversations.models import Message
+
+    def final_edit_refused(req):  # partial edits pass; the final one is refused as Telegram refuses it
+        if req.json().get("reply_markup"):
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message can't be edited"}
+        return tg._edit_text(req)
+
+    fake_server.route("POST", f"/bot{BOT_TOKEN}/editMessageText", final_edit_refused)
+    ask(client, "When can I reach you?")
+
+    chat = tg.chat(CHAT)
+    assert len(chat) == 1, "one message: the partial answer removed, the answer sent anew"
+    assert chat[0]["text"].startswith(ANSWER) and chat[0]["reply_markup"]["inline_keyboard"]
+    reply = Message.objects.get(role="assistant")
+    assert reply.delivered_at is not None and reply.delivery_state != "pending"
+    assert InboundMessage.objects.get().status == InboundMessage.Status.ANSWERED
