@@ -12,7 +12,14 @@ Celery's ``worker_init`` (before the worker says it is ready and takes tasks). I
 * opens the database connection (with PostgreSQL, the process's connection pool fills to its
   minimum) and the cache's Redis connection pool;
 * builds the HTTP clients of the enabled chat models (``provider_for`` keeps them per endpoint and
-  key), so the first model call only connects.
+  key), so the first model call only connects;
+* rehearses one model call per provider SDK in memory (``_sdks``: a streamed answer with text and a
+  tool call, and a whole one, each through Parley's own provider code over an in-memory transport —
+  nothing leaves the process): the SDKs build their response types and platform headers on first
+  use, about 50 ms of a first answer;
+* with tasks run in this process (the embedded default), runs one task through Celery's tracer,
+  which loads its extensions on first use (about 40 ms of a first answer). A Celery worker builds
+  its tracers when it starts.
 
 Each part is best effort: a database or model that is not reachable yet is logged and left to the
 first request (``/readyz`` reports the database and Redis separately). ``PARLEY_WARMUP=0`` skips it
@@ -25,6 +32,8 @@ import logging
 import os
 import time
 from collections.abc import Callable
+
+import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +50,20 @@ def _platforms() -> None:
 
 
 def _pipeline() -> None:
+    import apps.conversations.delivery
+    import apps.conversations.pipeline.heartbeat
+    import apps.conversations.pipeline.process
     import apps.conversations.pipeline.steps
     import apps.conversations.tasks
     import apps.llm.providers.anthropic_messages
     import apps.llm.providers.builtin
     import apps.llm.providers.openai_compatible
     import apps.llm.router  # noqa: F401
+    from apps.conversations.pipeline.storage import storage
     from apps.core.pii import mask_text
 
     mask_text("warm-up 13800138000 warm@example.com")
+    storage()  # this database's implementation, imported and built
 
 
 def _language() -> None:
@@ -89,6 +103,115 @@ def _models() -> None:
             client()
 
 
+# What the in-memory model answers (``_sdks``): the shapes of the real APIs, text and a tool call.
+_OPENAI_STREAM = [
+    {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "Ready"}}]},
+    {
+        "choices": [
+            {
+                "index": 0,
+                "delta": {
+                    "tool_calls": [
+                        {"index": 0, "id": "call_1", "type": "function", "function": {"name": "t", "arguments": "{}"}}
+                    ]
+                },
+            }
+        ]
+    },
+    {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}},
+]
+_OPENAI_ANSWER = {
+    "choices": [
+        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Ready", "tool_calls": None}}
+    ],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+}
+_ANTHROPIC_USAGE = {"input_tokens": 3, "output_tokens": 1}
+_ANTHROPIC_MESSAGE = {
+    "id": "msg_warmup",
+    "type": "message",
+    "role": "assistant",
+    "model": "warm-up",
+    "stop_reason": "end_turn",
+    "stop_sequence": None,
+    "usage": _ANTHROPIC_USAGE,
+}
+_ANTHROPIC_STREAM = [
+    {"type": "message_start", "message": {**_ANTHROPIC_MESSAGE, "content": [], "stop_reason": None}},
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Ready"}},
+    {"type": "content_block_stop", "index": 0},
+    {
+        "type": "content_block_start",
+        "index": 1,
+        "content_block": {"type": "tool_use", "id": "toolu_1", "name": "t", "input": {}},
+    },
+    {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{}"}},
+    {"type": "content_block_stop", "index": 1},
+    {
+        "type": "message_delta",
+        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+        "usage": {"output_tokens": 1},
+    },
+    {"type": "message_stop"},
+]
+_ANTHROPIC_ANSWER = {
+    **_ANTHROPIC_MESSAGE,
+    "content": [{"type": "text", "text": "Ready"}, {"type": "tool_use", "id": "toolu_1", "name": "t", "input": {}}],
+}
+
+
+def _in_memory_answers(request: httpx.Request) -> httpx.Response:
+    """The model API's answer to ``request``, made up here (``_sdks``)."""
+    import json
+
+    body = json.loads(request.content or b"{}")
+    anthropic = request.url.path.endswith("/messages")
+    if not body.get("stream"):
+        answer = _ANTHROPIC_ANSWER if anthropic else {**_OPENAI_ANSWER, "id": "w", "object": "chat.completion"}
+        return httpx.Response(200, json={**answer, "created": 0, "model": "warm-up"} if not anthropic else answer)
+    if anthropic:
+        lines = [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in _ANTHROPIC_STREAM]
+    else:
+        chunks = [
+            {**c, "id": "w", "object": "chat.completion.chunk", "created": 0, "model": "warm-up"}
+            for c in _OPENAI_STREAM
+        ]
+        lines = [f"data: {json.dumps(c)}\n\n" for c in chunks] + ["data: [DONE]\n\n"]
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content="".join(lines).encode())
+
+
+def _sdks() -> None:
+    from apps.llm.providers import AnthropicProvider, OpenAICompatibleProvider
+
+    messages = [{"role": "system", "content": "warm-up"}, {"role": "user", "content": "Ready?"}]
+    tools = [{"name": "t", "description": "warm-up", "parameters": {"type": "object", "properties": {}}}]
+    for cls in (OpenAICompatibleProvider, AnthropicProvider):
+        provider = cls(endpoint="http://warm-up.invalid/v1", api_key="warm-up")
+        sdk_client = provider.build_client(httpx.Client(transport=httpx.MockTransport(_in_memory_answers)))
+        provider.client = lambda c=sdk_client: c  # this provider object only: never the shared clients
+        kwargs = {"model": "warm-up", "max_tokens": 8, "timeout": 5.0, "tools": tools}
+        list(provider.stream(messages, **kwargs))
+        provider.complete(messages, **kwargs)
+
+
+def _tasks() -> None:
+    from django.conf import settings
+
+    if settings.TASKS_MODE == "celery":
+        return  # sent to a worker, which builds its tracers when it starts
+    from celery import current_app
+
+    trace_log = logging.getLogger("celery.app.trace")
+    level = trace_log.level
+    trace_log.setLevel(logging.WARNING)  # not a task of anyone's: no "succeeded" line on every start
+    try:
+        current_app.tasks["celery.accumulate"].apply(args=("warm-up",))
+    finally:
+        trace_log.setLevel(level)
+
+
 PARTS: tuple[tuple[str, Callable[[], None]], ...] = (
     ("platforms", _platforms),
     ("pipeline", _pipeline),
@@ -96,6 +219,8 @@ PARTS: tuple[tuple[str, Callable[[], None]], ...] = (
     ("database", _database),
     ("cache", _cache),
     ("models", _models),
+    ("sdks", _sdks),
+    ("tasks", _tasks),
 )
 
 
