@@ -5,9 +5,9 @@ the process takes any.
 gunicorn workers accept connections — and ``/readyz`` can answer — only once it is done) and in
 Celery's ``worker_init`` (before the worker says it is ready and takes tasks). It
 
-* imports every platform adapter, the pipeline's steps, the model router and the model providers'
-  SDKs, and renders a sample answer in every platform's dialect (the Markdown parser and each
-  renderer build their tables on first use);
+* builds the platform API calls' shared HTTP client, imports every platform adapter, the
+  pipeline's steps, the model router and the model providers' SDKs, and renders a sample answer in
+  every platform's dialect (the Markdown parser and each renderer build their tables on first use);
 * loads the language detector's models for the languages Parley detects;
 * opens the database connection (with PostgreSQL, the process's connection pool fills to its
   minimum) and the cache's Redis connection pool;
@@ -41,7 +41,10 @@ SAMPLE = "**Parley** is ready: [docs](https://example.com/docs), `code`.\n\n- on
 
 
 def _platforms() -> None:
+    from apps.channels.platforms import http
     from apps.channels.platforms.registry import get_adapter, platforms
+
+    http.client()  # the platform API calls' shared client (its TLS context takes 30-60 ms to build)
 
     for name in platforms():
         adapter = get_adapter(name)

@@ -46,13 +46,22 @@ def post(client, body: bytes, headers: dict, key: str = "acme-slack", content_ty
 
 
 class FakeSlack:
+    """``chat.postMessage`` (``sent``), and ``chat.update`` / ``chat.delete`` answered as Slack does
+    for a message that exists (a streamed answer is one posted message, then updates)."""
+
     def __init__(self, server) -> None:
         self.server = server
         server.route("POST", "/api/chat.postMessage", self._post)
+        for method in ("chat.update", "chat.delete"):
+            server.route("POST", f"/api/{method}", self._edit)
 
     def _post(self, req):
         data = req.json()
         return 200, {"ok": True, "channel": data["channel"], "ts": f"1731405999.00000{len(self.sent)}"}
+
+    def _edit(self, req):
+        data = req.json()
+        return 200, {"ok": True, "channel": data["channel"], "ts": data["ts"]}
 
     @property
     def sent(self):

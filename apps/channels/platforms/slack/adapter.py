@@ -377,6 +377,7 @@ class SlackAdapter(PlatformAdapter):
             token=token,
             base_url=self.api_base(channel) + "/api/",
             timeout=http.timeout_seconds(),
+            ssl=http.system_tls_context(),
             retry_handlers=[_RefusedConnectionRetry()],
         )
 
