@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -238,6 +240,13 @@ class AsyncGuardedTransport(httpx.AsyncHTTPTransport):
 
 
 _TRANSPORT_ARGS = ("verify", "cert", "http1", "http2", "limits", "retries", "local_address", "socket_options")
+
+
+@lru_cache(maxsize=1)
+def tls_context() -> ssl.SSLContext:
+    """The CA bundle httpx trusts, loaded once per process (tens of milliseconds) and shared by the
+    outbound clients: building a client without it loads the bundle again."""
+    return httpx.create_ssl_context()
 
 
 def guarded_client(**kwargs: Any) -> httpx.Client:

@@ -47,6 +47,7 @@ def client() -> httpx.Client:
         with _client_lock:
             if _client is None:
                 _client = netguard.guarded_client(
+                    verify=netguard.tls_context(),
                     timeout=timeout(),
                     limits=httpx.Limits(
                         max_connections=None,

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import ssl
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Generator
-from functools import lru_cache
 from typing import Any, Protocol
 
 import httpx
@@ -68,13 +66,7 @@ class ChatProvider(Protocol):
 STREAM_READ_TIMEOUT = 60.0
 
 
-@lru_cache(maxsize=1)
-def _tls_context() -> ssl.SSLContext:
-    # Loading the CA bundle costs milliseconds; every HTTP client shares one context.
-    return httpx.create_ssl_context()
-
-
-_tls_context()  # built at import (tens of ms), not inside the first model call's timeout
+netguard.tls_context()  # built at import (tens of ms), not inside the first model call's timeout
 
 #: Idle connections to a model endpoint are kept this long for the next call (a TLS handshake saved).
 KEEPALIVE_SECONDS = 30.0
@@ -96,7 +88,7 @@ def http_client() -> httpx.Client:
     their own timeout ends them, and they must never make a healthy call wait for the pool.
     """
     return netguard.guarded_client(
-        verify=_tls_context(),
+        verify=netguard.tls_context(),
         timeout=httpx.Timeout(STREAM_READ_TIMEOUT),  # every call passes its own (request_timeout)
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=64, keepalive_expiry=KEEPALIVE_SECONDS),
         follow_redirects=False,
