@@ -8,6 +8,8 @@ Celery's ``worker_init`` (before the worker says it is ready and takes tasks). I
 * builds the platform API calls' shared HTTP client, imports every platform adapter, the
   pipeline's steps, the model router and the model providers' SDKs, and renders a sample answer in
   every platform's dialect (the Markdown parser and each renderer build their tables on first use);
+* compiles one query of every model (nothing is run): Django fills a model's field maps and
+  column caches on its first query;
 * loads the language detector's models for the languages Parley detects;
 * opens the database connection (with PostgreSQL, the process's connection pool fills to its
   minimum) and the cache's Redis connection pool;
@@ -67,6 +69,15 @@ def _pipeline() -> None:
 
     mask_text("warm-up 13800138000 warm@example.com")
     storage()  # this database's implementation, imported and built
+
+
+def _orm() -> None:
+    from django.apps import apps
+
+    for model in apps.get_models():
+        # Compiling a query (nothing is run) fills the model's field maps and column caches, which
+        # Django builds on a model's first query.
+        str(model._base_manager.select_related().filter(pk=None).query)
 
 
 def _language() -> None:
@@ -218,6 +229,7 @@ def _tasks() -> None:
 PARTS: tuple[tuple[str, Callable[[], None]], ...] = (
     ("platforms", _platforms),
     ("pipeline", _pipeline),
+    ("orm", _orm),
     ("language", _language),
     ("database", _database),
     ("cache", _cache),
