@@ -75,6 +75,8 @@ class Reply:
 @dataclass
 class FakeSlack:
     """``chat.postMessage`` recording every reply with its arrival time; wakes waiting senders.
+    ``chat.update`` / ``chat.delete`` edit a posted message (a streamed answer's final edit), as
+    Slack does; a reply is counted when it is posted, so a streamed one is timed at its first text.
     ``conversations.history`` / ``conversations.replies`` answer from the posted messages (with
     their metadata when asked), so a send whose answer came too late is found, not posted again."""
 
@@ -83,6 +85,7 @@ class FakeSlack:
     #: Posted messages as Slack's history shows them (ts, text, thread_ts, metadata), per channel.
     history: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
     history_reads: int = 0
+    updates: int = 0  # chat.update calls taken (the final edits of streamed answers)
     waiters: dict[str, asyncio.Future] = field(default_factory=dict)
     bad_auth: int = 0
 
@@ -118,6 +121,21 @@ class FakeSlack:
         if method in ("conversations.history", "conversations.replies"):
             query = {k: v[0] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
             await _json(send, 200, self._read_history(method, {**query, **data}))
+            return
+        if method in ("chat.update", "chat.delete"):
+            # A streamed answer: its first text was posted (and counted) already; the final edit
+            # adds the rating buttons. Answered as Slack does for a message that exists.
+            channel, ts = str(data.get("channel") or ""), str(data.get("ts") or "")
+            known = [m for m in self.history.get(channel, []) if m["ts"] == ts]
+            if not known:
+                await _json(send, 200, {"ok": False, "error": "message_not_found"})
+                return
+            if method == "chat.update":
+                known[0]["text"] = str(data.get("text") or known[0]["text"])
+                self.updates += 1
+            else:
+                self.history[channel].remove(known[0])
+            await _json(send, 200, {"ok": True, "channel": channel, "ts": ts})
             return
         if method != "chat.postMessage":
             await _json(send, 200, {"ok": False, "error": "unknown_method"})
