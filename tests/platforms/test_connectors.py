@@ -149,7 +149,12 @@ def test_slack_rating_click_over_socket_mode_is_recorded_like_the_webhooks(answe
         wait_until(lambda: sup.states().get(channel.key) == "connected", WAIT, "the hello")
         slack_fake.socket.push(slack_envelope(event_id="Ev0RATE00001", text=QUESTION))
         [sent] = answered(slack_fake)
-        reply = wait_until(lambda: InboundMessage.objects.get(channel=channel).reply, WAIT, "the stored answer")
+        # Delivered, not only stored: the click names the message by the ts Slack gave it.
+        reply = wait_until(
+            lambda: (r := InboundMessage.objects.get(channel=channel).reply) and r.platform_message_id and r,
+            WAIT,
+            "the delivered answer",
+        )
 
         # The answer's signed feedback token, as its rating buttons carry it (here read from its link).
         token = re.search(r"/feedback/([^/|>]+)/", sent.json()["text"]).group(1)
